@@ -1,0 +1,680 @@
+/* ----------------------------------------------------------------------
+   ionmsm: fix msm -- LAMMPS glue only. Parses arguments, hands unwrapped positions to the
+   ionmsm core (nearest-site search and transition counting), keeps the per-atom histories
+   that migrate with atoms, reduces counts over ranks and writes the counts file on rank 0.
+------------------------------------------------------------------------- */
+
+#include "fix_msm.h"
+
+#include "atom.h"
+#include "comm.h"
+#include "domain.h"
+#include "error.h"
+#include "group.h"
+#include "memory.h"
+#include "update.h"
+
+#include "ionmsm/counting.hpp"
+#include "ionmsm/counts_file.hpp"
+#include "ionmsm/geometry.hpp"
+#include "ionmsm/sites_file.hpp"
+#include "ionmsm/version.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <exception>
+#include <map>
+#include <unistd.h>
+
+using namespace LAMMPS_NS;
+using namespace FixConst;
+
+namespace {
+constexpr std::int64_t kRestartMagic = 0x4d534d4e4f49;    // "IONMSM"
+constexpr std::int64_t kRestartVersion = 1;
+
+std::int64_t bits_of(double v)
+{
+  std::int64_t i;
+  std::memcpy(&i, &v, sizeof(i));
+  return i;
+}
+double double_of(std::int64_t i)
+{
+  double v;
+  std::memcpy(&v, &i, sizeof(v));
+  return v;
+}
+}    // namespace
+
+/* ---------------------------------------------------------------------- */
+
+FixMSM::FixMSM(LAMMPS *lmp, int narg, char **arg) :
+    Fix(lmp, narg, arg), nevery_steps(0), nout(0), ndoubles(0), hist(nullptr), last_sampled(-1),
+    first_sampled(-1), natoms_group(0), counting_started(false), dt_used(-1.0)
+{
+  for (int i = 0; i < narg; ++i) command_line += (i ? " " : "") + std::string(arg[i]);
+  command_line = "fix " + command_line;
+  parse_args(narg, arg);
+
+  if (!domain->xperiodic || !domain->yperiodic || !domain->zperiodic)
+    error->all(FLERR, "Fix msm requires a box that is periodic in x, y and z");
+  if (group->count(igroup) == 0)
+    error->all(FLERR, "Fix msm group '{}' has no atoms", group->names[igroup]);
+
+  load_sites();
+
+  std::vector<std::int64_t> lag_samples;
+  for (bigint L : lags) lag_samples.push_back(L / nevery_steps);
+  try {
+    counter = std::make_unique<ionmsm::TransitionCounter>(site_frac.size() / 3, lag_samples);
+  } catch (std::exception &e) {
+    error->all(FLERR, "Fix msm: {}", e.what());
+  }
+  ndoubles = counter->doubles_per_atom();
+
+  restart_global = 1;
+  restart_peratom = 1;
+  nevery = static_cast<int>(nevery_steps);
+  maxexchange = ndoubles;
+  dynamic_group_allow = 0;
+  time_depend = 0;
+
+  FixMSM::grow_arrays(atom->nmax);
+  atom->add_callback(Atom::GROW);
+  atom->add_callback(Atom::RESTART);
+  for (int i = 0; i < atom->nlocal; ++i) counter->clear_history(hist[i]);
+
+  check_output_path();
+}
+
+/* ---------------------------------------------------------------------- */
+
+FixMSM::~FixMSM()
+{
+  if (copymode) return;
+  atom->delete_callback(id, Atom::GROW);
+  atom->delete_callback(id, Atom::RESTART);
+  memory->destroy(hist);
+}
+
+/* ----------------------------------------------------------------------
+   fix ID group msm Nevery sites group|file ARG lags L1 L2 ... file OUT.h5 [every Nout]
+------------------------------------------------------------------------- */
+
+void FixMSM::parse_args(int narg, char **arg)
+{
+  const std::string usage =
+      "fix ID group-ID msm Nevery sites group|file ARG lags L1 L2 ... file OUT.h5 [every Nout]";
+  if (narg < 4) error->all(FLERR, "Illegal fix msm command: missing Nevery; usage: {}", usage);
+  nevery_steps = utils::bnumeric(FLERR, arg[3], false, lmp);
+  if (nevery_steps <= 0)
+    error->all(FLERR, "Fix msm Nevery must be a positive integer, got {}", arg[3]);
+
+  bool have_sites = false, have_file = false;
+  int iarg = 4;
+  while (iarg < narg) {
+    const std::string kw = arg[iarg];
+    if (kw == "sites") {
+      if (iarg + 2 >= narg)
+        error->all(FLERR, "Fix msm keyword 'sites' needs two values: 'group GROUP-ID' or 'file FILE'");
+      sites_mode = arg[iarg + 1];
+      sites_arg = arg[iarg + 2];
+      if (sites_mode != "group" && sites_mode != "file")
+        error->all(FLERR, "Fix msm keyword 'sites' expects 'group' or 'file', got '{}'",
+                   sites_mode);
+      have_sites = true;
+      iarg += 3;
+    } else if (kw == "lags") {
+      ++iarg;
+      while (iarg < narg && utils::is_integer(arg[iarg])) {
+        bigint L = utils::bnumeric(FLERR, arg[iarg], false, lmp);
+        if (L <= 0) error->all(FLERR, "Fix msm lag {} must be a positive number of timesteps", L);
+        if (L % nevery_steps)
+          error->all(FLERR, "Fix msm lag {} is not a multiple of Nevery = {}", L, nevery_steps);
+        if (std::find(lags.begin(), lags.end(), L) != lags.end())
+          error->all(FLERR, "Fix msm lag {} is given twice", L);
+        lags.push_back(L);
+        ++iarg;
+      }
+      if (iarg < narg && lags.empty())
+        error->all(FLERR, "Fix msm keyword 'lags' expects positive integers, got '{}'", arg[iarg]);
+    } else if (kw == "file") {
+      if (iarg + 1 >= narg) error->all(FLERR, "Fix msm keyword 'file' needs an output file name");
+      outfile = arg[iarg + 1];
+      have_file = true;
+      iarg += 2;
+    } else if (kw == "every") {
+      if (iarg + 1 >= narg) error->all(FLERR, "Fix msm keyword 'every' needs a value Nout");
+      nout = utils::bnumeric(FLERR, arg[iarg + 1], false, lmp);
+      if (nout <= 0) error->all(FLERR, "Fix msm every Nout must be positive, got {}", nout);
+      if (nout % nevery_steps)
+        error->all(FLERR, "Fix msm every {} is not a multiple of Nevery = {}", nout, nevery_steps);
+      iarg += 2;
+    } else {
+      error->all(FLERR, "Unknown fix msm keyword '{}'; usage: {}", kw, usage);
+    }
+  }
+  if (!have_sites) error->all(FLERR, "Fix msm needs the 'sites' keyword; usage: {}", usage);
+  if (lags.empty()) error->all(FLERR, "Fix msm needs at least one lag ('lags L1 ...'); usage: {}", usage);
+  if (!have_file) error->all(FLERR, "Fix msm needs an output file ('file OUT.h5'); usage: {}", usage);
+  std::sort(lags.begin(), lags.end());
+}
+
+/* ---------------------------------------------------------------------- */
+
+void FixMSM::check_output_path()
+{
+  int ok = 1;
+  std::string dir = ".";
+  if (comm->me == 0) {
+    auto slash = outfile.find_last_of('/');
+    if (slash != std::string::npos) dir = slash == 0 ? "/" : outfile.substr(0, slash);
+    if (access(dir.c_str(), W_OK) != 0) ok = 0;
+  }
+  MPI_Bcast(&ok, 1, MPI_INT, 0, world);
+  if (!ok)
+    error->all(FLERR, "Fix msm cannot write output file '{}': directory '{}' does not exist or "
+               "is not writable", outfile, dir);
+}
+
+/* ---------------------------------------------------------------------- */
+
+void FixMSM::load_sites()
+{
+  if (sites_mode == "group") {
+    int igs = group->find(sites_arg);
+    if (igs < 0) error->all(FLERR, "Fix msm sites group '{}' does not exist", sites_arg);
+    sites_from_group(igs);
+  } else {
+    sites_from_file(sites_arg);
+  }
+  build_locator();
+}
+
+void FixMSM::sites_from_group(int igs)
+{
+  // positions of the group's atoms now, ordered by atom ID, gathered on every rank
+  const int nlocal = atom->nlocal;
+  std::vector<double> mine;
+  for (int i = 0; i < nlocal; ++i)
+    if (atom->mask[i] & group->bitmask[igs]) {
+      mine.push_back(static_cast<double>(atom->tag[i]));
+      mine.insert(mine.end(), atom->x[i], atom->x[i] + 3);
+    }
+  int nmine = static_cast<int>(mine.size());
+  std::vector<int> counts(comm->nprocs), displs(comm->nprocs);
+  MPI_Allgather(&nmine, 1, MPI_INT, counts.data(), 1, MPI_INT, world);
+  int total = 0;
+  for (int p = 0; p < comm->nprocs; ++p) {
+    displs[p] = total;
+    total += counts[p];
+  }
+  if (total == 0) error->all(FLERR, "Fix msm sites group '{}' has no atoms", sites_arg);
+  std::vector<double> all(total);
+  MPI_Allgatherv(mine.data(), nmine, MPI_DOUBLE, all.data(), counts.data(), displs.data(),
+                 MPI_DOUBLE, world);
+  std::vector<std::pair<double, int>> order;
+  for (int k = 0; k < total; k += 4) order.emplace_back(all[k], k);
+  std::sort(order.begin(), order.end());
+  const auto box = ionmsm::Box::from_lammps(domain->boxlo, domain->boxhi, domain->xy, domain->xz,
+                                            domain->yz);
+  site_frac.clear();
+  for (auto &o : order) {
+    Eigen::Vector3d f = box.to_fractional(Eigen::Vector3d(all[o.second + 1], all[o.second + 2],
+                                                          all[o.second + 3]));
+    site_frac.insert(site_frac.end(), {f[0], f[1], f[2]});
+  }
+  site_labels.assign(order.size(), std::string());
+}
+
+void FixMSM::sites_from_file(const std::string &path)
+{
+  // rank 0 reads and parses, then broadcasts the result or the error
+  int ok = 1;
+  std::string msg;
+  std::vector<double> coords;
+  int fractional = 0;
+  if (comm->me == 0) {
+    try {
+      auto sf = ionmsm::read_sites_file(path);
+      fractional = sf.fractional ? 1 : 0;
+      for (auto &c : sf.coords) coords.insert(coords.end(), {c[0], c[1], c[2]});
+      site_labels = sf.labels;
+    } catch (std::exception &e) {
+      ok = 0;
+      msg = e.what();
+    }
+  }
+  MPI_Bcast(&ok, 1, MPI_INT, 0, world);
+  if (!ok) {
+    int len = static_cast<int>(msg.size());
+    MPI_Bcast(&len, 1, MPI_INT, 0, world);
+    msg.resize(len);
+    MPI_Bcast(msg.data(), len, MPI_CHAR, 0, world);
+    error->all(FLERR, "Fix msm sites file: {}", msg);
+  }
+  long n = static_cast<long>(coords.size());
+  MPI_Bcast(&n, 1, MPI_LONG, 0, world);
+  MPI_Bcast(&fractional, 1, MPI_INT, 0, world);
+  coords.resize(n);
+  MPI_Bcast(coords.data(), static_cast<int>(n), MPI_DOUBLE, 0, world);
+  site_raw = coords;
+  site_raw.push_back(fractional);
+  // labels: joined with '\n' (a label never contains whitespace)
+  std::string joined;
+  if (comm->me == 0)
+    for (auto &l : site_labels) joined += l + "\n";
+  int jl = static_cast<int>(joined.size());
+  MPI_Bcast(&jl, 1, MPI_INT, 0, world);
+  joined.resize(jl);
+  MPI_Bcast(joined.data(), jl, MPI_CHAR, 0, world);
+  site_labels.clear();
+  std::size_t start = 0;
+  for (std::size_t k = 0; k < joined.size(); ++k)
+    if (joined[k] == '\n') {
+      site_labels.push_back(joined.substr(start, k - start));
+      start = k + 1;
+    }
+
+  const auto box = ionmsm::Box::from_lammps(domain->boxlo, domain->boxhi, domain->xy, domain->xz,
+                                            domain->yz);
+  site_frac.clear();
+  for (long k = 0; k < n; k += 3) {
+    Eigen::Vector3d c(coords[k], coords[k + 1], coords[k + 2]);
+    Eigen::Vector3d f = fractional ? c : box.to_fractional(c);
+    site_frac.insert(site_frac.end(), {f[0], f[1], f[2]});
+  }
+}
+
+void FixMSM::build_locator()
+{
+  const auto box = ionmsm::Box::from_lammps(domain->boxlo, domain->boxhi, domain->xy, domain->xz,
+                                            domain->yz);
+  std::vector<Eigen::Vector3d> f;
+  for (std::size_t k = 0; k < site_frac.size(); k += 3)
+    f.emplace_back(site_frac[k], site_frac[k + 1], site_frac[k + 2]);
+  try {
+    locator = std::make_unique<ionmsm::SiteLocator>(f, box);
+  } catch (std::exception &e) {
+    error->all(FLERR, "Fix msm sites: {}", e.what());
+  }
+  // two sites closer than 1e-6 of the shortest cell face distance are duplicates
+  double dmin = locator->min_site_separation();
+  double scale = std::min({box.face_distance(0), box.face_distance(1), box.face_distance(2)});
+  if (f.size() > 1 && dmin < 1e-6 * scale)
+    error->all(FLERR, "Fix msm sites: two sites coincide (closest pair {:.3g} apart under "
+               "periodic boundaries); remove duplicate sites", dmin);
+}
+
+void FixMSM::update_box()
+{
+  locator->set_box(ionmsm::Box::from_lammps(domain->boxlo, domain->boxhi, domain->xy,
+                                            domain->xz, domain->yz));
+}
+
+/* ---------------------------------------------------------------------- */
+
+int FixMSM::setmask()
+{
+  return END_OF_STEP;
+}
+
+void FixMSM::init()
+{
+  if (!domain->xperiodic || !domain->yperiodic || !domain->zperiodic)
+    error->all(FLERR, "Fix msm requires a box that is periodic in x, y and z");
+}
+
+void FixMSM::setup(int /*vflag*/)
+{
+  sample();
+}
+
+void FixMSM::end_of_step()
+{
+  sample();
+}
+
+void FixMSM::post_run()
+{
+  write_counts();
+}
+
+/* ----------------------------------------------------------------------
+   take one sample: every multiple of Nevery, never twice for the same step
+------------------------------------------------------------------------- */
+
+void FixMSM::sample()
+{
+  const bigint step = update->ntimestep;
+  if (step % nevery_steps) return;
+  if (last_sampled >= 0 && step == last_sampled) return;
+  if (last_sampled >= 0 && step < last_sampled)
+    error->all(FLERR, "Fix msm: timestep {} is before the last sampled timestep {}; fix msm "
+               "needs increasing timesteps (do not reset_timestep backwards)", step, last_sampled);
+  if (dt_used < 0.0) dt_used = update->dt;
+  if (update->dt != dt_used)
+    error->all(FLERR, "Fix msm: the timestep changed from {} to {}; lags are counted in steps, so "
+               "counts taken with different timesteps cannot be combined", dt_used, update->dt);
+  update_box();
+  try {
+    counter->begin_sample(step / nevery_steps);
+  } catch (std::exception &e) {
+    error->all(FLERR, "Fix msm: {}", e.what());
+  }
+
+  double **x = atom->x;
+  int *mask = atom->mask;
+  imageint *image = atom->image;
+  const int nlocal = atom->nlocal;
+  double xu[3];
+  for (int i = 0; i < nlocal; ++i) {
+    if (!(mask[i] & groupbit)) continue;
+    domain->unmap(x[i], image[i], xu);
+    if (!std::isfinite(xu[0]) || !std::isfinite(xu[1]) || !std::isfinite(xu[2]))
+      error->one(FLERR, "Fix msm: atom {} has a non-finite position at step {}", atom->tag[i],
+                 step);
+    const auto s = locator->locate(Eigen::Vector3d(xu[0], xu[1], xu[2]));
+    counter->add_atom_sample(hist[i], s);
+  }
+  last_sampled = step;
+  if (first_sampled < 0) first_sampled = step;
+  counting_started = true;
+
+  if (nout && step % nout == 0) write_counts();
+}
+
+/* ----------------------------------------------------------------------
+   reduction over ranks: rank 0 receives every rank's packed counts
+------------------------------------------------------------------------- */
+
+std::vector<bigint> FixMSM::reduced_rows()
+{
+  std::vector<std::int64_t> mine = counter->pack_counts();
+  int n = static_cast<int>(mine.size());
+  std::vector<int> counts(comm->nprocs), displs(comm->nprocs);
+  MPI_Gather(&n, 1, MPI_INT, counts.data(), 1, MPI_INT, 0, world);
+  std::vector<std::int64_t> all;
+  if (comm->me == 0) {
+    long total = 0;
+    for (int p = 0; p < comm->nprocs; ++p) {
+      displs[p] = static_cast<int>(total);
+      total += counts[p];
+    }
+    all.resize(total);
+  }
+  MPI_Gatherv(mine.data(), n, MPI_LMP_BIGINT, all.data(), counts.data(), displs.data(),
+              MPI_LMP_BIGINT, 0, world);
+  std::vector<bigint> out;
+  if (comm->me != 0) return out;
+  ionmsm::TransitionCounter merged(counter->nsites(), counter->lags());
+  for (int p = 0; p < comm->nprocs; ++p)
+    merged.add_packed_counts(all.data() + displs[p], static_cast<std::size_t>(counts[p]));
+  // layout for callers: occupancy first (nsites values), then rows of 7
+  for (auto o : merged.occupancy()) out.push_back(static_cast<bigint>(o));
+  for (std::size_t l = 0; l < merged.num_lags(); ++l)
+    for (auto &r : merged.table(l).rows())
+      out.insert(out.end(), {static_cast<bigint>(l), r.from, r.to, r.shift[0], r.shift[1],
+                             r.shift[2], static_cast<bigint>(r.count)});
+  return out;
+}
+
+void FixMSM::reduced_matrix(int ilag, std::vector<double> &out)
+{
+  const std::size_t ns = counter->nsites();
+  std::vector<double> local(ns * ns, 0.0);
+  for (auto &r : counter->table(ilag).rows())
+    local[static_cast<std::size_t>(r.to) * ns + r.from] += static_cast<double>(r.count);
+  out.assign(ns * ns, 0.0);
+  MPI_Allreduce(local.data(), out.data(), static_cast<int>(ns * ns), MPI_DOUBLE, MPI_SUM, world);
+}
+
+int FixMSM::num_sites() const
+{
+  return static_cast<int>(site_frac.size() / 3);
+}
+int FixMSM::num_lags() const
+{
+  return static_cast<int>(lags.size());
+}
+bigint FixMSM::lag_steps(int ilag) const
+{
+  return lags[ilag];
+}
+bigint FixMSM::num_samples() const
+{
+  return static_cast<bigint>(counter->n_samples());
+}
+int FixMSM::find_lag(bigint L) const
+{
+  for (std::size_t k = 0; k < lags.size(); ++k)
+    if (lags[k] == L) return static_cast<int>(k);
+  return -1;
+}
+
+/* ---------------------------------------------------------------------- */
+
+void FixMSM::fill_counts_data(ionmsm::CountsData &d, const std::vector<bigint> &rows)
+{
+  d.ionmsm_version = ionmsm::kVersion;
+  d.lammps_version = lmp->version;
+  d.command = command_line;
+  d.units = update->unit_style;
+  d.timestep = dt_used > 0.0 ? dt_used : update->dt;
+  d.timestep_ps = d.timestep * ionmsm::time_unit_in_ps(d.units);
+  d.nevery = nevery_steps;
+  d.first_step = first_sampled;
+  d.last_step = last_sampled;
+  d.n_samples = counter->n_samples();
+  d.n_atoms = natoms_group;
+  const auto &box = locator->box();
+  d.box_origin = box.origin();
+  d.box_h = box.h();
+  const std::size_t ns = counter->nsites();
+  d.site_fractional.clear();
+  for (std::size_t s = 0; s < ns; ++s) d.site_fractional.push_back(locator->fractional(s));
+  d.site_labels = site_labels;
+  bool any_label = false;
+  for (auto &l : site_labels) any_label = any_label || !l.empty();
+  if (!any_label) d.site_labels.clear();
+  d.occupancy.assign(rows.begin(), rows.begin() + ns);
+  d.lags.clear();
+  for (std::size_t l = 0; l < lags.size(); ++l) {
+    ionmsm::LagCounts lc;
+    lc.lag_steps = lags[l];
+    lc.n_origins = counter->n_origins(l);
+    d.lags.push_back(lc);
+  }
+  for (std::size_t k = ns; k + 7 <= rows.size(); k += 7) {
+    ionmsm::TransitionCount t;
+    t.from = static_cast<ionmsm::SiteIndex>(rows[k + 1]);
+    t.to = static_cast<ionmsm::SiteIndex>(rows[k + 2]);
+    t.shift = {static_cast<std::int32_t>(rows[k + 3]), static_cast<std::int32_t>(rows[k + 4]),
+               static_cast<std::int32_t>(rows[k + 5])};
+    t.count = static_cast<std::uint64_t>(rows[k + 6]);
+    d.lags[static_cast<std::size_t>(rows[k])].rows.push_back(t);
+  }
+}
+
+void FixMSM::write_counts()
+{
+  natoms_group = group->count(igroup);
+  std::vector<bigint> rows = reduced_rows();
+  int ok = 1;
+  std::string msg;
+  if (comm->me == 0) {
+    try {
+      ionmsm::CountsData d;
+      fill_counts_data(d, rows);
+      ionmsm::write_counts_file(outfile, d);
+    } catch (std::exception &e) {
+      ok = 0;
+      msg = e.what();
+    }
+  }
+  MPI_Bcast(&ok, 1, MPI_INT, 0, world);
+  if (!ok) {
+    int len = static_cast<int>(msg.size());
+    MPI_Bcast(&len, 1, MPI_INT, 0, world);
+    msg.resize(len);
+    MPI_Bcast(msg.data(), len, MPI_CHAR, 0, world);
+    error->all(FLERR, "Fix msm: {}", msg);
+  }
+}
+
+/* ----------------------------------------------------------------------
+   per-atom history records
+------------------------------------------------------------------------- */
+
+double FixMSM::memory_usage()
+{
+  return static_cast<double>(atom->nmax) * ndoubles * sizeof(double);
+}
+
+void FixMSM::grow_arrays(int nmax)
+{
+  memory->grow(hist, nmax, ndoubles, "fix_msm:hist");
+}
+
+void FixMSM::copy_arrays(int i, int j, int /*delflag*/)
+{
+  std::memcpy(hist[j], hist[i], sizeof(double) * ndoubles);
+}
+
+void FixMSM::set_arrays(int i)
+{
+  counter->clear_history(hist[i]);
+}
+
+int FixMSM::pack_exchange(int i, double *buf)
+{
+  std::memcpy(buf, hist[i], sizeof(double) * ndoubles);
+  return ndoubles;
+}
+
+int FixMSM::unpack_exchange(int nlocal, double *buf)
+{
+  std::memcpy(hist[nlocal], buf, sizeof(double) * ndoubles);
+  return ndoubles;
+}
+
+int FixMSM::pack_restart(int i, double *buf)
+{
+  buf[0] = ndoubles + 1;
+  std::memcpy(buf + 1, hist[i], sizeof(double) * ndoubles);
+  return ndoubles + 1;
+}
+
+void FixMSM::unpack_restart(int nlocal, int nth)
+{
+  double **extra = atom->extra;
+  int m = 0;
+  for (int i = 0; i < nth; i++) m += static_cast<int>(extra[nlocal][m]);
+  const int n = static_cast<int>(extra[nlocal][m]) - 1;
+  if (n != ndoubles)
+    error->one(FLERR, "Fix msm restart: per-atom history has {} values, this fix expects {} "
+               "(lags changed?)", n, ndoubles);
+  std::memcpy(hist[nlocal], &extra[nlocal][m + 1], sizeof(double) * ndoubles);
+}
+
+int FixMSM::size_restart(int)
+{
+  return ndoubles + 1;
+}
+
+int FixMSM::maxsize_restart()
+{
+  return ndoubles + 1;
+}
+
+/* ----------------------------------------------------------------------
+   global restart state: configuration (checked on restart), sites, clock, counts
+------------------------------------------------------------------------- */
+
+void FixMSM::write_restart(FILE *fp)
+{
+  std::vector<bigint> rows = reduced_rows();    // collective
+  if (comm->me != 0) return;
+  std::vector<std::int64_t> buf = {kRestartMagic, kRestartVersion, nevery_steps,
+                                   static_cast<std::int64_t>(lags.size())};
+  buf.insert(buf.end(), lags.begin(), lags.end());
+  buf.push_back(num_sites());
+  for (double v : site_frac) buf.push_back(bits_of(v));
+  buf.push_back(last_sampled);
+  buf.push_back(first_sampled);
+  buf.push_back(bits_of(dt_used));
+  buf.push_back(static_cast<std::int64_t>(site_raw.size()));
+  for (double v : site_raw) buf.push_back(bits_of(v));
+  auto clock = counter->pack_clock();
+  buf.push_back(static_cast<std::int64_t>(clock.size()));
+  buf.insert(buf.end(), clock.begin(), clock.end());
+  // counts in pack_counts layout
+  std::vector<std::int64_t> packed;
+  {
+    const std::size_t ns = counter->nsites();
+    std::size_t nrows = (rows.size() - ns) / 7;
+    packed.push_back(static_cast<std::int64_t>(ns));
+    packed.push_back(static_cast<std::int64_t>(nrows));
+    packed.insert(packed.end(), rows.begin(), rows.end());
+  }
+  buf.push_back(static_cast<std::int64_t>(packed.size()));
+  buf.insert(buf.end(), packed.begin(), packed.end());
+  int size = static_cast<int>(buf.size() * sizeof(std::int64_t));
+  fwrite(&size, sizeof(int), 1, fp);
+  fwrite(buf.data(), sizeof(std::int64_t), buf.size(), fp);
+}
+
+void FixMSM::restart(char *raw)
+{
+  // LAMMPS passes the bytes after the size; the layout is ours (see write_restart)
+  auto *p = reinterpret_cast<std::int64_t *>(raw);
+  std::size_t k = 0;
+  if (p[k++] != kRestartMagic || p[k++] != kRestartVersion)
+    error->all(FLERR, "Fix msm restart: global state was not written by this fix msm version");
+  bigint nev = p[k++];
+  if (nev != nevery_steps)
+    error->all(FLERR, "Fix msm restart: Nevery was {} in the restart file but is {} now; counts "
+               "would be corrupted", nev, nevery_steps);
+  std::int64_t nl = p[k++];
+  std::vector<bigint> old_lags(p + k, p + k + nl);
+  k += nl;
+  if (old_lags != lags) {
+    std::string o, n;
+    for (auto L : old_lags) o += " " + std::to_string(L);
+    for (auto L : lags) n += " " + std::to_string(L);
+    error->all(FLERR, "Fix msm restart: lags were{} in the restart file but are{} now; counts "
+               "would be corrupted", o, n);
+  }
+  std::int64_t ns = p[k++];
+  std::vector<double> old_sites;
+  for (std::int64_t s = 0; s < 3 * ns; ++s) old_sites.push_back(double_of(p[k++]));
+  if (static_cast<std::int64_t>(site_frac.size()) != 3 * ns) {
+    error->all(FLERR, "Fix msm restart: the restart file has {} sites but sites {} '{}' gives {}",
+               ns, sites_mode, sites_arg, num_sites());
+  }
+  site_frac = old_sites;    // sites taken once: the restart's sites win
+  if (sites_mode == "group") site_labels.assign(ns, std::string());
+  build_locator();
+  last_sampled = p[k++];
+  first_sampled = p[k++];
+  dt_used = double_of(p[k++]);
+  std::int64_t nraw = p[k++];
+  std::vector<double> old_raw;
+  for (std::int64_t s = 0; s < nraw; ++s) old_raw.push_back(double_of(p[k++]));
+  if (sites_mode == "file" && old_raw != site_raw)
+    error->all(FLERR, "Fix msm restart: the coordinates in sites file '{}' differ from those the "
+               "counts in the restart file were taken with", sites_arg);
+  std::int64_t nclock = p[k++];
+  try {
+    counter->unpack_clock(p + k, static_cast<std::size_t>(nclock));
+    k += nclock;
+    std::int64_t npacked = p[k++];
+    // rank 0 restores the summed counts; other ranks start from zero
+    if (comm->me == 0) counter->add_packed_counts(p + k, static_cast<std::size_t>(npacked));
+  } catch (std::exception &e) {
+    error->all(FLERR, "Fix msm restart: {}", e.what());
+  }
+  counting_started = last_sampled >= 0;
+}

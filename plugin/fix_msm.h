@@ -1,0 +1,102 @@
+/* -*- c++ -*- ----------------------------------------------------------
+   ionmsm: in-situ Markov state model counting for LAMMPS.
+   fix msm: assigns the atoms of a group to their nearest site every Nevery steps and
+   accumulates sliding-window transition counts for many lag times at once.
+   Documentation: docs/fix_msm.rst. All formulas live in the ionmsm core library.
+------------------------------------------------------------------------- */
+
+#ifdef FIX_CLASS
+// clang-format off
+FixStyle(msm,FixMSM);
+// clang-format on
+#else
+
+#ifndef LMP_FIX_MSM_H
+#define LMP_FIX_MSM_H
+
+#include "fix.h"
+
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace ionmsm {
+class TransitionCounter;
+class SiteLocator;
+struct CountsData;
+}    // namespace ionmsm
+
+namespace LAMMPS_NS {
+
+class FixMSM : public Fix {
+ public:
+  FixMSM(class LAMMPS *, int, char **);
+  ~FixMSM() override;
+  int setmask() override;
+  void init() override;
+  void setup(int) override;
+  void end_of_step() override;
+  void post_run() override;
+
+  double memory_usage() override;
+  void grow_arrays(int) override;
+  void copy_arrays(int, int, int) override;
+  void set_arrays(int) override;
+  int pack_exchange(int, double *) override;
+  int unpack_exchange(int, double *) override;
+  int pack_restart(int, double *) override;
+  void unpack_restart(int, int) override;
+  int size_restart(int) override;
+  int maxsize_restart() override;
+  void write_restart(FILE *) override;
+  void restart(char *) override;
+
+  // interface for compute msm
+  int num_sites() const;
+  int num_lags() const;
+  bigint lag_steps(int ilag) const;
+  int find_lag(bigint lag_steps) const;
+  bigint num_samples() const;
+  /// Counts of all ranks, summed, as rows {lag_index, from, to, sx, sy, sz, count}; valid on
+  /// rank 0 only (other ranks get an empty vector). Collective.
+  std::vector<bigint> reduced_rows();
+  /// Dense counts C[to][from] summed over shifts for one lag, summed over ranks. Collective.
+  void reduced_matrix(int ilag, std::vector<double> &out);
+  /// Writes the counts file now (collective).
+  void write_counts();
+
+ private:
+  bigint nevery_steps;
+  std::vector<bigint> lags;    // in timesteps
+  std::string outfile;
+  bigint nout;                 // write every nout steps (0 = only at end of runs)
+  std::string sites_mode, sites_arg, command_line;
+  int ndoubles;                // per-atom history record size
+  double **hist;               // per-atom history records
+  bigint last_sampled;         // last sampled timestep, -1 if none
+  bigint first_sampled;
+  bigint natoms_group;
+  bool counting_started;
+  double dt_used;                        // timestep of the counted samples (-1 before any)
+  std::vector<double> site_raw;          // sites file coordinates as read (+ fractional flag)
+
+  std::unique_ptr<ionmsm::TransitionCounter> counter;
+  std::unique_ptr<ionmsm::SiteLocator> locator;
+  std::vector<double> site_frac;          // 3 * nsites fractional coordinates
+  std::vector<std::string> site_labels;
+
+  void parse_args(int narg, char **arg);
+  void load_sites();
+  void sites_from_group(int igroup_sites);
+  void sites_from_file(const std::string &path);
+  void build_locator();
+  void update_box();
+  void sample();
+  void check_output_path();
+  void fill_counts_data(ionmsm::CountsData &data, const std::vector<bigint> &rows);
+};
+
+}    // namespace LAMMPS_NS
+
+#endif
+#endif

@@ -1,0 +1,409 @@
+// Transition counting (semantics in counting.hpp).
+#include "ionmsm/counting.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <stdexcept>
+#include <string>
+
+namespace ionmsm {
+
+namespace {
+
+// Packed key layout (63 bits): from (21) | to (21) | sx+64 (7) | sy+64 (7) | sz+64 (7).
+// Adding 64 to each shift keeps the key order equal to the (from, to, shift) order.
+constexpr int kSiteBits = 21;
+constexpr int kShiftBits = 7;
+constexpr std::int64_t kSiteLimit = std::int64_t{1} << kSiteBits;
+constexpr std::int32_t kShiftMin = -(1 << (kShiftBits - 1));     // -64
+constexpr std::int32_t kShiftMax = (1 << (kShiftBits - 1)) - 1;  // 63
+constexpr std::uint64_t kShiftMask = (std::uint64_t{1} << kShiftBits) - 1;
+constexpr std::uint64_t kSiteMask = (std::uint64_t{1} << kSiteBits) - 1;
+
+std::int64_t to_i64(std::uint64_t u) {
+  std::int64_t v;
+  std::memcpy(&v, &u, sizeof v);
+  return v;
+}
+std::uint64_t to_u64(std::int64_t v) {
+  std::uint64_t u;
+  std::memcpy(&u, &v, sizeof u);
+  return u;
+}
+
+bool fits_int32(std::int64_t v) {
+  return v >= std::numeric_limits<std::int32_t>::min() &&
+         v <= std::numeric_limits<std::int32_t>::max();
+}
+
+}  // namespace
+
+// ----------------------------------------------------------------------------------- CountTable
+
+CountTable::CountTable(std::size_t nsites) : stay_(nsites, 0) {}
+
+bool CountTable::pack(SiteIndex from, SiteIndex to, const Image& shift, std::uint64_t& key) {
+  if (from < 0 || to < 0 || from >= kSiteLimit || to >= kSiteLimit) return false;
+  for (std::int32_t s : shift)
+    if (s < kShiftMin || s > kShiftMax) return false;
+  key = (static_cast<std::uint64_t>(from) << (kSiteBits + 3 * kShiftBits)) |
+        (static_cast<std::uint64_t>(to) << (3 * kShiftBits)) |
+        (static_cast<std::uint64_t>(shift[0] - kShiftMin) << (2 * kShiftBits)) |
+        (static_cast<std::uint64_t>(shift[1] - kShiftMin) << kShiftBits) |
+        static_cast<std::uint64_t>(shift[2] - kShiftMin);
+  return true;
+}
+
+void CountTable::add(SiteIndex from, SiteIndex to, const Image& shift, std::uint64_t n) {
+  const std::size_t ns = stay_.size();
+  if (from < 0 || to < 0 || static_cast<std::size_t>(from) >= ns ||
+      static_cast<std::size_t>(to) >= ns) {
+    throw std::invalid_argument("CountTable::add: site index out of range (from " +
+                                std::to_string(from) + ", to " + std::to_string(to) + ", " +
+                                std::to_string(ns) + " sites)");
+  }
+  if (n == 0) return;
+  if (from == to && shift[0] == 0 && shift[1] == 0 && shift[2] == 0) {
+    stay_[static_cast<std::size_t>(from)] += n;
+    return;
+  }
+  std::uint64_t key = 0;
+  if (pack(from, to, shift, key)) {
+    packed_[key] += n;
+  } else {
+    CountKey k;
+    k.from = from;
+    k.to = to;
+    k.shift = shift;
+    overflow_[k] += n;
+  }
+}
+
+std::vector<TransitionCount> CountTable::rows() const {
+  std::vector<TransitionCount> out;
+  out.reserve(packed_.size() + overflow_.size() + stay_.size() / 4);
+  for (std::size_t s = 0; s < stay_.size(); ++s) {
+    if (stay_[s] == 0) continue;
+    TransitionCount r;
+    r.from = static_cast<SiteIndex>(s);
+    r.to = r.from;
+    r.count = stay_[s];
+    out.push_back(r);
+  }
+  for (const auto& [key, n] : packed_) {
+    if (n == 0) continue;
+    TransitionCount r;
+    r.from = static_cast<SiteIndex>((key >> (kSiteBits + 3 * kShiftBits)) & kSiteMask);
+    r.to = static_cast<SiteIndex>((key >> (3 * kShiftBits)) & kSiteMask);
+    r.shift[0] = static_cast<std::int32_t>((key >> (2 * kShiftBits)) & kShiftMask) + kShiftMin;
+    r.shift[1] = static_cast<std::int32_t>((key >> kShiftBits) & kShiftMask) + kShiftMin;
+    r.shift[2] = static_cast<std::int32_t>(key & kShiftMask) + kShiftMin;
+    r.count = n;
+    out.push_back(r);
+  }
+  for (const auto& [k, n] : overflow_) {
+    if (n == 0) continue;
+    TransitionCount r;
+    r.from = k.from;
+    r.to = k.to;
+    r.shift = k.shift;
+    r.count = n;
+    out.push_back(r);
+  }
+  // Each (from, to, shift) lives in exactly one of the three containers, so no merging of
+  // equal keys is needed; only the order.
+  std::sort(out.begin(), out.end(), [](const TransitionCount& a, const TransitionCount& b) {
+    if (a.from != b.from) return a.from < b.from;
+    if (a.to != b.to) return a.to < b.to;
+    return a.shift < b.shift;
+  });
+  return out;
+}
+
+std::uint64_t CountTable::total() const {
+  std::uint64_t t = 0;
+  for (std::uint64_t n : stay_) t += n;
+  for (const auto& kv : packed_) t += kv.second;
+  for (const auto& kv : overflow_) t += kv.second;
+  return t;
+}
+
+void CountTable::clear() {
+  std::fill(stay_.begin(), stay_.end(), 0);
+  packed_.clear();
+  overflow_.clear();
+}
+
+// ---------------------------------------------------------------------------- TransitionCounter
+
+TransitionCounter::TransitionCounter(std::size_t nsites, std::vector<std::int64_t> lag_samples) {
+  if (nsites == 0) throw std::invalid_argument("TransitionCounter: the number of sites must be > 0");
+  if (nsites > static_cast<std::size_t>(std::numeric_limits<SiteIndex>::max())) {
+    throw std::invalid_argument("TransitionCounter: too many sites (" + std::to_string(nsites) +
+                                "); at most " +
+                                std::to_string(std::numeric_limits<SiteIndex>::max()));
+  }
+  if (lag_samples.empty()) throw std::invalid_argument("TransitionCounter: no lags given");
+  for (std::size_t i = 0; i < lag_samples.size(); ++i) {
+    if (lag_samples[i] < 1) {
+      throw std::invalid_argument("TransitionCounter: lags must be >= 1 sample, got " +
+                                  std::to_string(lag_samples[i]));
+    }
+    if (i > 0 && lag_samples[i] <= lag_samples[i - 1]) {
+      throw std::invalid_argument("TransitionCounter: lags must be strictly increasing, got " +
+                                  std::to_string(lag_samples[i - 1]) + " then " +
+                                  std::to_string(lag_samples[i]));
+    }
+  }
+  if (lag_samples.back() > std::numeric_limits<int>::max() / kFieldsPerSlot) {
+    throw std::invalid_argument("TransitionCounter: the longest lag (" +
+                                std::to_string(lag_samples.back()) +
+                                " samples) is too long for a per-atom history");
+  }
+  lags_ = std::move(lag_samples);
+  tables_.assign(lags_.size(), CountTable(nsites));
+  origins_.assign(lags_.size(), 0);
+  occupancy_.assign(nsites, 0);
+  recent_.assign(static_cast<std::size_t>(lags_.back()), -1);
+}
+
+void TransitionCounter::clear_history(double* record) const {
+  const std::int64_t k = max_lag_samples();
+  for (std::int64_t s = 0; s < k; ++s) {
+    double* slot = record + s * kFieldsPerSlot;
+    slot[0] = -1.0;
+    for (int f = 1; f < kFieldsPerSlot; ++f) slot[f] = 0.0;
+  }
+}
+
+void TransitionCounter::begin_sample(std::int64_t sample_index) {
+  if (lags_.empty()) throw std::invalid_argument("TransitionCounter: not initialised (no lags)");
+  if (sample_index < 0) {
+    throw std::invalid_argument("TransitionCounter::begin_sample: sample index must be >= 0, got " +
+                                std::to_string(sample_index));
+  }
+  if (have_current_ && sample_index <= current_) {
+    throw std::invalid_argument(
+        "TransitionCounter::begin_sample: sample index must increase (got " +
+        std::to_string(sample_index) + " after " + std::to_string(current_) + ")");
+  }
+  const std::int64_t kmax = max_lag_samples();
+  // Read every lag's origin before overwriting slot k (which holds k - max_lag).
+  for (std::size_t i = 0; i < lags_.size(); ++i) {
+    const std::int64_t j = sample_index - lags_[i];
+    if (j < 0) continue;
+    if (recent_[static_cast<std::size_t>(j % kmax)] == j) ++origins_[i];
+  }
+  recent_[static_cast<std::size_t>(sample_index % kmax)] = sample_index;
+  current_ = sample_index;
+  have_current_ = true;
+  ++n_samples_;
+}
+
+void TransitionCounter::add_atom_sample(double* record, const SiteImage& now) {
+  if (!have_current_) {
+    throw std::invalid_argument(
+        "TransitionCounter::add_atom_sample: begin_sample() has not been called");
+  }
+  const std::size_t ns = occupancy_.size();
+  if (now.site < 0 || static_cast<std::size_t>(now.site) >= ns) {
+    throw std::invalid_argument("TransitionCounter::add_atom_sample: site index " +
+                                std::to_string(now.site) + " out of range (" +
+                                std::to_string(ns) + " sites)");
+  }
+  const std::int64_t k = current_;
+  const std::int64_t kmax = max_lag_samples();
+
+  // Pass 1: validate every entry that will be used, so that a corrupt record (e.g. a restart
+  // with a different sites file) throws before anything is modified.
+  for (std::size_t i = 0; i < lags_.size(); ++i) {
+    const std::int64_t j = k - lags_[i];
+    if (j < 0) continue;
+    const double* slot = record + (j % kmax) * kFieldsPerSlot;
+    if (slot[0] != static_cast<double>(j)) continue;
+    const double site = slot[1];
+    if (!(site >= 0.0 && site < static_cast<double>(ns) && site == std::floor(site))) {
+      throw std::invalid_argument(
+          "TransitionCounter::add_atom_sample: corrupt history record (site " +
+          std::to_string(site) + " at sample " + std::to_string(j) + ")");
+    }
+    for (int d = 0; d < 3; ++d) {
+      const double n = slot[2 + d];
+      if (!(std::abs(n) <= 1.0e9 && n == std::floor(n))) {
+        throw std::invalid_argument(
+            "TransitionCounter::add_atom_sample: corrupt history record (image " +
+            std::to_string(n) + " at sample " + std::to_string(j) + ")");
+      }
+      const std::int64_t shift = static_cast<std::int64_t>(now.image[static_cast<std::size_t>(d)]) -
+                                 static_cast<std::int64_t>(n);
+      if (!fits_int32(shift)) {
+        throw std::invalid_argument("TransitionCounter::add_atom_sample: lattice shift overflows");
+      }
+    }
+  }
+
+  // Pass 2: count.
+  ++occupancy_[static_cast<std::size_t>(now.site)];
+  for (std::size_t i = 0; i < lags_.size(); ++i) {
+    const std::int64_t j = k - lags_[i];
+    if (j < 0) continue;
+    const double* slot = record + (j % kmax) * kFieldsPerSlot;
+    if (slot[0] != static_cast<double>(j)) continue;
+    const SiteIndex from = static_cast<SiteIndex>(slot[1]);
+    Image shift;
+    for (std::size_t d = 0; d < 3; ++d) {
+      shift[d] = static_cast<std::int32_t>(static_cast<std::int64_t>(now.image[d]) -
+                                           static_cast<std::int64_t>(slot[2 + d]));
+    }
+    tables_[i].add(from, now.site, shift);
+  }
+
+  // Store the new entry last: slot k mod max_lag held k - max_lag, read above.
+  double* slot = record + (k % kmax) * kFieldsPerSlot;
+  slot[0] = static_cast<double>(k);
+  slot[1] = static_cast<double>(now.site);
+  slot[2] = static_cast<double>(now.image[0]);
+  slot[3] = static_cast<double>(now.image[1]);
+  slot[4] = static_cast<double>(now.image[2]);
+}
+
+std::vector<std::int64_t> TransitionCounter::pack_counts() const {
+  std::vector<std::vector<TransitionCount>> per_lag(tables_.size());
+  std::size_t nrows = 0;
+  for (std::size_t i = 0; i < tables_.size(); ++i) {
+    per_lag[i] = tables_[i].rows();
+    nrows += per_lag[i].size();
+  }
+  std::vector<std::int64_t> out;
+  out.reserve(2 + occupancy_.size() + 7 * nrows);
+  out.push_back(static_cast<std::int64_t>(occupancy_.size()));
+  out.push_back(static_cast<std::int64_t>(nrows));
+  for (std::uint64_t o : occupancy_) out.push_back(to_i64(o));
+  for (std::size_t i = 0; i < per_lag.size(); ++i) {
+    for (const TransitionCount& r : per_lag[i]) {
+      out.push_back(static_cast<std::int64_t>(i));
+      out.push_back(r.from);
+      out.push_back(r.to);
+      out.push_back(r.shift[0]);
+      out.push_back(r.shift[1]);
+      out.push_back(r.shift[2]);
+      out.push_back(to_i64(r.count));
+    }
+  }
+  return out;
+}
+
+void TransitionCounter::add_packed_counts(const std::int64_t* data, std::size_t n) {
+  const char* who = "TransitionCounter::add_packed_counts: ";
+  if (n < 2 || data == nullptr) {
+    throw std::invalid_argument(std::string(who) + "buffer too short (" + std::to_string(n) +
+                                " values)");
+  }
+  const std::size_t ns = occupancy_.size();
+  if (data[0] < 0 || static_cast<std::uint64_t>(data[0]) != ns) {
+    throw std::invalid_argument(std::string(who) + "buffer is for " + std::to_string(data[0]) +
+                                " sites, this counter has " + std::to_string(ns));
+  }
+  if (data[1] < 0) {
+    throw std::invalid_argument(std::string(who) + "negative row count " +
+                                std::to_string(data[1]));
+  }
+  const std::uint64_t nrows = static_cast<std::uint64_t>(data[1]);
+  const std::uint64_t avail = n >= 2 + ns ? static_cast<std::uint64_t>(n - 2 - ns) : 0;
+  if (n < 2 + ns || nrows > avail / 7 || avail != 7 * nrows) {
+    throw std::invalid_argument(std::string(who) + "buffer size " + std::to_string(n) +
+                                " does not match " + std::to_string(ns) + " sites and " +
+                                std::to_string(nrows) + " rows");
+  }
+  const std::int64_t* rows = data + 2 + ns;
+  for (std::uint64_t r = 0; r < nrows; ++r) {
+    const std::int64_t* row = rows + 7 * r;
+    if (row[0] < 0 || static_cast<std::uint64_t>(row[0]) >= lags_.size()) {
+      throw std::invalid_argument(std::string(who) + "row " + std::to_string(r) +
+                                  ": lag index " + std::to_string(row[0]) + " out of range");
+    }
+    for (int c = 1; c <= 2; ++c) {
+      if (row[c] < 0 || static_cast<std::uint64_t>(row[c]) >= ns) {
+        throw std::invalid_argument(std::string(who) + "row " + std::to_string(r) +
+                                    ": site index " + std::to_string(row[c]) + " out of range");
+      }
+    }
+    for (int c = 3; c <= 5; ++c) {
+      if (!fits_int32(row[c])) {
+        throw std::invalid_argument(std::string(who) + "row " + std::to_string(r) +
+                                    ": shift " + std::to_string(row[c]) + " out of range");
+      }
+    }
+  }
+  // Valid: apply.
+  for (std::size_t s = 0; s < ns; ++s) occupancy_[s] += to_u64(data[2 + s]);
+  for (std::uint64_t r = 0; r < nrows; ++r) {
+    const std::int64_t* row = rows + 7 * r;
+    const Image shift{static_cast<std::int32_t>(row[3]), static_cast<std::int32_t>(row[4]),
+                      static_cast<std::int32_t>(row[5])};
+    tables_[static_cast<std::size_t>(row[0])].add(static_cast<SiteIndex>(row[1]),
+                                                  static_cast<SiteIndex>(row[2]), shift,
+                                                  to_u64(row[6]));
+  }
+}
+
+void TransitionCounter::clear_counts() {
+  for (CountTable& t : tables_) t.clear();
+  std::fill(occupancy_.begin(), occupancy_.end(), 0);
+}
+
+std::vector<std::int64_t> TransitionCounter::pack_clock() const {
+  std::vector<std::int64_t> out;
+  out.reserve(3 + origins_.size() + recent_.size());
+  out.push_back(current_);
+  out.push_back(have_current_ ? 1 : 0);
+  out.push_back(to_i64(n_samples_));
+  for (std::uint64_t o : origins_) out.push_back(to_i64(o));
+  for (std::int64_t r : recent_) out.push_back(r);
+  return out;
+}
+
+void TransitionCounter::unpack_clock(const std::int64_t* data, std::size_t n) {
+  const char* who = "TransitionCounter::unpack_clock: ";
+  const std::size_t want = 3 + origins_.size() + recent_.size();
+  if (lags_.empty()) throw std::invalid_argument(std::string(who) + "counter has no lags");
+  if (data == nullptr || n != want) {
+    throw std::invalid_argument(std::string(who) + "expected " + std::to_string(want) +
+                                " values (for " + std::to_string(lags_.size()) +
+                                " lags, longest " + std::to_string(max_lag_samples()) +
+                                " samples), got " + std::to_string(n));
+  }
+  const std::int64_t current = data[0];
+  const std::int64_t have = data[1];
+  if (have != 0 && have != 1) {
+    throw std::invalid_argument(std::string(who) + "invalid have_current flag " +
+                                std::to_string(have));
+  }
+  if (have == 1 ? current < 0 : current != -1) {
+    throw std::invalid_argument(std::string(who) + "invalid current sample " +
+                                std::to_string(current));
+  }
+  const std::int64_t kmax = max_lag_samples();
+  const std::int64_t* ring = data + 3 + origins_.size();
+  for (std::int64_t i = 0; i < kmax; ++i) {
+    const std::int64_t v = ring[i];
+    if (v == -1) continue;
+    if (v < 0 || v % kmax != i || !have || v > current) {
+      throw std::invalid_argument(std::string(who) + "invalid sample " + std::to_string(v) +
+                                  " in slot " + std::to_string(i) + " of the recent-sample ring");
+    }
+  }
+  if (have == 1 && ring[current % kmax] != current) {
+    throw std::invalid_argument(std::string(who) + "the current sample " +
+                                std::to_string(current) + " is missing from the ring");
+  }
+  current_ = current;
+  have_current_ = (have == 1);
+  n_samples_ = to_u64(data[2]);
+  for (std::size_t i = 0; i < origins_.size(); ++i) origins_[i] = to_u64(data[3 + i]);
+  recent_.assign(ring, ring + kmax);
+}
+
+}  // namespace ionmsm

@@ -1,0 +1,831 @@
+// The counts file (HDF5). Schema: docs/file-format.md. Uses the HDF5 C API only; no HDF5 type
+// leaks into the header.
+#include "ionmsm/counts_file.hpp"
+
+#include <hdf5.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <limits>
+#include <ostream>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "ionmsm/version.hpp"
+
+namespace ionmsm {
+
+// =============================================================================== plain data
+
+std::uint64_t LagCounts::total() const {
+  std::uint64_t sum = 0;
+  for (const auto& r : rows) sum += r.count;
+  return sum;
+}
+
+std::vector<Eigen::Vector3d> CountsData::site_cartesian() const {
+  std::vector<Eigen::Vector3d> out;
+  out.reserve(site_fractional.size());
+  for (const auto& f : site_fractional) out.push_back(box_origin + box_h * f);
+  return out;
+}
+
+int CountsData::find_lag(std::int64_t lag) const {
+  for (std::size_t i = 0; i < lags.size(); ++i)
+    if (lags[i].lag_steps == lag) return static_cast<int>(i);
+  return -1;
+}
+
+namespace {
+
+bool row_less(const TransitionCount& a, const TransitionCount& b) {
+  if (a.from != b.from) return a.from < b.from;
+  if (a.to != b.to) return a.to < b.to;
+  return a.shift < b.shift;
+}
+
+template <class T>
+std::string str(const T& v) {
+  std::ostringstream os;
+  os.precision(17);
+  os << v;
+  return os.str();
+}
+
+std::string lag_name(const LagCounts& lc) { return "lag " + str(lc.lag_steps) + " steps"; }
+
+}  // namespace
+
+void CountsData::validate() const {
+  auto fail = [](const std::string& what) {
+    throw std::invalid_argument("invalid counts data: " + what);
+  };
+  const std::size_t n = nsites();
+  if (n > static_cast<std::size_t>(std::numeric_limits<SiteIndex>::max()))
+    fail("too many sites (" + str(n) + ")");
+  if (!(std::isfinite(timestep) && timestep >= 0.0))
+    fail("timestep must be finite and >= 0, got " + str(timestep));
+  if (!(std::isfinite(timestep_ps) && timestep_ps >= 0.0))
+    fail("timestep_ps must be finite and >= 0, got " + str(timestep_ps));
+  if (!units.empty()) {
+    double unit = 0.0;
+    try {
+      unit = time_unit_in_ps(units);
+    } catch (const std::invalid_argument& e) {
+      fail(e.what());
+    }
+    const double expect = timestep * unit;
+    if (std::abs(timestep_ps - expect) > 1e-9 * std::abs(expect))
+      fail("timestep_ps = " + str(timestep_ps) + " does not match timestep " + str(timestep) +
+           " in units '" + units + "' (expected " + str(expect) + ")");
+  }
+  if (nevery < 1) fail("nevery must be >= 1, got " + str(nevery));
+  if (n_atoms < 0) fail("n_atoms must be >= 0, got " + str(n_atoms));
+  if (n_samples > 0) {
+    if (first_step < 0 || last_step < first_step)
+      fail("sampled steps must satisfy 0 <= first_step <= last_step, got first_step = " +
+           str(first_step) + ", last_step = " + str(last_step));
+  }
+  if (!box_origin.allFinite()) fail("box origin has a non-finite component");
+  if (!box_h.allFinite()) fail("box matrix h has a non-finite entry");
+  if (!(std::abs(box_h.determinant()) > 0.0)) fail("box matrix h is singular");
+  for (std::size_t i = 0; i < n; ++i)
+    if (!site_fractional[i].allFinite())
+      fail("site " + str(i) + " has a non-finite fractional coordinate");
+  if (!site_labels.empty() && site_labels.size() != n)
+    fail("site_labels has " + str(site_labels.size()) + " entries for " + str(n) +
+         " sites (must be empty or one per site)");
+  if (occupancy.size() != n)
+    fail("occupancy has " + str(occupancy.size()) + " entries for " + str(n) + " sites");
+
+  for (std::size_t i = 0; i < lags.size(); ++i) {
+    const LagCounts& lc = lags[i];
+    if (lc.lag_steps <= 0) fail("lag_steps must be positive, got " + str(lc.lag_steps));
+    if (lc.lag_steps % nevery != 0)
+      fail("lag_steps " + str(lc.lag_steps) + " is not a multiple of nevery = " + str(nevery));
+    if (i > 0 && lc.lag_steps <= lags[i - 1].lag_steps)
+      fail("lags must be strictly increasing, got " + str(lags[i - 1].lag_steps) + " then " +
+           str(lc.lag_steps));
+    if (lc.n_origins > n_samples)
+      fail(lag_name(lc) + ": n_origins = " + str(lc.n_origins) + " exceeds n_samples = " +
+           str(n_samples));
+    for (std::size_t k = 0; k < lc.rows.size(); ++k) {
+      const TransitionCount& r = lc.rows[k];
+      if (r.from < 0 || static_cast<std::size_t>(r.from) >= n || r.to < 0 ||
+          static_cast<std::size_t>(r.to) >= n)
+        fail(lag_name(lc) + ", row " + str(k) + ": site indices (" + str(r.from) + ", " +
+             str(r.to) + ") outside [0, " + str(n) + ")");
+      if (r.count == 0) fail(lag_name(lc) + ", row " + str(k) + ": count is 0");
+      if (k > 0 && !row_less(lc.rows[k - 1], r))
+        fail(lag_name(lc) + ", row " + str(k) +
+             ": rows are not strictly sorted by (from, to, shift)");
+    }
+  }
+}
+
+double time_unit_in_ps(const std::string& units) {
+  if (units == "metal") return 1.0;         // ps
+  if (units == "real") return 1e-3;         // fs
+  if (units == "electron") return 1e-3;     // fs
+  if (units == "si") return 1e12;           // s
+  if (units == "cgs") return 1e12;          // s
+  if (units == "micro") return 1e6;         // microseconds
+  if (units == "nano") return 1e3;          // ns
+  if (units == "lj") return 0.0;            // reduced units: no physical time
+  throw std::invalid_argument("unknown LAMMPS units style '" + units +
+                              "' (expected lj, real, metal, si, cgs, electron, micro or nano)");
+}
+
+void write_counts_csv(std::ostream& os, const CountsData& data, std::int64_t lag_steps) {
+  if (lag_steps >= 0 && data.find_lag(lag_steps) < 0) {
+    std::string have;
+    for (const auto& lc : data.lags) have += (have.empty() ? "" : ", ") + str(lc.lag_steps);
+    throw std::invalid_argument("lag " + str(lag_steps) + " steps is not in the counts data " +
+                                "(available lags in steps: " + (have.empty() ? "none" : have) +
+                                ")");
+  }
+  os << "lag_steps,from,to,shift_x,shift_y,shift_z,count\n";
+  // lags are stored in increasing order and rows sorted, so storage order is canonical; sort
+  // defensively anyway for data that was never validated.
+  std::vector<const LagCounts*> order;
+  for (const auto& lc : data.lags)
+    if (lag_steps < 0 || lc.lag_steps == lag_steps) order.push_back(&lc);
+  std::stable_sort(order.begin(), order.end(), [](const LagCounts* a, const LagCounts* b) {
+    return a->lag_steps < b->lag_steps;
+  });
+  std::string line;
+  for (const LagCounts* lc : order) {
+    const std::vector<TransitionCount>* rows = &lc->rows;
+    std::vector<TransitionCount> sorted;
+    if (!std::is_sorted(rows->begin(), rows->end(), row_less)) {
+      sorted = *rows;
+      std::stable_sort(sorted.begin(), sorted.end(), row_less);
+      rows = &sorted;
+    }
+    const std::string lag = std::to_string(lc->lag_steps) + ',';
+    for (const auto& r : *rows) {
+      line.clear();
+      line += lag;
+      line += std::to_string(r.from);
+      line += ',';
+      line += std::to_string(r.to);
+      for (int d = 0; d < 3; ++d) {
+        line += ',';
+        line += std::to_string(r.shift[d]);
+      }
+      line += ',';
+      line += std::to_string(r.count);
+      line += '\n';
+      os << line;
+    }
+  }
+}
+
+// =============================================================================== HDF5 helpers
+
+namespace {
+
+/// An HDF5 failure inside the helpers; the public functions turn it into a message naming the
+/// file.
+struct H5Failure : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+/// Turns off HDF5's automatic error printing while alive and restores the previous handler.
+class QuietHdf5 {
+ public:
+  QuietHdf5() {
+    if (H5Eget_auto2(H5E_DEFAULT, &func_, &data_) < 0) {
+      func_ = nullptr;
+      data_ = nullptr;
+    }
+    H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
+  }
+  ~QuietHdf5() { H5Eset_auto2(H5E_DEFAULT, func_, data_); }
+  QuietHdf5(const QuietHdf5&) = delete;
+  QuietHdf5& operator=(const QuietHdf5&) = delete;
+
+ private:
+  H5E_auto2_t func_ = nullptr;
+  void* data_ = nullptr;
+};
+
+/// The description of the innermost error on HDF5's default error stack ("" if none).
+std::string hdf5_error_detail() {
+  std::string detail;
+  auto walker = [](unsigned n, const H5E_error2_t* err, void* client) -> herr_t {
+    if (n == 0 && err && err->desc) *static_cast<std::string*>(client) = err->desc;
+    return 0;
+  };
+  H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, walker, &detail);
+  return detail;
+}
+
+[[noreturn]] void h5fail(const std::string& what) {
+  std::string detail = hdf5_error_detail();
+  H5Eclear2(H5E_DEFAULT);
+  if (!detail.empty()) throw H5Failure(what + " (HDF5: " + detail + ")");
+  throw H5Failure(what);
+}
+
+/// Owning HDF5 identifier with the matching close function.
+class Handle {
+ public:
+  using Closer = herr_t (*)(hid_t);
+  Handle() = default;
+  Handle(hid_t id, Closer close) : id_(id), close_(close) {}
+  Handle(const Handle&) = delete;
+  Handle& operator=(const Handle&) = delete;
+  Handle(Handle&& o) noexcept : id_(o.id_), close_(o.close_) { o.id_ = H5I_INVALID_HID; }
+  Handle& operator=(Handle&& o) noexcept {
+    if (this != &o) {
+      reset();
+      id_ = o.id_;
+      close_ = o.close_;
+      o.id_ = H5I_INVALID_HID;
+    }
+    return *this;
+  }
+  ~Handle() { reset(); }
+  hid_t get() const { return id_; }
+  operator hid_t() const { return id_; }
+  bool valid() const { return id_ >= 0; }
+  void reset() {
+    if (id_ >= 0 && close_) close_(id_);
+    id_ = H5I_INVALID_HID;
+  }
+  /// Closes now and reports failure (for the file, whose close flushes data).
+  herr_t close() {
+    herr_t status = 0;
+    if (id_ >= 0 && close_) status = close_(id_);
+    id_ = H5I_INVALID_HID;
+    return status;
+  }
+
+ private:
+  hid_t id_ = H5I_INVALID_HID;
+  Closer close_ = nullptr;
+};
+
+Handle checked(hid_t id, Handle::Closer close, const std::string& what) {
+  if (id < 0) h5fail(what);
+  return Handle(id, close);
+}
+
+template <class T>
+hid_t native_type() {
+  if constexpr (std::is_same_v<T, double>) return H5T_NATIVE_DOUBLE;
+  else if constexpr (std::is_same_v<T, std::int32_t>) return H5T_NATIVE_INT32;
+  else if constexpr (std::is_same_v<T, std::int64_t>) return H5T_NATIVE_INT64;
+  else if constexpr (std::is_same_v<T, std::uint64_t>) return H5T_NATIVE_UINT64;
+  else static_assert(sizeof(T) == 0, "unsupported element type");
+}
+
+/// The little-endian type the file stores for T.
+template <class T>
+hid_t file_type() {
+  if constexpr (std::is_same_v<T, double>) return H5T_IEEE_F64LE;
+  else if constexpr (std::is_same_v<T, std::int32_t>) return H5T_STD_I32LE;
+  else if constexpr (std::is_same_v<T, std::int64_t>) return H5T_STD_I64LE;
+  else if constexpr (std::is_same_v<T, std::uint64_t>) return H5T_STD_U64LE;
+  else static_assert(sizeof(T) == 0, "unsupported element type");
+}
+
+Handle vlen_string_type() {
+  Handle t = checked(H5Tcopy(H5T_C_S1), H5Tclose, "cannot create string type");
+  if (H5Tset_size(t, H5T_VARIABLE) < 0 || H5Tset_cset(t, H5T_CSET_UTF8) < 0)
+    h5fail("cannot create string type");
+  return t;
+}
+
+// ------------------------------------------------------------------------------- writing
+
+/// Datasets with at least this many rows are chunked and compressed (shuffle + deflate).
+constexpr hsize_t kCompressRows = 32768;
+constexpr hsize_t kChunkRows = 32768;
+
+Handle dataset_create_plist(hsize_t rows, int rank, const hsize_t* dims) {
+  Handle plist = checked(H5Pcreate(H5P_DATASET_CREATE), H5Pclose, "cannot create property list");
+  if (rows >= kCompressRows && H5Zfilter_avail(H5Z_FILTER_DEFLATE) > 0 &&
+      H5Zfilter_avail(H5Z_FILTER_SHUFFLE) > 0) {
+    hsize_t chunk[2] = {std::min(rows, kChunkRows), rank > 1 ? dims[1] : 1};
+    if (H5Pset_chunk(plist, rank, chunk) < 0 || H5Pset_shuffle(plist) < 0 ||
+        H5Pset_deflate(plist, 4) < 0)
+      h5fail("cannot set up compression");
+  }
+  return plist;
+}
+
+Handle make_group(hid_t parent, const char* name) {
+  return checked(H5Gcreate2(parent, name, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose,
+                 std::string("cannot create group '") + name + "'");
+}
+
+/// Writes a 1-D (cols == 0) or 2-D (rows x cols) dataset from contiguous row-major data.
+template <class T>
+void write_dataset(hid_t parent, const char* name, const T* data, hsize_t rows, hsize_t cols = 0) {
+  const int rank = cols == 0 ? 1 : 2;
+  const hsize_t dims[2] = {rows, cols};
+  Handle space = checked(H5Screate_simple(rank, dims, nullptr), H5Sclose,
+                         std::string("cannot create dataspace for '") + name + "'");
+  Handle plist = dataset_create_plist(rows, rank, dims);
+  Handle dset = checked(H5Dcreate2(parent, name, file_type<T>(), space, H5P_DEFAULT, plist,
+                                   H5P_DEFAULT),
+                        H5Dclose, std::string("cannot create dataset '") + name + "'");
+  const hsize_t n = rows * (cols == 0 ? 1 : cols);
+  if (n > 0 && H5Dwrite(dset, native_type<T>(), H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0)
+    h5fail(std::string("cannot write dataset '") + name + "'");
+}
+
+template <class T>
+void write_dataset(hid_t parent, const char* name, const std::vector<T>& v, hsize_t cols = 0) {
+  const hsize_t rows = cols == 0 ? v.size() : v.size() / cols;
+  write_dataset(parent, name, v.data(), rows, cols);
+}
+
+void write_string_dataset(hid_t parent, const char* name, const std::vector<std::string>& v) {
+  const hsize_t dims[1] = {v.size()};
+  Handle type = vlen_string_type();
+  Handle space = checked(H5Screate_simple(1, dims, nullptr), H5Sclose,
+                         std::string("cannot create dataspace for '") + name + "'");
+  Handle plist = dataset_create_plist(v.size(), 1, dims);
+  Handle dset = checked(H5Dcreate2(parent, name, type, space, H5P_DEFAULT, plist, H5P_DEFAULT),
+                        H5Dclose, std::string("cannot create dataset '") + name + "'");
+  std::vector<const char*> ptrs;
+  ptrs.reserve(v.size());
+  for (const auto& s : v) ptrs.push_back(s.c_str());
+  if (!ptrs.empty() && H5Dwrite(dset, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, ptrs.data()) < 0)
+    h5fail(std::string("cannot write dataset '") + name + "'");
+}
+
+template <class T>
+void write_attribute(hid_t obj, const char* name, T value) {
+  Handle space = checked(H5Screate(H5S_SCALAR), H5Sclose, "cannot create dataspace");
+  Handle attr = checked(H5Acreate2(obj, name, file_type<T>(), space, H5P_DEFAULT, H5P_DEFAULT),
+                        H5Aclose, std::string("cannot create attribute '") + name + "'");
+  if (H5Awrite(attr, native_type<T>(), &value) < 0)
+    h5fail(std::string("cannot write attribute '") + name + "'");
+}
+
+void write_attribute(hid_t obj, const char* name, const std::string& value) {
+  Handle type = vlen_string_type();
+  Handle space = checked(H5Screate(H5S_SCALAR), H5Sclose, "cannot create dataspace");
+  Handle attr = checked(H5Acreate2(obj, name, type, space, H5P_DEFAULT, H5P_DEFAULT), H5Aclose,
+                        std::string("cannot create attribute '") + name + "'");
+  const char* p = value.c_str();
+  if (H5Awrite(attr, type, &p) < 0) h5fail(std::string("cannot write attribute '") + name + "'");
+}
+
+void write_contents(hid_t file, const CountsData& d) {
+  // root attributes
+  write_attribute(file, "format", std::string(kCountsFormatTag));
+  write_attribute(file, "format_version", static_cast<std::int32_t>(kCountsFormatVersion));
+  write_attribute(file, "ionmsm_version", d.ionmsm_version);
+  write_attribute(file, "lammps_version", d.lammps_version);
+  write_attribute(file, "command", d.command);
+  write_attribute(file, "units", d.units);
+  write_attribute(file, "timestep", d.timestep);
+  write_attribute(file, "timestep_ps", d.timestep_ps);
+  write_attribute(file, "nevery", d.nevery);
+  write_attribute(file, "first_step", d.first_step);
+  write_attribute(file, "last_step", d.last_step);
+  write_attribute(file, "n_atoms", d.n_atoms);
+  write_attribute(file, "n_samples", d.n_samples);
+
+  {
+    Handle box = make_group(file, "box");
+    write_dataset(box, "origin", d.box_origin.data(), 3);
+    std::vector<double> h(9);
+    for (int i = 0; i < 3; ++i)
+      for (int j = 0; j < 3; ++j) h[static_cast<std::size_t>(3 * i + j)] = d.box_h(i, j);
+    write_dataset(box, "h", h, 3);
+  }
+
+  {
+    Handle sites = make_group(file, "sites");
+    const std::size_t n = d.nsites();
+    std::vector<double> buf(3 * n);
+    for (std::size_t i = 0; i < n; ++i)
+      for (int k = 0; k < 3; ++k) buf[3 * i + static_cast<std::size_t>(k)] = d.site_fractional[i][k];
+    write_dataset(sites, "fractional", buf, 3);
+    const auto cart = d.site_cartesian();
+    for (std::size_t i = 0; i < n; ++i)
+      for (int k = 0; k < 3; ++k) buf[3 * i + static_cast<std::size_t>(k)] = cart[i][k];
+    write_dataset(sites, "cartesian", buf, 3);
+    const bool any_label = std::any_of(d.site_labels.begin(), d.site_labels.end(),
+                                       [](const std::string& s) { return !s.empty(); });
+    if (any_label) write_string_dataset(sites, "labels", d.site_labels);
+    write_dataset(sites, "occupancy", d.occupancy);
+  }
+
+  const std::size_t nlags = d.lags.size();
+  std::size_t m = 0;
+  for (const auto& lc : d.lags) m += lc.rows.size();
+  {
+    Handle lags = make_group(file, "lags");
+    std::vector<std::int64_t> lag_steps, row_offset{0};
+    std::vector<std::uint64_t> n_origins, totals;
+    for (const auto& lc : d.lags) {
+      lag_steps.push_back(lc.lag_steps);
+      n_origins.push_back(lc.n_origins);
+      totals.push_back(lc.total());
+      row_offset.push_back(row_offset.back() + static_cast<std::int64_t>(lc.rows.size()));
+    }
+    write_dataset(lags, "lag_steps", lag_steps);
+    write_dataset(lags, "n_origins", n_origins);
+    write_dataset(lags, "total_counts", totals);
+    write_dataset(lags, "row_offset", row_offset);
+  }
+  {
+    Handle counts = make_group(file, "counts");
+    std::vector<std::int32_t> col(m), shift(3 * m);
+    std::size_t k = 0;
+    for (std::size_t i = 0; i < nlags; ++i)
+      for (std::size_t r = 0; r < d.lags[i].rows.size(); ++r) col[k++] = static_cast<std::int32_t>(i);
+    write_dataset(counts, "lag_index", col);
+    k = 0;
+    for (const auto& lc : d.lags)
+      for (const auto& r : lc.rows) col[k++] = r.from;
+    write_dataset(counts, "from", col);
+    k = 0;
+    for (const auto& lc : d.lags)
+      for (const auto& r : lc.rows) col[k++] = r.to;
+    write_dataset(counts, "to", col);
+    k = 0;
+    for (const auto& lc : d.lags)
+      for (const auto& r : lc.rows)
+        for (int c = 0; c < 3; ++c) shift[k++] = r.shift[static_cast<std::size_t>(c)];
+    write_dataset(counts, "shift", shift, 3);
+    std::vector<std::int32_t>().swap(col);
+    std::vector<std::int32_t>().swap(shift);
+    std::vector<std::uint64_t> cnt(m);
+    k = 0;
+    for (const auto& lc : d.lags)
+      for (const auto& r : lc.rows) cnt[k++] = r.count;
+    write_dataset(counts, "count", cnt);
+  }
+}
+
+// ------------------------------------------------------------------------------- reading
+
+/// Reads one counts file; every failure is a std::runtime_error that names the file.
+class Reader {
+ public:
+  Reader(const std::string& path, hid_t file) : path_(path), file_(file) {}
+
+  [[noreturn]] void fail(const std::string& what) const {
+    throw std::runtime_error("counts file '" + path_ + "': " + what);
+  }
+
+  bool exists(const std::string& name) const {
+    // check every component: H5Lexists fails when an intermediate group is missing
+    std::size_t pos = 0;
+    while (true) {
+      pos = name.find('/', pos + 1);
+      const std::string prefix = name.substr(0, pos);
+      if (H5Lexists(file_, prefix.c_str(), H5P_DEFAULT) <= 0) {
+        H5Eclear2(H5E_DEFAULT);
+        return false;
+      }
+      if (pos == std::string::npos) return true;
+    }
+  }
+
+  Handle open_attribute(const char* name) const {
+    const htri_t has = H5Aexists(file_, name);
+    if (has < 0) h5fail_here(std::string("cannot check for attribute '") + name + "'");
+    if (has == 0) fail(std::string("missing root attribute '") + name + "'");
+    Handle attr(H5Aopen(file_, name, H5P_DEFAULT), H5Aclose);
+    if (!attr.valid()) h5fail_here(std::string("cannot open attribute '") + name + "'");
+    Handle space(H5Aget_space(attr), H5Sclose);
+    if (!space.valid() || H5Sget_simple_extent_npoints(space) != 1)
+      fail(std::string("root attribute '") + name + "' is not a single value");
+    return attr;
+  }
+
+  std::string read_string_attribute(const char* name) const {
+    Handle attr = open_attribute(name);
+    Handle type(H5Aget_type(attr), H5Tclose);
+    if (!type.valid() || H5Tget_class(type) != H5T_STRING)
+      fail(std::string("root attribute '") + name + "' is not a string");
+    std::string out;
+    if (H5Tis_variable_str(type) > 0) {
+      char* p = nullptr;
+      if (H5Aread(attr, type, &p) < 0) h5fail_here(std::string("cannot read attribute '") + name + "'");
+      if (p) {
+        out = p;
+        H5free_memory(p);
+      }
+    } else {
+      const std::size_t size = H5Tget_size(type);
+      std::vector<char> buf(size + 1, '\0');
+      if (H5Aread(attr, type, buf.data()) < 0)
+        h5fail_here(std::string("cannot read attribute '") + name + "'");
+      out = trim_fixed(buf.data(), size);
+    }
+    return out;
+  }
+
+  template <class T>
+  T read_number_attribute(const char* name) const {
+    Handle attr = open_attribute(name);
+    Handle type(H5Aget_type(attr), H5Tclose);
+    const H5T_class_t cls = type.valid() ? H5Tget_class(type) : H5T_NO_CLASS;
+    const bool ok = std::is_floating_point_v<T> ? (cls == H5T_FLOAT || cls == H5T_INTEGER)
+                                                : cls == H5T_INTEGER;
+    if (!ok)
+      fail(std::string("root attribute '") + name + "' is not " +
+           (std::is_floating_point_v<T> ? "a number" : "an integer"));
+    T value{};
+    if (H5Aread(attr, native_type<T>(), &value) < 0)
+      h5fail_here(std::string("cannot read attribute '") + name + "'");
+    return value;
+  }
+
+  /// Reads a numeric dataset of shape (rows) if cols == 0, else (rows, cols). rows < 0: any.
+  template <class T>
+  std::vector<T> read_dataset(const std::string& name, long long rows, hsize_t cols,
+                              hsize_t* rows_out = nullptr) const {
+    if (!exists(name)) fail("missing dataset '" + name + "'");
+    Handle dset(H5Dopen2(file_, name.c_str(), H5P_DEFAULT), H5Dclose);
+    if (!dset.valid()) h5fail_here("cannot open dataset '" + name + "'");
+    Handle type(H5Dget_type(dset), H5Tclose);
+    const H5T_class_t cls = type.valid() ? H5Tget_class(type) : H5T_NO_CLASS;
+    const bool floating = std::is_floating_point_v<T>;
+    if (floating ? cls != H5T_FLOAT : cls != H5T_INTEGER)
+      fail("dataset '" + name + "' does not hold " + (floating ? "floating-point" : "integer") +
+           " values");
+    const hsize_t got = check_shape(dset, name, rows, cols);
+    if (rows_out) *rows_out = got;
+    const std::size_t n = static_cast<std::size_t>(got * (cols == 0 ? 1 : cols));
+    std::vector<T> out(n);
+    if (n > 0 && H5Dread(dset, native_type<T>(), H5S_ALL, H5S_ALL, H5P_DEFAULT, out.data()) < 0)
+      h5fail_here("cannot read dataset '" + name + "'");
+    return out;
+  }
+
+  std::vector<std::string> read_string_dataset(const std::string& name, long long rows) const {
+    Handle dset(H5Dopen2(file_, name.c_str(), H5P_DEFAULT), H5Dclose);
+    if (!dset.valid()) h5fail_here("cannot open dataset '" + name + "'");
+    Handle type(H5Dget_type(dset), H5Tclose);
+    if (!type.valid() || H5Tget_class(type) != H5T_STRING)
+      fail("dataset '" + name + "' does not hold strings");
+    const hsize_t got = check_shape(dset, name, rows, 0);
+    const std::size_t n = static_cast<std::size_t>(got);
+    std::vector<std::string> out(n);
+    if (n == 0) return out;
+    if (H5Tis_variable_str(type) > 0) {
+      std::vector<char*> ptrs(n, nullptr);
+      if (H5Dread(dset, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, ptrs.data()) < 0)
+        h5fail_here("cannot read dataset '" + name + "'");
+      for (std::size_t i = 0; i < n; ++i) {
+        if (ptrs[i]) {
+          out[i] = ptrs[i];
+          H5free_memory(ptrs[i]);
+        }
+      }
+    } else {
+      const std::size_t size = H5Tget_size(type);
+      std::vector<char> buf(n * size + 1, '\0');
+      if (H5Dread(dset, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf.data()) < 0)
+        h5fail_here("cannot read dataset '" + name + "'");
+      for (std::size_t i = 0; i < n; ++i) out[i] = trim_fixed(buf.data() + i * size, size);
+    }
+    return out;
+  }
+
+ private:
+  [[noreturn]] void h5fail_here(const std::string& what) const {
+    try {
+      h5fail(what);
+    } catch (const H5Failure& e) {
+      fail(e.what());
+    }
+  }
+
+  static std::string trim_fixed(const char* p, std::size_t size) {
+    std::size_t len = 0;
+    while (len < size && p[len] != '\0') ++len;
+    while (len > 0 && p[len - 1] == ' ') --len;  // H5T_STR_SPACEPAD
+    return std::string(p, len);
+  }
+
+  hsize_t check_shape(hid_t dset, const std::string& name, long long rows, hsize_t cols) const {
+    Handle space(H5Dget_space(dset), H5Sclose);
+    if (!space.valid()) h5fail_here("cannot get the shape of dataset '" + name + "'");
+    const int want_rank = cols == 0 ? 1 : 2;
+    const int rank = H5Sget_simple_extent_ndims(space);
+    hsize_t dims[H5S_MAX_RANK] = {0};
+    if (rank == want_rank) H5Sget_simple_extent_dims(space, dims, nullptr);
+    const bool ok = rank == want_rank && (rows < 0 || dims[0] == static_cast<hsize_t>(rows)) &&
+                    (cols == 0 || dims[1] == cols);
+    if (!ok) {
+      std::string want = "(" + (rows < 0 ? std::string("N") : std::to_string(rows)) +
+                         (cols == 0 ? "" : ", " + std::to_string(cols)) + ")";
+      std::string have = "(";
+      if (rank < 0) {
+        have = "unreadable";
+      } else {
+        H5Sget_simple_extent_dims(space, dims, nullptr);
+        for (int i = 0; i < rank; ++i) have += (i ? ", " : "") + std::to_string(dims[i]);
+        have += ")";
+      }
+      fail("dataset '" + name + "' has shape " + have + ", expected " + want);
+    }
+    return dims[0];
+  }
+
+  std::string path_;
+  hid_t file_;
+};
+
+CountsData read_contents(const Reader& rd) {
+  CountsData d;
+  d.ionmsm_version = rd.read_string_attribute("ionmsm_version");
+  d.lammps_version = rd.read_string_attribute("lammps_version");
+  d.command = rd.read_string_attribute("command");
+  d.units = rd.read_string_attribute("units");
+  d.timestep = rd.read_number_attribute<double>("timestep");
+  d.timestep_ps = rd.read_number_attribute<double>("timestep_ps");
+  d.nevery = rd.read_number_attribute<std::int64_t>("nevery");
+  d.first_step = rd.read_number_attribute<std::int64_t>("first_step");
+  d.last_step = rd.read_number_attribute<std::int64_t>("last_step");
+  d.n_atoms = rd.read_number_attribute<std::int64_t>("n_atoms");
+  d.n_samples = rd.read_number_attribute<std::uint64_t>("n_samples");
+
+  {
+    const auto origin = rd.read_dataset<double>("/box/origin", 3, 0);
+    const auto h = rd.read_dataset<double>("/box/h", 3, 3);
+    for (int i = 0; i < 3; ++i) {
+      d.box_origin[i] = origin[static_cast<std::size_t>(i)];
+      for (int j = 0; j < 3; ++j) d.box_h(i, j) = h[static_cast<std::size_t>(3 * i + j)];
+    }
+  }
+
+  {
+    hsize_t n = 0;
+    const auto frac = rd.read_dataset<double>("/sites/fractional", -1, 3, &n);
+    d.site_fractional.resize(static_cast<std::size_t>(n));
+    for (std::size_t i = 0; i < d.site_fractional.size(); ++i)
+      d.site_fractional[i] = Eigen::Vector3d(frac[3 * i], frac[3 * i + 1], frac[3 * i + 2]);
+    d.occupancy = rd.read_dataset<std::uint64_t>("/sites/occupancy", static_cast<long long>(n), 0);
+    if (rd.exists("/sites/labels"))
+      d.site_labels = rd.read_string_dataset("/sites/labels", static_cast<long long>(n));
+  }
+
+  hsize_t nlags = 0;
+  const auto lag_steps = rd.read_dataset<std::int64_t>("/lags/lag_steps", -1, 0, &nlags);
+  const auto L = static_cast<long long>(nlags);
+  const auto n_origins = rd.read_dataset<std::uint64_t>("/lags/n_origins", L, 0);
+  const auto totals = rd.read_dataset<std::uint64_t>("/lags/total_counts", L, 0);
+  const auto offsets = rd.read_dataset<std::int64_t>("/lags/row_offset", L + 1, 0);
+
+  hsize_t m = 0;
+  const auto lag_index = rd.read_dataset<std::int32_t>("/counts/lag_index", -1, 0, &m);
+  const auto M = static_cast<long long>(m);
+  const auto from = rd.read_dataset<std::int32_t>("/counts/from", M, 0);
+  const auto to = rd.read_dataset<std::int32_t>("/counts/to", M, 0);
+  const auto shift = rd.read_dataset<std::int32_t>("/counts/shift", M, 3);
+  const auto count = rd.read_dataset<std::uint64_t>("/counts/count", M, 0);
+
+  if (offsets[0] != 0 || offsets[static_cast<std::size_t>(L)] != M)
+    rd.fail("/lags/row_offset must start at 0 and end at the number of rows in /counts (" +
+            std::to_string(M) + "), got " + std::to_string(offsets[0]) + " ... " +
+            std::to_string(offsets[static_cast<std::size_t>(L)]));
+  d.lags.resize(static_cast<std::size_t>(nlags));
+  for (std::size_t i = 0; i < d.lags.size(); ++i) {
+    LagCounts& lc = d.lags[i];
+    lc.lag_steps = lag_steps[i];
+    lc.n_origins = n_origins[i];
+    const std::int64_t begin = offsets[i], end = offsets[i + 1];
+    if (begin > end)
+      rd.fail("/lags/row_offset decreases at lag index " + std::to_string(i) + " (" +
+              std::to_string(begin) + " > " + std::to_string(end) + ")");
+    lc.rows.resize(static_cast<std::size_t>(end - begin));
+    for (std::int64_t k = begin; k < end; ++k) {
+      const auto kk = static_cast<std::size_t>(k);
+      if (lag_index[kk] != static_cast<std::int32_t>(i))
+        rd.fail("/counts/lag_index[" + std::to_string(k) + "] = " + std::to_string(lag_index[kk]) +
+                " but /lags/row_offset puts that row in lag index " + std::to_string(i));
+      TransitionCount& r = lc.rows[static_cast<std::size_t>(k - begin)];
+      r.from = from[kk];
+      r.to = to[kk];
+      r.shift = {shift[3 * kk], shift[3 * kk + 1], shift[3 * kk + 2]};
+      r.count = count[kk];
+    }
+    if (lc.total() != totals[i])
+      rd.fail("/lags/total_counts[" + std::to_string(i) + "] = " + std::to_string(totals[i]) +
+              " but the rows of lag " + std::to_string(lc.lag_steps) + " steps sum to " +
+              std::to_string(lc.total()));
+  }
+  return d;
+}
+
+}  // namespace
+
+// =============================================================================== public I/O
+
+void write_counts_file(const std::string& path, const CountsData& data) {
+  data.validate();
+  QuietHdf5 quiet;
+  const std::string tmp = path + ".tmp." + std::to_string(static_cast<long long>(::getpid()));
+  auto fail = [&](const std::string& reason) -> void {
+    ::unlink(tmp.c_str());  // a file only: never a directory that happens to have the name
+    throw std::runtime_error("cannot write counts file '" + path + "': " + reason);
+  };
+  namespace fs = std::filesystem;
+  {
+    std::error_code ec;
+    const fs::path parent = fs::path(path).parent_path();
+    if (!parent.empty() && !fs::is_directory(parent, ec))
+      throw std::runtime_error("cannot write counts file '" + path + "': directory '" +
+                               parent.string() + "' does not exist");
+    if (fs::is_directory(fs::path(path), ec))
+      throw std::runtime_error("cannot write counts file '" + path + "': it is a directory");
+  }
+  try {
+    Handle file(H5Fcreate(tmp.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT), H5Fclose);
+    if (!file.valid()) {
+      const std::string detail = hdf5_error_detail();
+      H5Eclear2(H5E_DEFAULT);
+      fail("cannot create temporary file '" + tmp + "'" +
+           (detail.empty() ? std::string() : " (HDF5: " + detail + ")"));
+    }
+    write_contents(file, data);
+    if (H5Fflush(file, H5F_SCOPE_GLOBAL) < 0) h5fail("cannot flush the file");
+    if (file.close() < 0) h5fail("cannot close the file");
+  } catch (const H5Failure& e) {
+    fail(e.what());
+  } catch (const std::bad_alloc&) {
+    fail("out of memory");
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    const int err = errno;
+    fail("cannot rename '" + tmp + "' onto it: " + std::strerror(err));
+  }
+}
+
+CountsData read_counts_file(const std::string& path) {
+  namespace fs = std::filesystem;
+  QuietHdf5 quiet;
+  std::error_code ec;
+  const fs::file_status st = fs::status(path, ec);
+  if (!fs::exists(st)) throw std::runtime_error("counts file '" + path + "' does not exist");
+  if (fs::is_directory(st))
+    throw std::runtime_error("'" + path + "' is a directory, not a counts file");
+  {
+    std::FILE* f = std::fopen(path.c_str(), "rb");
+    if (!f) {
+      const int err = errno;
+      throw std::runtime_error("cannot read counts file '" + path + "': " + std::strerror(err));
+    }
+    std::fclose(f);
+  }
+  const htri_t is_h5 = H5Fis_hdf5(path.c_str());
+  H5Eclear2(H5E_DEFAULT);
+  if (is_h5 <= 0) throw std::runtime_error("'" + path + "' is not an HDF5 file");
+
+  Handle file(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), H5Fclose);
+  if (!file.valid()) {
+    const std::string detail = hdf5_error_detail();
+    H5Eclear2(H5E_DEFAULT);
+    throw std::runtime_error("cannot open counts file '" + path + "'" +
+                             (detail.empty() ? std::string() : " (HDF5: " + detail + ")"));
+  }
+  Reader rd(path, file);
+
+  const std::string not_ours = "'" + path + "' is not an ionmsm counts file (no format tag '" +
+                               std::string(kCountsFormatTag) + "')";
+  std::string tag;
+  try {
+    tag = rd.read_string_attribute("format");
+  } catch (const std::runtime_error&) {
+    throw std::runtime_error(not_ours);
+  }
+  if (tag != kCountsFormatTag) throw std::runtime_error(not_ours);
+
+  const auto version = rd.read_number_attribute<std::int64_t>("format_version");
+  if (version != kCountsFormatVersion)
+    throw std::runtime_error("'" + path + "' has counts format version " +
+                             std::to_string(version) + "; this ionmsm reads version " +
+                             std::to_string(kCountsFormatVersion));
+
+  CountsData data = read_contents(rd);
+  try {
+    data.validate();
+  } catch (const std::invalid_argument& e) {
+    rd.fail(e.what());
+  }
+  return data;
+}
+
+}  // namespace ionmsm

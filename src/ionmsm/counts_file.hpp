@@ -1,0 +1,68 @@
+#pragma once
+// The counts file (HDF5), written by fix msm and read by the ionmsm tool. Schema, units and
+// version history: docs/file-format.md. Tag "ionmsm-counts", version kCountsFormatVersion.
+#include <Eigen/Dense>
+#include <cstdint>
+#include <iosfwd>
+#include <string>
+#include <vector>
+
+#include "ionmsm/counting.hpp"
+
+namespace ionmsm {
+
+struct LagCounts {
+  std::int64_t lag_steps = 0;
+  std::uint64_t n_origins = 0;             ///< sampled origins t with a sample at t + lag
+  std::vector<TransitionCount> rows;       ///< sorted by (from, to, shift)
+  std::uint64_t total() const;
+};
+
+struct CountsData {
+  // provenance
+  std::string ionmsm_version;
+  std::string lammps_version;
+  std::string command;        ///< the fix command line
+  // time and units
+  std::string units;          ///< LAMMPS units style ("metal", "real", ...)
+  double timestep = 0.0;      ///< in the units style's time unit
+  double timestep_ps = 0.0;   ///< the same in picoseconds (0 for lj units)
+  std::int64_t nevery = 1;    ///< sampling interval in timesteps
+  std::int64_t first_step = -1, last_step = -1;  ///< first and last sampled timestep
+  std::uint64_t n_samples = 0;
+  std::int64_t n_atoms = 0;   ///< atoms in the fix group
+  // geometry
+  Eigen::Vector3d box_origin = Eigen::Vector3d::Zero();   ///< cell at the last sample
+  Eigen::Matrix3d box_h = Eigen::Matrix3d::Identity();    ///< columns = cell vectors
+  std::vector<Eigen::Vector3d> site_fractional;           ///< fractional site coordinates
+  std::vector<std::string> site_labels;                   ///< may be empty
+  std::vector<std::uint64_t> occupancy;                   ///< atom-samples per site
+  // counts
+  std::vector<LagCounts> lags;                            ///< increasing lag_steps
+
+  std::size_t nsites() const { return site_fractional.size(); }
+  /// Cartesian site positions in the stored cell.
+  std::vector<Eigen::Vector3d> site_cartesian() const;
+  /// Index of a lag in `lags`, or -1.
+  int find_lag(std::int64_t lag_steps) const;
+  /// Throws std::invalid_argument if internally inconsistent (sizes, ranges, ordering).
+  void validate() const;
+};
+
+/// Writes atomically: to "PATH.tmp.<pid>" then rename, so a reader never sees a partial file.
+/// Throws std::runtime_error naming the path on any I/O failure (the temporary is removed).
+void write_counts_file(const std::string& path, const CountsData& data);
+/// Throws std::runtime_error naming the path: missing/unreadable file, not an ionmsm counts
+/// file, unsupported format version, inconsistent contents.
+CountsData read_counts_file(const std::string& path);
+
+/// Canonical CSV: header "lag_steps,from,to,shift_x,shift_y,shift_z,count", rows sorted by
+/// lag, from, to, shift; 0-based sites. lag_steps < 0 means all lags; otherwise only that lag
+/// (std::invalid_argument if absent).
+void write_counts_csv(std::ostream& os, const CountsData& data, std::int64_t lag_steps = -1);
+
+/// Converts a LAMMPS units style's time unit to picoseconds (metal 1, real 1e-3, ...);
+/// 0 for lj. Throws std::invalid_argument for an unknown style.
+double time_unit_in_ps(const std::string& units);
+
+}  // namespace ionmsm

@@ -1,0 +1,195 @@
+// Sites text file reader (format in sites_file.hpp / docs/file-format.md).
+#include "ionmsm/sites_file.hpp"
+
+#include <charconv>
+#include <cmath>
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <system_error>
+#include <vector>
+
+namespace ionmsm {
+
+namespace {
+
+constexpr int kSitesFormatVersion = 1;
+constexpr const char* kSitesTag = "ionmsm-sites";
+
+bool is_space(char c) {
+  return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\v' || c == '\f';
+}
+
+std::vector<std::string> split_ws(const std::string& s) {
+  std::vector<std::string> out;
+  std::size_t i = 0;
+  while (i < s.size()) {
+    while (i < s.size() && is_space(s[i])) ++i;
+    if (i >= s.size()) break;
+    std::size_t j = i;
+    while (j < s.size() && !is_space(s[j])) ++j;
+    out.push_back(s.substr(i, j - i));
+    i = j;
+  }
+  return out;
+}
+
+std::string trim(const std::string& s) {
+  std::size_t b = 0, e = s.size();
+  while (b < e && is_space(s[b])) ++b;
+  while (e > b && is_space(s[e - 1])) --e;
+  return s.substr(b, e - b);
+}
+
+// Parses a whole token as a number (locale independent). Accepts an optional leading '+'.
+// Returns false if the token is not entirely a number; non-finite values parse successfully
+// ("nan", "inf") and are rejected by the caller with a specific message.
+bool parse_number(const std::string& tok, double& value) {
+  const char* first = tok.data();
+  const char* last = tok.data() + tok.size();
+  if (first != last && *first == '+') {
+    ++first;
+    if (first != last && (*first == '-' || *first == '+')) return false;
+  }
+  if (first == last) return false;
+  const auto res = std::from_chars(first, last, value, std::chars_format::general);
+  if (res.ec == std::errc::result_out_of_range && res.ptr == last) {
+    // A well-formed number that does not fit: underflow (negative exponent) is zero, overflow
+    // is reported as non-finite by the caller.
+    const bool negative = (*first == '-');
+    const bool underflow = tok.find("e-") != std::string::npos || tok.find("E-") != std::string::npos;
+    value = underflow ? (negative ? -0.0 : 0.0) : (negative ? -HUGE_VAL : HUGE_VAL);
+    return true;
+  }
+  return res.ec == std::errc() && res.ptr == last;
+}
+
+std::string where(const std::string& name, std::size_t line) {
+  return name + ":" + std::to_string(line) + ": ";
+}
+
+}  // namespace
+
+SitesFile parse_sites_text(const std::string& text, const std::string& name) {
+  SitesFile out;
+  bool seen_content = false;  // any non-blank line (comment or not) so far
+  bool seen_keyword = false;
+  std::size_t lineno = 0;
+  std::size_t pos = 0;
+  while (pos <= text.size()) {
+    std::size_t eol = text.find('\n', pos);
+    if (eol == std::string::npos) eol = text.size();
+    std::string line = text.substr(pos, eol - pos);
+    pos = eol + 1;
+    ++lineno;
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+
+    const std::string stripped = trim(line);
+    if (stripped.empty()) {
+      if (eol == text.size()) break;
+      continue;
+    }
+
+    const bool first_content = !seen_content;
+    seen_content = true;
+
+    std::string body = line;
+    const std::size_t hash = body.find('#');
+    if (hash != std::string::npos) {
+      if (first_content && trim(body.substr(0, hash)).empty()) {
+        // Possible tag line "# ionmsm-sites N".
+        const std::vector<std::string> tok = split_ws(body.substr(hash + 1));
+        if (!tok.empty() && tok[0] == kSitesTag) {
+          if (tok.size() != 2 || tok[1] != std::to_string(kSitesFormatVersion)) {
+            const std::string got = tok.size() >= 2 ? tok[1] : std::string("(none)");
+            throw std::invalid_argument(
+                where(name, lineno) + "unsupported sites file version '" + got + "' in tag '" +
+                stripped + "' (this reader supports '# " + kSitesTag + " " +
+                std::to_string(kSitesFormatVersion) + "')");
+          }
+        }
+      }
+      body = body.substr(0, hash);
+    }
+    const std::vector<std::string> tok = split_ws(body);
+    if (tok.empty()) {
+      if (eol == text.size()) break;
+      continue;  // comment-only line
+    }
+
+    double first_value = 0.0;
+    if (!parse_number(tok[0], first_value)) {
+      if (tok[0] == "coordinates") {
+        if (!out.coords.empty()) {
+          throw std::invalid_argument(where(name, lineno) +
+                                      "'coordinates' must come before the first site");
+        }
+        if (seen_keyword) {
+          throw std::invalid_argument(where(name, lineno) + "'coordinates' given more than once");
+        }
+        if (tok.size() != 2 || (tok[1] != "fractional" && tok[1] != "cartesian")) {
+          throw std::invalid_argument(where(name, lineno) +
+                                      "expected 'coordinates fractional' or 'coordinates "
+                                      "cartesian', got '" +
+                                      trim(body) + "'");
+        }
+        out.fractional = (tok[1] == "fractional");
+        seen_keyword = true;
+        if (eol == text.size()) break;
+        continue;
+      }
+      throw std::invalid_argument(where(name, lineno) + "unknown keyword '" + tok[0] +
+                                  "' (expected 'coordinates fractional|cartesian' or a site "
+                                  "line 'x y z [label]'), got '" +
+                                  trim(body) + "'");
+    }
+
+    // Site line.
+    if (tok.size() < 3) {
+      throw std::invalid_argument(where(name, lineno) +
+                                  "expected three coordinates 'x y z [label]', got '" +
+                                  trim(body) + "'");
+    }
+    double v[3] = {first_value, 0.0, 0.0};
+    for (int k = 1; k < 3; ++k) {
+      if (!parse_number(tok[static_cast<std::size_t>(k)], v[k])) {
+        throw std::invalid_argument(where(name, lineno) +
+                                    "expected three coordinates 'x y z [label]', got '" +
+                                    trim(body) + "'");
+      }
+    }
+    if (tok.size() > 4) {
+      throw std::invalid_argument(where(name, lineno) + "too many columns (" +
+                                  std::to_string(tok.size()) +
+                                  "): expected three coordinates 'x y z [label]', got '" +
+                                  trim(body) + "'");
+    }
+    for (int k = 0; k < 3; ++k) {
+      if (!std::isfinite(v[k])) {
+        throw std::invalid_argument(where(name, lineno) + "non-finite coordinate '" +
+                                    tok[static_cast<std::size_t>(k)] + "' in '" + trim(body) +
+                                    "'");
+      }
+    }
+    out.coords.emplace_back(v[0], v[1], v[2]);
+    out.labels.push_back(tok.size() == 4 ? tok[3] : std::string());
+    if (eol == text.size()) break;
+  }
+  if (out.coords.empty()) {
+    throw std::invalid_argument(name + ": no sites found (expected one line 'x y z [label]' per "
+                                       "site)");
+  }
+  return out;
+}
+
+SitesFile read_sites_file(const std::string& path) {
+  std::ifstream in(path, std::ios::in | std::ios::binary);
+  if (!in) throw std::invalid_argument("cannot open sites file '" + path + "'");
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  if (in.bad()) throw std::invalid_argument("cannot read sites file '" + path + "'");
+  return parse_sites_text(ss.str(), path);
+}
+
+}  // namespace ionmsm

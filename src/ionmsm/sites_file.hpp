@@ -1,0 +1,28 @@
+#pragma once
+// Reading a sites text file (format in docs/file-format.md):
+//
+//   # ionmsm-sites 1                  <- optional tag line (comments start with #)
+//   coordinates fractional            <- or "coordinates cartesian" (default: cartesian)
+//   0.0 0.25 0.5  [label]             <- one site per line: three numbers, optional label
+//
+// Cartesian coordinates are in the simulation's length unit and are converted to fractional
+// coordinates with the box in force when the fix is set up.
+#include <Eigen/Dense>
+#include <string>
+#include <vector>
+
+namespace ionmsm {
+
+struct SitesFile {
+  bool fractional = false;
+  std::vector<Eigen::Vector3d> coords;
+  std::vector<std::string> labels;  ///< empty string where a line had no label
+};
+
+/// Parses a sites file. Throws std::invalid_argument with "FILE:LINE: what was expected" on a
+/// malformed line, a wrong tag version, an unknown keyword or no sites at all.
+SitesFile read_sites_file(const std::string& path);
+/// Same from text already in memory (name is used in messages).
+SitesFile parse_sites_text(const std::string& text, const std::string& name);
+
+}  // namespace ionmsm

@@ -1,0 +1,179 @@
+#!/usr/bin/python3
+"""Independent slow reference for fix msm: counts transitions from a LAMMPS dump.
+
+Reads a text dump with columns id type x y z ix iy iz (any order, extra columns ignored),
+orthogonal or triclinic, and a set of sites, then for every frame whose timestep is a multiple
+of NEVERY assigns every atom of the chosen types to the nearest periodic image of the nearest
+site by brute force (all sites, 27 images around the wrapped difference), and counts
+sliding-window transitions (from, to, lattice shift) for each lag.
+
+Shares no code with ionmsm. Prints the canonical CSV (lag_steps,from,to,shift_x,shift_y,
+shift_z,count) and, with --summary FILE, writes n_origins per lag and site occupancy as JSON.
+
+Sites: --sites-file F (the ionmsm sites text format, cartesian or fractional) or
+--sites-types T (positions of the atoms of type T in the FIRST frame, ordered by atom ID).
+"""
+import argparse
+import json
+import sys
+
+import numpy as np
+
+
+def read_dump(path):
+    frames = []
+    with open(path) as fh:
+        lines = fh.read().split("\n")
+    i = 0
+    while i < len(lines):
+        if not lines[i].startswith("ITEM: TIMESTEP"):
+            i += 1
+            continue
+        step = int(lines[i + 1])
+        natoms = int(lines[i + 3])
+        bline = lines[i + 4]
+        b = [list(map(float, lines[i + 5 + k].split())) for k in range(3)]
+        if "xy" in bline:
+            xy, xz, yz = b[0][2], b[1][2], b[2][2]
+            xlo = b[0][0] - min(0.0, xy, xz, xy + xz)
+            xhi = b[0][1] - max(0.0, xy, xz, xy + xz)
+            ylo = b[1][0] - min(0.0, yz)
+            yhi = b[1][1] - max(0.0, yz)
+            zlo, zhi = b[2][0], b[2][1]
+        else:
+            xy = xz = yz = 0.0
+            (xlo, xhi), (ylo, yhi), (zlo, zhi) = [(r[0], r[1]) for r in b]
+        H = np.array([[xhi - xlo, xy, xz], [0.0, yhi - ylo, yz], [0.0, 0.0, zhi - zlo]])
+        origin = np.array([xlo, ylo, zlo])
+        cols = lines[i + 8].split()[2:]
+        data = np.array([list(map(float, lines[i + 9 + k].split())) for k in range(natoms)])
+        col = {c: data[:, j] for j, c in enumerate(cols)}
+        order = np.argsort(col["id"])
+        frames.append({
+            "step": step, "H": H, "origin": origin,
+            "id": col["id"][order].astype(np.int64),
+            "type": col["type"][order].astype(np.int64),
+            "x": np.stack([col["x"], col["y"], col["z"]], axis=1)[order],
+            "img": np.stack([col["ix"], col["iy"], col["iz"]], axis=1)[order].astype(np.int64),
+        })
+        i += 9 + natoms
+    if not frames:
+        sys.exit(f"slow_counts: no frames in {path}")
+    return frames
+
+
+def read_sites_file(path):
+    frac = False
+    coords = []
+    with open(path) as fh:
+        for raw in fh:
+            line = raw.split("#", 1)[0].strip()
+            if not line:
+                continue
+            tok = line.split()
+            if tok[0] == "coordinates":
+                frac = tok[1] == "fractional"
+                continue
+            coords.append([float(t) for t in tok[:3]])
+    return np.array(coords), frac
+
+
+def nearest(frac_sites, H, origin, xu):
+    """Brute force: every site, 27 images of the wrapped difference. Ties: distance, site, image."""
+    Hinv = np.linalg.inv(H)
+    f = Hinv @ (xu - origin)
+    best = None
+    for s, fs in enumerate(frac_sites):
+        base = np.floor(f - fs + 0.5)
+        for dx in (-1, 0, 1):
+            for dy in (-1, 0, 1):
+                for dz in (-1, 0, 1):
+                    n = base + np.array([dx, dy, dz])
+                    d = xu - (origin + H @ (fs + n))
+                    d2 = float(d @ d)
+                    key = (d2, s, tuple(int(v) for v in n))
+                    if best is None or key < best:
+                        best = key
+    return best[1], best[2]
+
+
+def nearest_vectorised(frac_sites, H, origin, xu):
+    """Same as nearest() for many sites at once (numpy), used for speed; the tie rule is the
+    same (lexicographic on distance, site index, image)."""
+    Hinv = np.linalg.inv(H)
+    f = Hinv @ (xu - origin)
+    base = np.floor(f - frac_sites + 0.5)  # (S,3)
+    offs = np.array([[dx, dy, dz] for dx in (-1, 0, 1) for dy in (-1, 0, 1) for dz in (-1, 0, 1)])
+    n = base[:, None, :] + offs[None, :, :]  # (S,27,3)
+    pos = origin + (frac_sites[:, None, :] + n) @ H.T
+    d2 = np.sum((xu - pos) ** 2, axis=2)  # (S,27)
+    m = d2.min()
+    cands = []
+    for s, k in zip(*np.nonzero(d2 == m)):
+        cands.append((s, tuple(int(v) for v in n[s, k])))
+    cands.sort()
+    return cands[0]
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("dump")
+    ap.add_argument("--nevery", type=int, required=True)
+    ap.add_argument("--lags", type=int, nargs="+", required=True)
+    ap.add_argument("--types", type=int, nargs="+", required=True, help="atom types counted")
+    ap.add_argument("--sites-file")
+    ap.add_argument("--sites-types", type=int, nargs="+")
+    ap.add_argument("--summary")
+    a = ap.parse_args()
+
+    frames = read_dump(a.dump)
+    f0 = frames[0]
+    if a.sites_file:
+        coords, is_frac = read_sites_file(a.sites_file)
+        frac_sites = coords if is_frac else (np.linalg.inv(f0["H"]) @ (coords - f0["origin"]).T).T
+    else:
+        sel = np.isin(f0["type"], a.sites_types)
+        frac_sites = (np.linalg.inv(f0["H"]) @ (f0["x"][sel] - f0["origin"]).T).T
+    frac_sites = frac_sites - np.floor(frac_sites)
+
+    samples = {}  # atom id -> {sample index: (site, image)}
+    occupancy = np.zeros(len(frac_sites), dtype=np.int64)
+    sampled = []
+    for fr in frames:
+        if fr["step"] % a.nevery:
+            continue
+        k = fr["step"] // a.nevery
+        if k in sampled:  # a step written twice (end of one run, start of the next)
+            continue
+        sampled.append(k)
+        for j in np.nonzero(np.isin(fr["type"], a.types))[0]:
+            xu = fr["x"][j] + fr["H"] @ fr["img"][j]
+            s, n = nearest_vectorised(frac_sites, fr["H"], fr["origin"], xu)
+            samples.setdefault(int(fr["id"][j]), {})[k] = (s, n)
+            occupancy[s] += 1
+    sset = set(sampled)
+    counts = {}
+    origins = {}
+    for L in a.lags:
+        if L % a.nevery:
+            sys.exit("lag not a multiple of nevery")
+        l = L // a.nevery
+        origins[L] = sum(1 for k in sampled if k - l in sset)
+        for hist in samples.values():
+            for k, (s1, n1) in hist.items():
+                if k + l in hist:
+                    s2, n2 = hist[k + l]
+                    key = (L, s1, s2, n2[0] - n1[0], n2[1] - n1[1], n2[2] - n1[2])
+                    counts[key] = counts.get(key, 0) + 1
+    out = sys.stdout
+    out.write("lag_steps,from,to,shift_x,shift_y,shift_z,count\n")
+    for key in sorted(counts):
+        out.write(",".join(str(v) for v in key) + f",{counts[key]}\n")
+    if a.summary:
+        with open(a.summary, "w") as fh:
+            json.dump({"n_origins": {str(L): origins[L] for L in a.lags},
+                       "occupancy": occupancy.tolist(), "n_samples": len(sampled)}, fh)
+
+
+if __name__ == "__main__":
+    main()

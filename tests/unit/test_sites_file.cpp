@@ -1,0 +1,160 @@
+// Unit tests for the sites text file reader (src/ionmsm/sites_file.*).
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <fstream>
+#include <stdexcept>
+#include <string>
+#include <unistd.h>
+
+#include "ionmsm/sites_file.hpp"
+
+using ionmsm::parse_sites_text;
+using ionmsm::read_sites_file;
+using ionmsm::SitesFile;
+
+namespace {
+
+// Returns the message of the std::invalid_argument thrown by parse_sites_text, or "" (and a
+// test failure) when nothing was thrown.
+std::string parse_error(const std::string& text, const std::string& name = "in.sites") {
+  try {
+    parse_sites_text(text, name);
+  } catch (const std::invalid_argument& e) {
+    return e.what();
+  }
+  ADD_FAILURE() << "no exception for:\n" << text;
+  return "";
+}
+
+bool contains(const std::string& s, const std::string& part) {
+  return s.find(part) != std::string::npos;
+}
+
+}  // namespace
+
+TEST(SitesFile, ParsesTaggedFractionalFileWithLabels) {
+  const std::string text =
+      "# ionmsm-sites 1\n"
+      "# a comment\n"
+      "\n"
+      "coordinates fractional\n"
+      "0.0 0.25 0.5 Li1\n"
+      "  -0.5\t1e-1  +2.5E0   oct  # trailing comment\n"
+      "1 2 3\n";
+  const SitesFile f = parse_sites_text(text, "a.sites");
+  EXPECT_TRUE(f.fractional);
+  ASSERT_EQ(f.coords.size(), 3u);
+  ASSERT_EQ(f.labels.size(), 3u);
+  EXPECT_EQ(f.coords[0], Eigen::Vector3d(0.0, 0.25, 0.5));
+  EXPECT_EQ(f.coords[1], Eigen::Vector3d(-0.5, 0.1, 2.5));
+  EXPECT_EQ(f.coords[2], Eigen::Vector3d(1.0, 2.0, 3.0));
+  EXPECT_EQ(f.labels[0], "Li1");
+  EXPECT_EQ(f.labels[1], "oct");
+  EXPECT_EQ(f.labels[2], "");
+}
+
+TEST(SitesFile, DefaultsToCartesianAndAcceptsCrlfAndNoTrailingNewline) {
+  const SitesFile f = parse_sites_text("1.5 2.5 3.5\r\n4 5 6 B\r\n7 8 9", "b.sites");
+  EXPECT_FALSE(f.fractional);
+  ASSERT_EQ(f.coords.size(), 3u);
+  EXPECT_EQ(f.coords[2], Eigen::Vector3d(7.0, 8.0, 9.0));
+  EXPECT_EQ(f.labels[1], "B");
+  const SitesFile c = parse_sites_text("coordinates cartesian\n0 0 0\n", "c.sites");
+  EXPECT_FALSE(c.fractional);
+  // No tag is fine; an untagged first comment is just a comment.
+  EXPECT_EQ(parse_sites_text("# sites of LLZO\n0 0 0\n", "d").coords.size(), 1u);
+}
+
+TEST(SitesFile, RejectsWrongTagVersion) {
+  const std::string msg = parse_error("# ionmsm-sites 2\n0 0 0\n", "v.sites");
+  EXPECT_TRUE(contains(msg, "v.sites:1:")) << msg;
+  EXPECT_TRUE(contains(msg, "version")) << msg;
+  EXPECT_TRUE(contains(msg, "'2'")) << msg;
+  const std::string none = parse_error("# ionmsm-sites\n0 0 0\n", "v.sites");
+  EXPECT_TRUE(contains(none, "version")) << none;
+}
+
+TEST(SitesFile, RejectsMalformedLinesNamingFileAndLine) {
+  std::string msg = parse_error("0 0 0\n1 2\n", "x.sites");
+  EXPECT_EQ(msg, "x.sites:2: expected three coordinates 'x y z [label]', got '1 2'");
+
+  msg = parse_error("# c\n1 abc 3\n", "x.sites");
+  EXPECT_TRUE(contains(msg, "x.sites:2: expected three coordinates 'x y z [label]'")) << msg;
+  EXPECT_TRUE(contains(msg, "got '1 abc 3'")) << msg;
+
+  msg = parse_error("1 2 3 L extra\n", "x.sites");
+  EXPECT_TRUE(contains(msg, "x.sites:1:")) << msg;
+  EXPECT_TRUE(contains(msg, "too many columns")) << msg;
+
+  msg = parse_error("0 0 0\n1 nan 3\n", "x.sites");
+  EXPECT_TRUE(contains(msg, "x.sites:2:")) << msg;
+  EXPECT_TRUE(contains(msg, "non-finite")) << msg;
+  msg = parse_error("inf 0 0\n", "x.sites");
+  EXPECT_TRUE(contains(msg, "non-finite")) << msg;
+  msg = parse_error("1e999 0 0\n", "x.sites");
+  EXPECT_TRUE(contains(msg, "non-finite")) << msg;
+
+  msg = parse_error("0 0 0\nfoo bar\n", "x.sites");
+  EXPECT_TRUE(contains(msg, "x.sites:2:")) << msg;
+  EXPECT_TRUE(contains(msg, "'foo'")) << msg;
+
+  msg = parse_error("1.0.0 0 0\n", "x.sites");
+  EXPECT_TRUE(contains(msg, "x.sites:1:")) << msg;
+  msg = parse_error("1,5 0 0\n", "x.sites");
+  EXPECT_TRUE(contains(msg, "x.sites:1:")) << msg;
+}
+
+TEST(SitesFile, CoordinatesKeywordRules) {
+  std::string msg = parse_error("0 0 0\ncoordinates fractional\n", "k.sites");
+  EXPECT_TRUE(contains(msg, "k.sites:2:")) << msg;
+  EXPECT_TRUE(contains(msg, "before the first site")) << msg;
+  msg = parse_error("coordinates polar\n0 0 0\n", "k.sites");
+  EXPECT_TRUE(contains(msg, "k.sites:1:")) << msg;
+  EXPECT_TRUE(contains(msg, "coordinates fractional")) << msg;
+  msg = parse_error("coordinates\n0 0 0\n", "k.sites");
+  EXPECT_TRUE(contains(msg, "k.sites:1:")) << msg;
+  msg = parse_error("coordinates fractional\ncoordinates cartesian\n0 0 0\n", "k.sites");
+  EXPECT_TRUE(contains(msg, "k.sites:2:")) << msg;
+}
+
+TEST(SitesFile, RejectsFilesWithoutSites) {
+  EXPECT_TRUE(contains(parse_error("", "e.sites"), "no sites")) << parse_error("", "e.sites");
+  const std::string msg = parse_error("# ionmsm-sites 1\n# only comments\n\ncoordinates fractional\n",
+                                      "e.sites");
+  EXPECT_TRUE(contains(msg, "e.sites")) << msg;
+  EXPECT_TRUE(contains(msg, "no sites")) << msg;
+}
+
+TEST(SitesFile, ReadsFromDiskAndReportsUnreadableFile) {
+  const std::string path =
+      ::testing::TempDir() + "ionmsm_sites_test_" + std::to_string(::getpid()) + ".txt";
+  {
+    std::ofstream out(path);
+    out << "# ionmsm-sites 1\ncoordinates fractional\n0.1 0.2 0.3 A\n0.4 0.5 0.6\n";
+  }
+  const SitesFile f = read_sites_file(path);
+  EXPECT_TRUE(f.fractional);
+  ASSERT_EQ(f.coords.size(), 2u);
+  EXPECT_EQ(f.coords[1], Eigen::Vector3d(0.4, 0.5, 0.6));
+  EXPECT_EQ(f.labels[0], "A");
+  {
+    std::ofstream out(path);
+    out << "0 0 0\n0 0\n";
+  }
+  try {
+    read_sites_file(path);
+    ADD_FAILURE() << "malformed file accepted";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_TRUE(contains(e.what(), path + ":2:")) << e.what();
+  }
+  std::remove(path.c_str());
+
+  const std::string missing = path + ".does-not-exist";
+  try {
+    read_sites_file(missing);
+    ADD_FAILURE() << "missing file accepted";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_EQ(std::string(e.what()), "cannot open sites file '" + missing + "'");
+  }
+}
