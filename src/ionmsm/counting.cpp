@@ -139,7 +139,8 @@ void CountTable::clear() {
 // ---------------------------------------------------------------------------- TransitionCounter
 
 TransitionCounter::TransitionCounter(std::size_t nsites, std::vector<std::int64_t> lag_samples) {
-  if (nsites == 0) throw std::invalid_argument("TransitionCounter: the number of sites must be > 0");
+  if (nsites == 0)
+    throw std::invalid_argument("TransitionCounter: the number of sites must be > 0");
   if (nsites > static_cast<std::size_t>(std::numeric_limits<SiteIndex>::max())) {
     throw std::invalid_argument("TransitionCounter: too many sites (" + std::to_string(nsites) +
                                 "); at most " +
@@ -210,8 +211,8 @@ void TransitionCounter::add_atom_sample(double* record, const SiteImage& now) {
   const std::size_t ns = occupancy_.size();
   if (now.site < 0 || static_cast<std::size_t>(now.site) >= ns) {
     throw std::invalid_argument("TransitionCounter::add_atom_sample: site index " +
-                                std::to_string(now.site) + " out of range (" +
-                                std::to_string(ns) + " sites)");
+                                std::to_string(now.site) + " out of range (" + std::to_string(ns) +
+                                " sites)");
   }
   const std::int64_t k = current_;
   const std::int64_t kmax = max_lag_samples();
@@ -307,8 +308,7 @@ void TransitionCounter::add_packed_counts(const std::int64_t* data, std::size_t 
                                 " sites, this counter has " + std::to_string(ns));
   }
   if (data[1] < 0) {
-    throw std::invalid_argument(std::string(who) + "negative row count " +
-                                std::to_string(data[1]));
+    throw std::invalid_argument(std::string(who) + "negative row count " + std::to_string(data[1]));
   }
   const std::uint64_t nrows = static_cast<std::uint64_t>(data[1]);
   const std::uint64_t avail = n >= 2 + ns ? static_cast<std::uint64_t>(n - 2 - ns) : 0;
@@ -321,8 +321,8 @@ void TransitionCounter::add_packed_counts(const std::int64_t* data, std::size_t 
   for (std::uint64_t r = 0; r < nrows; ++r) {
     const std::int64_t* row = rows + 7 * r;
     if (row[0] < 0 || static_cast<std::uint64_t>(row[0]) >= lags_.size()) {
-      throw std::invalid_argument(std::string(who) + "row " + std::to_string(r) +
-                                  ": lag index " + std::to_string(row[0]) + " out of range");
+      throw std::invalid_argument(std::string(who) + "row " + std::to_string(r) + ": lag index " +
+                                  std::to_string(row[0]) + " out of range");
     }
     for (int c = 1; c <= 2; ++c) {
       if (row[c] < 0 || static_cast<std::uint64_t>(row[c]) >= ns) {
@@ -332,8 +332,8 @@ void TransitionCounter::add_packed_counts(const std::int64_t* data, std::size_t 
     }
     for (int c = 3; c <= 5; ++c) {
       if (!fits_int32(row[c])) {
-        throw std::invalid_argument(std::string(who) + "row " + std::to_string(r) +
-                                    ": shift " + std::to_string(row[c]) + " out of range");
+        throw std::invalid_argument(std::string(who) + "row " + std::to_string(r) + ": shift " +
+                                    std::to_string(row[c]) + " out of range");
       }
     }
   }
@@ -343,9 +343,8 @@ void TransitionCounter::add_packed_counts(const std::int64_t* data, std::size_t 
     const std::int64_t* row = rows + 7 * r;
     const Image shift{static_cast<std::int32_t>(row[3]), static_cast<std::int32_t>(row[4]),
                       static_cast<std::int32_t>(row[5])};
-    tables_[static_cast<std::size_t>(row[0])].add(static_cast<SiteIndex>(row[1]),
-                                                  static_cast<SiteIndex>(row[2]), shift,
-                                                  to_u64(row[6]));
+    tables_[static_cast<std::size_t>(row[0])].add(
+        static_cast<SiteIndex>(row[1]), static_cast<SiteIndex>(row[2]), shift, to_u64(row[6]));
   }
 }
 
@@ -371,9 +370,9 @@ void TransitionCounter::unpack_clock(const std::int64_t* data, std::size_t n) {
   if (lags_.empty()) throw std::invalid_argument(std::string(who) + "counter has no lags");
   if (data == nullptr || n != want) {
     throw std::invalid_argument(std::string(who) + "expected " + std::to_string(want) +
-                                " values (for " + std::to_string(lags_.size()) +
-                                " lags, longest " + std::to_string(max_lag_samples()) +
-                                " samples), got " + std::to_string(n));
+                                " values (for " + std::to_string(lags_.size()) + " lags, longest " +
+                                std::to_string(max_lag_samples()) + " samples), got " +
+                                std::to_string(n));
   }
   const std::int64_t current = data[0];
   const std::int64_t have = data[1];
@@ -396,8 +395,8 @@ void TransitionCounter::unpack_clock(const std::int64_t* data, std::size_t n) {
     }
   }
   if (have == 1 && ring[current % kmax] != current) {
-    throw std::invalid_argument(std::string(who) + "the current sample " +
-                                std::to_string(current) + " is missing from the ring");
+    throw std::invalid_argument(std::string(who) + "the current sample " + std::to_string(current) +
+                                " is missing from the ring");
   }
   current_ = current;
   have_current_ = (have == 1);

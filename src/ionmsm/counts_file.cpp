@@ -307,6 +307,16 @@ Handle vlen_string_type() {
   return t;
 }
 
+/// File access properties: HDF5 file locking stays on, but a file system that does not support
+/// locks (some NFS and Lustre mounts) does not make opening fail.
+Handle file_access_plist() {
+  Handle fapl = checked(H5Pcreate(H5P_FILE_ACCESS), H5Pclose, "cannot create property list");
+#if H5_VERSION_GE(1, 12, 1) || (H5_VERS_MAJOR == 1 && H5_VERS_MINOR == 10 && H5_VERS_RELEASE >= 7)
+  H5Pset_file_locking(fapl, true, true);
+#endif
+  return fapl;
+}
+
 // ------------------------------------------------------------------------------- writing
 
 /// Datasets with at least this many rows are chunked and compressed (shuffle + deflate).
@@ -319,7 +329,7 @@ Handle dataset_create_plist(hsize_t rows, int rank, const hsize_t* dims) {
       H5Zfilter_avail(H5Z_FILTER_SHUFFLE) > 0) {
     hsize_t chunk[2] = {std::min(rows, kChunkRows), rank > 1 ? dims[1] : 1};
     if (H5Pset_chunk(plist, rank, chunk) < 0 || H5Pset_shuffle(plist) < 0 ||
-        H5Pset_deflate(plist, 4) < 0)
+        H5Pset_deflate(plist, 1) < 0)
       h5fail("cannot set up compression");
   }
   return plist;
@@ -748,12 +758,14 @@ void write_counts_file(const std::string& path, const CountsData& data) {
     const fs::path parent = fs::path(path).parent_path();
     if (!parent.empty() && !fs::is_directory(parent, ec))
       throw std::runtime_error("cannot write counts file '" + path + "': directory '" +
-                               parent.string() + "' does not exist");
+                               parent.string() + "' " +
+                               (fs::exists(parent, ec) ? "is not a directory" : "does not exist"));
     if (fs::is_directory(fs::path(path), ec))
       throw std::runtime_error("cannot write counts file '" + path + "': it is a directory");
   }
   try {
-    Handle file(H5Fcreate(tmp.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT), H5Fclose);
+    Handle fapl = file_access_plist();
+    Handle file(H5Fcreate(tmp.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl), H5Fclose);
     if (!file.valid()) {
       const std::string detail = hdf5_error_detail();
       H5Eclear2(H5E_DEFAULT);
@@ -794,7 +806,13 @@ CountsData read_counts_file(const std::string& path) {
   H5Eclear2(H5E_DEFAULT);
   if (is_h5 <= 0) throw std::runtime_error("'" + path + "' is not an HDF5 file");
 
-  Handle file(H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT), H5Fclose);
+  Handle fapl;
+  try {
+    fapl = file_access_plist();
+  } catch (const H5Failure& e) {
+    throw std::runtime_error("cannot open counts file '" + path + "': " + e.what());
+  }
+  Handle file(H5Fopen(path.c_str(), H5F_ACC_RDONLY, fapl), H5Fclose);
   if (!file.valid()) {
     const std::string detail = hdf5_error_detail();
     H5Eclear2(H5E_DEFAULT);

@@ -75,9 +75,9 @@ Box::Box(const Eigen::Vector3d& origin, const Eigen::Matrix3d& h) {
   if (!std::isfinite(det) || det == 0.0 || !(std::abs(det) > 1e-12 * scale)) {
     std::ostringstream os;
     os.precision(17);
-    os << "Box: the cell matrix is singular (determinant " << det << "; cell vectors a = "
-       << vec_str(h.col(0)) << ", b = " << vec_str(h.col(1)) << ", c = " << vec_str(h.col(2))
-       << ")";
+    os << "Box: the cell matrix is singular (determinant " << det
+       << "; cell vectors a = " << vec_str(h.col(0)) << ", b = " << vec_str(h.col(1))
+       << ", c = " << vec_str(h.col(2)) << ")";
     throw std::invalid_argument(os.str());
   }
   origin_ = origin;

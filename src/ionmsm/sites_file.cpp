@@ -58,7 +58,8 @@ bool parse_number(const std::string& tok, double& value) {
     // A well-formed number that does not fit: underflow (negative exponent) is zero, overflow
     // is reported as non-finite by the caller.
     const bool negative = (*first == '-');
-    const bool underflow = tok.find("e-") != std::string::npos || tok.find("E-") != std::string::npos;
+    const bool underflow =
+        tok.find("e-") != std::string::npos || tok.find("E-") != std::string::npos;
     value = underflow ? (negative ? -0.0 : 0.0) : (negative ? -HUGE_VAL : HUGE_VAL);
     return true;
   }
@@ -103,10 +104,10 @@ SitesFile parse_sites_text(const std::string& text, const std::string& name) {
         if (!tok.empty() && tok[0] == kSitesTag) {
           if (tok.size() != 2 || tok[1] != std::to_string(kSitesFormatVersion)) {
             const std::string got = tok.size() >= 2 ? tok[1] : std::string("(none)");
-            throw std::invalid_argument(
-                where(name, lineno) + "unsupported sites file version '" + got + "' in tag '" +
-                stripped + "' (this reader supports '# " + kSitesTag + " " +
-                std::to_string(kSitesFormatVersion) + "')");
+            throw std::invalid_argument(where(name, lineno) + "unsupported sites file version '" +
+                                        got + "' in tag '" + stripped +
+                                        "' (this reader supports '# " + kSitesTag + " " +
+                                        std::to_string(kSitesFormatVersion) + "')");
           }
         }
       }
@@ -148,8 +149,8 @@ SitesFile parse_sites_text(const std::string& text, const std::string& name) {
     // Site line.
     if (tok.size() < 3) {
       throw std::invalid_argument(where(name, lineno) +
-                                  "expected three coordinates 'x y z [label]', got '" +
-                                  trim(body) + "'");
+                                  "expected three coordinates 'x y z [label]', got '" + trim(body) +
+                                  "'");
     }
     double v[3] = {first_value, 0.0, 0.0};
     for (int k = 1; k < 3; ++k) {
@@ -160,16 +161,14 @@ SitesFile parse_sites_text(const std::string& text, const std::string& name) {
       }
     }
     if (tok.size() > 4) {
-      throw std::invalid_argument(where(name, lineno) + "too many columns (" +
-                                  std::to_string(tok.size()) +
-                                  "): expected three coordinates 'x y z [label]', got '" +
-                                  trim(body) + "'");
+      throw std::invalid_argument(
+          where(name, lineno) + "too many columns (" + std::to_string(tok.size()) +
+          "): expected three coordinates 'x y z [label]', got '" + trim(body) + "'");
     }
     for (int k = 0; k < 3; ++k) {
       if (!std::isfinite(v[k])) {
         throw std::invalid_argument(where(name, lineno) + "non-finite coordinate '" +
-                                    tok[static_cast<std::size_t>(k)] + "' in '" + trim(body) +
-                                    "'");
+                                    tok[static_cast<std::size_t>(k)] + "' in '" + trim(body) + "'");
       }
     }
     out.coords.emplace_back(v[0], v[1], v[2]);
@@ -177,8 +176,9 @@ SitesFile parse_sites_text(const std::string& text, const std::string& name) {
     if (eol == text.size()) break;
   }
   if (out.coords.empty()) {
-    throw std::invalid_argument(name + ": no sites found (expected one line 'x y z [label]' per "
-                                       "site)");
+    throw std::invalid_argument(name +
+                                ": no sites found (expected one line 'x y z [label]' per "
+                                "site)");
   }
   return out;
 }

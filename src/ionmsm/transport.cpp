@@ -223,35 +223,76 @@ ClassStructure find_classes(std::size_t n, const std::vector<StatePair>& pairs) 
 // ---------------------------------------------------------------- linear systems
 using Triplets = std::vector<Eigen::Triplet<double>>;
 
-// Solves A X = B with A (n x n) given as triplets (duplicates summed).
-Eigen::MatrixXd solve_linear(int n, const Triplets& t, const Eigen::MatrixXd& b,
-                             std::size_t dense_max, bool& used_sparse, const char* what) {
-  Eigen::MatrixXd x;
-  if (static_cast<std::size_t>(n) <= dense_max) {
-    Eigen::MatrixXd a = Eigen::MatrixXd::Zero(n, n);
-    for (const auto& e : t) a(e.row(), e.col()) += e.value();
-    x = Eigen::PartialPivLU<Eigen::MatrixXd>(a).solve(b);
-  } else {
-    used_sparse = true;
-    Eigen::SparseMatrix<double> a(n, n);
-    a.setFromTriplets(t.begin(), t.end());
-    a.makeCompressed();
-    Eigen::SparseLU<Eigen::SparseMatrix<double>, Eigen::COLAMDOrdering<int>> lu;
+// Factorises A (n x n, given as triplets, duplicates summed) once and solves A X = B or
+// A^T X = B: dense partial-pivoting LU up to dense_max states, sparse LU (COLAMD) above.
+class LinearSolver {
+ public:
+  LinearSolver(int n, const Triplets& t, std::size_t dense_max, bool& used_sparse,
+               const char* what)
+      : what_(what), dense_(static_cast<std::size_t>(n) <= dense_max) {
+    if (dense_) {
+      a_ = Eigen::MatrixXd::Zero(n, n);
+      for (const auto& e : t) a_(e.row(), e.col()) += e.value();
+      lu_.compute(a_);
+    } else {
+      used_sparse = true;
+      sa_.resize(n, n);
+      sa_.setFromTriplets(t.begin(), t.end());
+      sa_.makeCompressed();
+      factorise(slu_, sa_);
+    }
+  }
+  Eigen::MatrixXd solve(const Eigen::MatrixXd& b) const {
+    return check(dense_ ? Eigen::MatrixXd(lu_.solve(b)) : Eigen::MatrixXd(slu_.solve(b)));
+  }
+  Eigen::MatrixXd solve_transposed(const Eigen::MatrixXd& b) {
+    if (dense_) {
+      if (!have_lu_t_) {
+        lu_t_.compute(a_.transpose());
+        have_lu_t_ = true;
+      }
+      return check(lu_t_.solve(b));
+    }
+#if EIGEN_VERSION_AT_LEAST(3, 4, 0)
+    return check(slu_.transpose().solve(b));
+#else
+    if (!have_slu_t_) {
+      Eigen::SparseMatrix<double> at = sa_.transpose();
+      at.makeCompressed();
+      factorise(slu_t_, at);
+      have_slu_t_ = true;
+    }
+    return check(slu_t_.solve(b));
+#endif
+  }
+
+ private:
+  using SparseLu = Eigen::SparseLU<Eigen::SparseMatrix<double>, Eigen::COLAMDOrdering<int>>;
+  void factorise(SparseLu& lu, Eigen::SparseMatrix<double>& a) const {
     lu.analyzePattern(a);
     lu.factorize(a);
     if (lu.info() != Eigen::Success)
-      throw std::runtime_error(cat("exact_diffusion_tensor: sparse LU of the ", what,
+      throw std::runtime_error(cat("exact_diffusion_tensor: sparse LU of the ", what_,
                                    " system failed: ", lu.lastErrorMessage()));
-    x = lu.solve(b);
-    if (lu.info() != Eigen::Success)
-      throw std::runtime_error(cat("exact_diffusion_tensor: sparse solve of the ", what,
-                                   " system failed"));
   }
-  if (!x.allFinite())
-    throw std::runtime_error(cat("exact_diffusion_tensor: the ", what,
-                                 " system is singular (non-finite solution)"));
-  return x;
-}
+  Eigen::MatrixXd check(Eigen::MatrixXd x) const {
+    if (!x.allFinite())
+      throw std::runtime_error(cat("exact_diffusion_tensor: the ", what_,
+                                   " system is singular (non-finite solution)"));
+    return x;
+  }
+  const char* what_;
+  bool dense_;
+  Eigen::MatrixXd a_;
+  Eigen::PartialPivLU<Eigen::MatrixXd> lu_, lu_t_;
+  bool have_lu_t_ = false;
+  Eigen::SparseMatrix<double> sa_;
+  SparseLu slu_;
+#if !EIGEN_VERSION_AT_LEAST(3, 4, 0)
+  SparseLu slu_t_;
+  bool have_slu_t_ = false;
+#endif
+};
 
 struct ClassResult {
   std::vector<double> pi;  // local
@@ -290,14 +331,12 @@ ClassResult analyse_class(const std::vector<int>& states, const std::vector<Stat
     pi(0) = 1.0;
   } else {
     const int nr = nc - 1;
-    Triplets tpi, tg;
-    tpi.reserve(cp.size() + static_cast<std::size_t>(nr));
+    // A = I - Q (Q: P without the pinned state k). Poisson: A g = b_bar (g_k = 0);
+    // stationary: A^T x = (P_kj)_j, pi = (x, pi_k = 1) normalised.
+    Triplets tg;
     tg.reserve(cp.size() + static_cast<std::size_t>(nr));
     Eigen::MatrixXd rhs_pi = Eigen::MatrixXd::Zero(nr, 1);
-    for (int i = 0; i < nr; ++i) {
-      tpi.emplace_back(i, i, 1.0);
-      tg.emplace_back(i, i, 1.0);
-    }
+    for (int i = 0; i < nr; ++i) tg.emplace_back(i, i, 1.0);
     for (const StatePair* q : cp) {
       const int i = local[static_cast<std::size_t>(q->from)];
       const int j = local[static_cast<std::size_t>(q->to)];
@@ -306,18 +345,17 @@ ClassResult analyse_class(const std::vector<int>& states, const std::vector<Stat
         continue;
       }
       if (j == k) continue;
-      // pi: x_j - sum_i P_ij x_i = P_kj   (j != k);  g: g_i - sum_j P_ij g_j = b_bar_i (i != k)
-      tpi.emplace_back(red(j), red(i), -q->p);
       tg.emplace_back(red(i), red(j), -q->p);
     }
-    const Eigen::MatrixXd x = solve_linear(nr, tpi, rhs_pi, dense_max, used_sparse, "stationary");
+    LinearSolver solver(nr, tg, dense_max, used_sparse, "stationary/Poisson");
+    const Eigen::MatrixXd x = solver.solve_transposed(rhs_pi);
     for (int i = 0; i < nc; ++i) pi(i) = (i == k) ? 1.0 : x(red(i), 0);
     pi /= pi.sum();
     const Eigen::Vector3d m = b.transpose() * pi;
     Eigen::MatrixXd rhs_g(nr, 3);
     for (int i = 0; i < nc; ++i)
       if (i != k) rhs_g.row(red(i)) = b.row(i) - m.transpose();
-    const Eigen::MatrixXd y = solve_linear(nr, tg, rhs_g, dense_max, used_sparse, "Poisson");
+    const Eigen::MatrixXd y = solver.solve(rhs_g);
     for (int i = 0; i < nc; ++i)
       if (i != k) g.row(i) = y.row(red(i));
     const Eigen::RowVector3d mean_g = pi.transpose() * g;  // enforce pi^T g = 0
@@ -772,10 +810,10 @@ DiffusionTensorResult exact_diffusion_tensor(const TransportStatistics& stats, d
     for (int t = 0; t < nt; ++t) rhs(t, 0) = p0[static_cast<std::size_t>(cs.transient[static_cast<std::size_t>(t)])];
     for (const auto& q : pairs) {
       const int i = tloc[static_cast<std::size_t>(q.from)], j = tloc[static_cast<std::size_t>(q.to)];
-      if (i >= 0 && j >= 0) trip.emplace_back(j, i, -q.p);  // transpose of (I - P_TT)
+      if (i >= 0 && j >= 0) trip.emplace_back(i, j, -q.p);
     }
-    const Eigen::MatrixXd y =
-        solve_linear(nt, trip, rhs, options.dense_max_states, res.used_sparse_solver, "absorption");
+    LinearSolver solver(nt, trip, options.dense_max_states, res.used_sparse_solver, "absorption");
+    const Eigen::MatrixXd y = solver.solve_transposed(rhs);
     for (const auto& q : pairs) {
       const int i = tloc[static_cast<std::size_t>(q.from)];
       const int c = class_of[static_cast<std::size_t>(q.to)];

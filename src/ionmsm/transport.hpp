@@ -157,8 +157,9 @@ struct MsdCurve {
 
 /// Propagates the MSD. Cost: moments O(n_max * pairs); minimum_image and replicated
 /// O(|A| * n_max * rows * R1 R2 R3) time (every start site is propagated separately) and
-/// O(|A| R1 R2 R3) memory per start column. Throws std::invalid_argument for tau_ps not
-/// finite and > 0, n_max < 1, a replica count < 1, or (MsdStart::stationary) a failed solve.
+/// O(|A| R1 R2 R3) memory per start column (columns are processed in blocks of <= 64, about
+/// 2^20 state-column entries). Throws std::invalid_argument for tau_ps not finite and > 0,
+/// n_max < 1, a replica count < 1; std::runtime_error if the MsdStart::stationary solve fails.
 MsdCurve propagate_msd(const TransportStatistics& stats, double tau_ps, const MsdOptions& options);
 
 /// "minimum_image", "replicated", "moments".
@@ -201,8 +202,13 @@ MsdMethod parse_msd_method(const std::string& name);
 // for transient sites). The limiting distribution is sum_c w_c pi_c. With drifts that differ
 // between classes, this D is the weighted mean of per-class (drift-centred) tensors.
 
+// Cost: per closed class one LU factorisation of I - Q (Q = P without one pinned state, chosen
+// as the state with the most outgoing counts), used for both the stationary (transposed) and the
+// Poisson solve. Sparse LU with COLAMD: about 6 s for a 10^4-site periodic 3D lattice on one
+// core; dense LU is used for small classes.
 struct DiffusionSolverOptions {
-  /// Classes with at most this many states use dense LU, larger ones sparse LU (Eigen SparseLU).
+  /// Systems (class size - 1, or number of transient states) with at most this many unknowns
+  /// use dense partial-pivoting LU, larger ones sparse LU (Eigen SparseLU, COLAMD ordering).
   std::size_t dense_max_states = 500;
 };
 

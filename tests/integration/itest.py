@@ -385,6 +385,61 @@ def case_cli():
     ok("info, export (sorted, lag filter), and error exits")
 
 
+def case_restart():
+    """Counting split by write_restart/read_restart equals the uninterrupted count, with the
+    rank count changed at the restart (1 -> 2 and 2 -> 1). Uses rerun of one dump so that both
+    routes see identical positions; the restart happens on an already sampled step."""
+    write_lattice_sites("sites.txt", 2.0, 4, tilt=False)
+    sites = dict(sitesmode="file", sitesfile="sites.txt")
+    run_lmp(BROWNIAN, brownian_vars(dumpfile="traj.dump", nsteps=1500, seed=99, **sites))
+    run_lmp(BROWNIAN, brownian_vars(dumpfile="traj.dump", mode="rerun", out="full.h5", seed=99,
+                                    **sites), nprocs=2, log="log.full")
+    full = subprocess.run([ARGS.ionmsm, "export", os.path.join(ARGS.work, "full.h5")],
+                          capture_output=True, text=True).stdout
+    fixline = "fix m mobile msm 5 sites file sites.txt lags 5 10 25 50 file {out}"
+    with open(BROWNIAN) as fh:
+        deck = fh.read()
+    part1 = deck.replace("rerun           ${dumpfile} dump x y z ix iy iz box yes",
+                         "rerun ${dumpfile} last 750 dump x y z ix iy iz box yes\n"
+                         "write_restart part1.restart")
+    with open(os.path.join(ARGS.work, "in.part1"), "w") as fh:
+        fh.write(part1)
+    part2 = ("read_restart part1.restart\npair_style zero 3.0\npair_coeff * *\n"
+             + fixline.format(out="split.h5") + "\n"
+             "rerun traj.dump first 750 dump x y z ix iy iz box yes\n")
+    with open(os.path.join(ARGS.work, "in.part2"), "w") as fh:
+        fh.write(part2)
+    for before, after in ((1, 2), (2, 1)):
+        for f in ("split.h5", "part1.restart"):
+            if os.path.exists(os.path.join(ARGS.work, f)):
+                os.remove(os.path.join(ARGS.work, f))
+        run_lmp(os.path.join(ARGS.work, "in.part1"),
+                brownian_vars(dumpfile="traj.dump", mode="rerun", out="part1.h5", seed=99,
+                              **sites), nprocs=before, log="log.part1")
+        run_lmp(os.path.join(ARGS.work, "in.part2"), {}, nprocs=after, log="log.part2")
+        split = subprocess.run([ARGS.ionmsm, "export", os.path.join(ARGS.work, "split.h5")],
+                               capture_output=True, text=True).stdout
+        compare_csv(split, full, f"restart {before} -> {after} ranks vs uninterrupted")
+        with h5py.File(os.path.join(ARGS.work, "split.h5"), "r") as a, \
+                h5py.File(os.path.join(ARGS.work, "full.h5"), "r") as b:
+            for key in ("lags/n_origins", "sites/occupancy"):
+                if list(a[key][:]) != list(b[key][:]):
+                    fail(f"{key} differs after restart {before} -> {after}")
+            for key in ("n_samples", "first_step", "last_step"):
+                if a.attrs[key] != b.attrs[key]:
+                    fail(f"{key}: {a.attrs[key]} vs {b.attrs[key]}")
+        ok(f"restart {before} -> {after}: n_origins, occupancy, clock identical")
+    # a changed argument is refused
+    bad = part2.replace("lags 5 10 25 50", "lags 5 10 25")
+    with open(os.path.join(ARGS.work, "in.bad"), "w") as fh:
+        fh.write(bad)
+    rc, text = run_lmp(os.path.join(ARGS.work, "in.bad"), {}, expect_fail=True, log="log.bad")
+    if rc == 0 or "lags were 5 10 25 50 in the restart file but are 5 10 25 now" not in text:
+        print(text[-1500:])
+        fail("changed lags after restart were not refused")
+    ok("changed lags after a restart refused")
+
+
 def case_li13si4_example():
     """examples/li13si4 in short form (MEAM, 204 atoms, 2 ranks): 156 Li on 156 sites, counts
     conserve atoms at every lag, the site-projected occupancy is one Li per site on average."""

@@ -89,8 +89,8 @@ struct AtomEvent {
 struct Script {
   std::size_t nsites = 0;
   std::size_t natoms = 0;
-  std::vector<std::int64_t> samples;            // increasing, with gaps
-  std::vector<std::vector<AtomEvent>> events;   // [sample][atom]
+  std::vector<std::int64_t> samples;           // increasing, with gaps
+  std::vector<std::vector<AtomEvent>> events;  // [sample][atom]
 };
 
 Script random_script(std::uint64_t seed, std::size_t nsites, std::size_t natoms,
@@ -160,22 +160,22 @@ Reference reference_count(const Script& sc, const std::vector<std::int64_t>& lag
     }
     // double loop over (origin, end) pairs within each segment
     for (const std::vector<Entry>& traj : segments)
-    for (std::size_t p = 0; p < traj.size(); ++p) {
-      for (std::size_t q = p + 1; q < traj.size(); ++q) {
-        for (std::size_t li = 0; li < lags.size(); ++li) {
-          if (traj[q].sample - traj[p].sample != lags[li]) continue;
-          CountKey key;
-          key.from = traj[p].where.site;
-          key.to = traj[q].where.site;
-          for (int d = 0; d < 3; ++d) {
-            key.shift[static_cast<std::size_t>(d)] =
-                traj[q].where.image[static_cast<std::size_t>(d)] -
-                traj[p].where.image[static_cast<std::size_t>(d)];
+      for (std::size_t p = 0; p < traj.size(); ++p) {
+        for (std::size_t q = p + 1; q < traj.size(); ++q) {
+          for (std::size_t li = 0; li < lags.size(); ++li) {
+            if (traj[q].sample - traj[p].sample != lags[li]) continue;
+            CountKey key;
+            key.from = traj[p].where.site;
+            key.to = traj[q].where.site;
+            for (int d = 0; d < 3; ++d) {
+              key.shift[static_cast<std::size_t>(d)] =
+                  traj[q].where.image[static_cast<std::size_t>(d)] -
+                  traj[p].where.image[static_cast<std::size_t>(d)];
+            }
+            ++ref.counts[li][key];
           }
-          ++ref.counts[li][key];
         }
       }
-    }
   }
   return ref;
 }
@@ -196,8 +196,8 @@ void feed(TransitionCounter& c, std::vector<std::vector<double>>& records, const
 }
 
 std::vector<std::vector<double>> fresh_records(const TransitionCounter& c, std::size_t natoms) {
-  std::vector<std::vector<double>> r(natoms,
-                                     std::vector<double>(static_cast<std::size_t>(c.doubles_per_atom())));
+  std::vector<std::vector<double>> r(
+      natoms, std::vector<double>(static_cast<std::size_t>(c.doubles_per_atom())));
   for (auto& rec : r) c.clear_history(rec.data());
   return r;
 }
@@ -234,8 +234,7 @@ TEST(CountingHand, SingleAtomThreeLags) {
               "lag 2");
   // lag 3 pairs: s0->s3 (0,0), s1->s4 (0,1), s2->s5 (1,1), s3->s6 (0,0)
   expect_rows(c.table(2).rows(),
-              {row(0, 0, {0, 0, 0}, 2), row(0, 1, {0, 0, 0}, 1), row(1, 1, {0, 0, 0}, 1)},
-              "lag 3");
+              {row(0, 0, {0, 0, 0}, 2), row(0, 1, {0, 0, 0}, 1), row(1, 1, {0, 0, 0}, 1)}, "lag 3");
   EXPECT_EQ(c.table(0).total(), 6u);
   EXPECT_EQ(c.table(1).total(), 5u);
   EXPECT_EQ(c.table(2).total(), 4u);
@@ -308,8 +307,7 @@ TEST(CountingReference, ClearedHistoriesStopCounting) {
   // sites 0,1,2 | 3,0,1 (clear before sample 3)
   // lag 1 pairs: 0->1, 1->2, (2->3 cut), 3->0, 0->1; lag 2: 0->2, (1->3, 2->0 cut), 3->1
   expect_rows(c.table(0).rows(),
-              {row(0, 1, {0, 0, 0}, 2), row(1, 2, {0, 0, 0}, 1), row(3, 0, {0, 0, 0}, 1)},
-              "lag 1");
+              {row(0, 1, {0, 0, 0}, 2), row(1, 2, {0, 0, 0}, 1), row(3, 0, {0, 0, 0}, 1)}, "lag 1");
   expect_rows(c.table(1).rows(), {row(0, 2, {0, 0, 0}, 1), row(3, 1, {0, 0, 0}, 1)}, "lag 2");
   EXPECT_EQ(c.n_origins(0), 5u);  // origins are global, not per atom
   EXPECT_EQ(c.n_origins(1), 4u);
@@ -366,8 +364,8 @@ TEST(CountingPack, ClockRestartContinuesIdentically) {
   auto r_whole = fresh_records(whole, sc.natoms);
   feed(whole, r_whole, sc, 0, sc.samples.size());
 
-  for (std::size_t cut : {std::size_t{0}, std::size_t{1}, std::size_t{16}, std::size_t{63},
-                          sc.samples.size()}) {
+  for (std::size_t cut :
+       {std::size_t{0}, std::size_t{1}, std::size_t{16}, std::size_t{63}, sc.samples.size()}) {
     TransitionCounter first(sc.nsites, kLags);
     auto recs = fresh_records(first, sc.natoms);
     feed(first, recs, sc, 0, cut);
@@ -523,19 +521,19 @@ TEST(CountingMisuse, SiteOutOfRangeThrowsWithoutSideEffects) {
 TEST(CountTable, DensePackedAndOverflowPathsSortedTogether) {
   const SiteIndex big = (1 << 21) + 5;  // does not fit the 21-bit packed key
   CountTable t(static_cast<std::size_t>(big) + 10);
-  t.add(5, 6, {1000, 0, -1000});        // shift overflow
+  t.add(5, 6, {1000, 0, -1000});  // shift overflow
   t.add(5, 6, {1000, 0, -1000}, 2);
-  t.add(big, 3, {0, 0, 0});             // from overflow
-  t.add(3, big, {1, 2, 3});             // to overflow
-  t.add(big, big, {0, 0, 0}, 4);        // stay (dense even for a big index)
-  t.add(big, big, {0, 0, 1});           // not a stay, overflow
-  t.add(1, 2, {63, -64, 0});            // packed, at the edge of the shift range
-  t.add(1, 2, {64, 0, 0});              // just outside: overflow
-  t.add(1, 2, {-65, 0, 0});             // just outside: overflow
-  t.add(1, 2, {0, 0, 0}, 7);            // packed
-  t.add(2, 2, {0, 0, 0});               // stay
-  t.add(2, 2, {0, -1, 0});              // packed
-  t.add(0, 0, {0, 0, 0}, 0);            // zero counts are no rows
+  t.add(big, 3, {0, 0, 0});                 // from overflow
+  t.add(3, big, {1, 2, 3});                 // to overflow
+  t.add(big, big, {0, 0, 0}, 4);            // stay (dense even for a big index)
+  t.add(big, big, {0, 0, 1});               // not a stay, overflow
+  t.add(1, 2, {63, -64, 0});                // packed, at the edge of the shift range
+  t.add(1, 2, {64, 0, 0});                  // just outside: overflow
+  t.add(1, 2, {-65, 0, 0});                 // just outside: overflow
+  t.add(1, 2, {0, 0, 0}, 7);                // packed
+  t.add(2, 2, {0, 0, 0});                   // stay
+  t.add(2, 2, {0, -1, 0});                  // packed
+  t.add(0, 0, {0, 0, 0}, 0);                // zero counts are no rows
   t.add((1 << 21) - 1, 0, {-64, 63, -64});  // largest packable from
   expect_rows(t.rows(),
               {row(1, 2, {-65, 0, 0}, 1), row(1, 2, {0, 0, 0}, 7), row(1, 2, {63, -64, 0}, 1),

@@ -382,8 +382,15 @@ TEST(CountsFileAtomicWrite, MissingDirectoryThrowsNamingPath) {
   const std::string path = dir.file("no_such_dir/counts.h5");
   const CountsData d = make_counts(24, 5, 1, false);
   EXPECT_TRUE(ThrowsWith<std::runtime_error>([&] { write_counts_file(path, d); },
-                                             {"cannot write counts file '" + path + "'"}));
+                                             {"cannot write counts file '" + path + "'",
+                                              "does not exist"}));
   EXPECT_TRUE(dir.entries().empty());
+  // the "directory" is a regular file
+  std::ofstream(dir.file("plain")) << "x";
+  const std::string under_file = dir.file("plain/counts.h5");
+  EXPECT_TRUE(ThrowsWith<std::runtime_error>([&] { write_counts_file(under_file, d); },
+                                             {"cannot write counts file '" + under_file + "'",
+                                              "is not a directory"}));
 }
 
 TEST(CountsFileAtomicWrite, UnwritableDirectoryRemovesNothingAndThrows) {

@@ -15,15 +15,15 @@
 
 using ionmsm::Box;
 using ionmsm::Image;
+using ionmsm::locate_brute_force;
 using ionmsm::SiteImage;
 using ionmsm::SiteIndex;
 using ionmsm::SiteLocator;
-using ionmsm::locate_brute_force;
 
 namespace {
 
-Box lammps_box(double xlo, double ylo, double zlo, double xprd, double yprd, double zprd,
-               double xy, double xz, double yz) {
+Box lammps_box(double xlo, double ylo, double zlo, double xprd, double yprd, double zprd, double xy,
+               double xz, double yz) {
   const double lo[3] = {xlo, ylo, zlo};
   const double hi[3] = {xlo + xprd, ylo + yprd, zlo + zprd};
   return Box::from_lammps(lo, hi, xy, xz, yz);
@@ -39,8 +39,8 @@ std::vector<Eigen::Vector3d> random_sites(std::size_t n, std::mt19937_64& rng) {
 std::string describe(const SiteImage& r) {
   std::ostringstream os;
   os.precision(17);
-  os << "{site " << r.site << ", image (" << r.image[0] << "," << r.image[1] << ","
-     << r.image[2] << "), d2 " << r.distance2 << "}";
+  os << "{site " << r.site << ", image (" << r.image[0] << "," << r.image[1] << "," << r.image[2]
+     << "), d2 " << r.distance2 << "}";
   return os.str();
 }
 
@@ -66,8 +66,8 @@ int compare_random(const std::vector<Eigen::Vector3d>& sites, const Box& box, in
     const SiteImage b = locate_brute_force(sites, box, x, range);
     if (!same(a, b)) {
       if (++bad <= 5) {
-        ADD_FAILURE() << "point " << i << " f=(" << f.transpose() << "): locate "
-                      << describe(a) << " brute force " << describe(b);
+        ADD_FAILURE() << "point " << i << " f=(" << f.transpose() << "): locate " << describe(a)
+                      << " brute force " << describe(b);
       }
     }
   }
@@ -156,8 +156,7 @@ TEST(GeometryBox, FractionalCartesianRoundTrip) {
       const Eigen::Vector3d f = nb.box.to_fractional(x);
       EXPECT_LT((nb.box.to_cartesian(f) - x).norm(), 1e-12 * 50.0) << nb.name;
       const Eigen::Vector3d g(u(rng) / 7.0, u(rng) / 7.0, u(rng) / 7.0);
-      EXPECT_LT((nb.box.to_fractional(nb.box.to_cartesian(g)) - g).norm(), 1e-13 * 10.0)
-          << nb.name;
+      EXPECT_LT((nb.box.to_fractional(nb.box.to_cartesian(g)) - g).norm(), 1e-13 * 10.0) << nb.name;
     }
     // Cell vectors map to unit fractional steps.
     for (int k = 0; k < 3; ++k) {
@@ -197,8 +196,7 @@ TEST(GeometryBox, SingularOrNonFiniteThrows) {
 TEST(GeometryLocator, RejectsBadInput) {
   const Box box = lammps_box(0, 0, 0, 5, 5, 5, 0, 0, 0);
   EXPECT_THROW(SiteLocator({}, box), std::invalid_argument);
-  EXPECT_THROW(SiteLocator({Eigen::Vector3d(0.1, std::nan(""), 0.2)}, box),
-               std::invalid_argument);
+  EXPECT_THROW(SiteLocator({Eigen::Vector3d(0.1, std::nan(""), 0.2)}, box), std::invalid_argument);
   SiteLocator loc({Eigen::Vector3d(0.1, 0.2, 0.3)}, box);
   EXPECT_THROW(loc.locate(Eigen::Vector3d(std::nan(""), 0.0, 0.0)), std::invalid_argument);
   EXPECT_THROW(locate_brute_force({}, box, Eigen::Vector3d::Zero()), std::invalid_argument);
@@ -261,8 +259,8 @@ TEST(GeometryLocator, RandomLegalTiltsMatchBruteForce) {
   std::uniform_real_distribution<double> len(3.0, 12.0), tilt(-0.5, 0.5), u(-5.0, 5.0);
   for (int c = 0; c < 12; ++c) {
     const double lx = len(rng), ly = len(rng), lz = len(rng);
-    const Box box = lammps_box(u(rng), u(rng), u(rng), lx, ly, lz, tilt(rng) * lx,
-                               tilt(rng) * lx, tilt(rng) * ly);
+    const Box box = lammps_box(u(rng), u(rng), u(rng), lx, ly, lz, tilt(rng) * lx, tilt(rng) * lx,
+                               tilt(rng) * ly);
     const auto sites = random_sites(1 + static_cast<std::size_t>(c * 7), rng);
     const int range = (std::max({lx, ly, lz}) / std::min({lx, ly, lz}) > 2.0) ? 5 : 3;
     EXPECT_EQ(compare_random(sites, box, 600, 2.0, range, 500 + c), 0) << "cell " << c;
@@ -334,8 +332,7 @@ TEST(GeometryLocator, ExactTiesOnCubicLatticePickLowestIndex) {
     }
     const SiteImage r = loc.locate(x);
     const double half = a / 2.0;
-    const double expect_d2 =
-        half * half * (std::abs(dir[0]) + std::abs(dir[1]) + std::abs(dir[2]));
+    const double expect_d2 = half * half * (std::abs(dir[0]) + std::abs(dir[1]) + std::abs(dir[2]));
     ASSERT_EQ(r.site, best_site) << "trial " << trial;
     ASSERT_EQ(r.image, best_img) << "trial " << trial;
     ASSERT_EQ(r.distance2, expect_d2) << "trial " << trial;
@@ -361,8 +358,8 @@ TEST(GeometryLocator, ExactMidpointsInTriclinicBccMatchBruteForce) {
     const int s1 = site(rng), s2 = site(rng);
     const Eigen::Vector3d n1(far(rng), far(rng), far(rng));
     const Eigen::Vector3d n2 = n1 + Eigen::Vector3d(img(rng) % 2, img(rng) % 2, img(rng) % 2);
-    const Eigen::Vector3d x = box.to_cartesian(
-        0.5 * (sites[static_cast<std::size_t>(s1)] + n1 + sites[static_cast<std::size_t>(s2)] + n2));
+    const Eigen::Vector3d x = box.to_cartesian(0.5 * (sites[static_cast<std::size_t>(s1)] + n1 +
+                                                      sites[static_cast<std::size_t>(s2)] + n2));
     const SiteImage r = loc.locate(x);
     const SiteImage b = locate_brute_force(sites, box, x, 3);
     if (!same(r, b) && ++bad <= 5) {
@@ -602,13 +599,11 @@ TEST(GeometryShift, WalkAcrossBoundariesTriclinic) {
       const Eigen::Vector3d df = loc.fractional(cur.site) - loc.fractional(prev.site) +
                                  Eigen::Vector3d(shift[0], shift[1], shift[2]);
       const Eigen::Vector3d disp = box.h() * df;
-      const Eigen::Vector3d truth = (box.to_cartesian(loc.fractional(cur.site) +
-                                                       Eigen::Vector3d(cur.image[0], cur.image[1],
-                                                                       cur.image[2])) -
-                                     box.to_cartesian(loc.fractional(prev.site) +
-                                                      Eigen::Vector3d(prev.image[0],
-                                                                      prev.image[1],
-                                                                      prev.image[2])));
+      const Eigen::Vector3d truth =
+          (box.to_cartesian(loc.fractional(cur.site) +
+                            Eigen::Vector3d(cur.image[0], cur.image[1], cur.image[2])) -
+           box.to_cartesian(loc.fractional(prev.site) +
+                            Eigen::Vector3d(prev.image[0], prev.image[1], prev.image[2])));
       EXPECT_LT((disp - truth).norm(), 1e-9);
       // The located site is near the atom (within the largest possible nearest distance).
       EXPECT_LT(std::sqrt(cur.distance2), 9.0);

@@ -976,7 +976,3 @@ TEST(MsmCk, FromEstimatedModels) {
   EXPECT_EQ(recs[1].n, 3);
   for (const auto& r : recs) EXPECT_LT(r.err, 1e-14);
 }
-TEST(MsmDebug, Print2500) {
-  const int clusters = 5, per = 500, n = clusters * per;
-  (void)n;
-}

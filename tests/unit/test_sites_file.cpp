@@ -1,11 +1,11 @@
 // Unit tests for the sites text file reader (src/ionmsm/sites_file.*).
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <fstream>
 #include <stdexcept>
 #include <string>
-#include <unistd.h>
 
 #include "ionmsm/sites_file.hpp"
 
@@ -120,8 +120,8 @@ TEST(SitesFile, CoordinatesKeywordRules) {
 
 TEST(SitesFile, RejectsFilesWithoutSites) {
   EXPECT_TRUE(contains(parse_error("", "e.sites"), "no sites")) << parse_error("", "e.sites");
-  const std::string msg = parse_error("# ionmsm-sites 1\n# only comments\n\ncoordinates fractional\n",
-                                      "e.sites");
+  const std::string msg =
+      parse_error("# ionmsm-sites 1\n# only comments\n\ncoordinates fractional\n", "e.sites");
   EXPECT_TRUE(contains(msg, "e.sites")) << msg;
   EXPECT_TRUE(contains(msg, "no sites")) << msg;
 }
