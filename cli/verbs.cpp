@@ -27,6 +27,8 @@ const std::vector<Verb>& verbs() {
        "options:\n"
        "  --lag-steps L   only the lag of L timesteps (must be one of the file's lags)\n",
        run_export},
+      {"analyze", "full MSM analysis: timescales, CK test, D, MSD, jump network", kAnalyzeHelp,
+       run_analyze},
   };
   return table;
 }

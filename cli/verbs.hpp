@@ -68,5 +68,7 @@ std::int64_t parse_int(const std::string& verb, const std::string& option,
 // ----------------------------------------------------------------- verbs
 int run_info(const std::vector<std::string>& args);
 int run_export(const std::vector<std::string>& args);
+int run_analyze(const std::vector<std::string>& args);
+extern const char kAnalyzeHelp[];  ///< defined in analyze.cpp
 
 }  // namespace ionmsm::cli

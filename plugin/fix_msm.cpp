@@ -7,6 +7,7 @@
 #include "fix_msm.h"
 
 #include "atom.h"
+#include "atom_masks.h"
 #include "comm.h"
 #include "domain.h"
 #include "error.h"
@@ -32,7 +33,7 @@ using namespace FixConst;
 
 namespace {
 constexpr std::int64_t kRestartMagic = 0x4d534d4e4f49;    // "IONMSM"
-constexpr std::int64_t kRestartVersion = 1;
+constexpr std::int64_t kRestartVersion = 2;
 
 std::int64_t bits_of(double v)
 {
@@ -52,7 +53,9 @@ double double_of(std::int64_t i)
 
 FixMSM::FixMSM(LAMMPS *lmp, int narg, char **arg) :
     Fix(lmp, narg, arg), nevery_steps(0), nout(0), ndoubles(0), hist(nullptr), last_sampled(-1),
-    first_sampled(-1), natoms_group(0), counting_started(false), dt_used(-1.0)
+    first_sampled(-1), natoms_group(0), counting_started(false), dt_used(-1.0),
+    history_mode("full"), history_m(0), assign_mode("nearest"), core_radius(0.0),
+    assign_ndoubles(0), append(false), base_first_step(-1), base_last_step(-1), n_outside(0)
 {
   for (int i = 0; i < narg; ++i) command_line += (i ? " " : "") + std::string(arg[i]);
   command_line = "fix " + command_line;
@@ -64,15 +67,23 @@ FixMSM::FixMSM(LAMMPS *lmp, int narg, char **arg) :
     error->all(FLERR, "Fix msm group '{}' has no atoms", group->names[igroup]);
 
   load_sites();
+  check_history_lags();
+  check_core_radius();
 
   std::vector<std::int64_t> lag_samples;
   for (bigint L : lags) lag_samples.push_back(L / nevery_steps);
   try {
-    counter = std::make_unique<ionmsm::TransitionCounter>(site_frac.size() / 3, lag_samples);
+    const auto hc = history_mode == "multitau" ? ionmsm::HistoryConfig::multitau(history_m)
+                                               : ionmsm::HistoryConfig::full();
+    counter = std::make_unique<ionmsm::TransitionCounter>(site_frac.size() / 3, lag_samples, hc);
+    std::vector<Eigen::Vector3d> f;
+    for (std::size_t s = 0; s < counter->nsites(); ++s) f.push_back(locator->fractional(s));
+    counter->set_site_fractional(f);
   } catch (std::exception &e) {
     error->all(FLERR, "Fix msm: {}", e.what());
   }
-  ndoubles = counter->doubles_per_atom();
+  assign_ndoubles = assign_mode == "core" ? 1 : 0;
+  ndoubles = assign_ndoubles + counter->doubles_per_atom();
 
   restart_global = 1;
   restart_peratom = 1;
@@ -80,13 +91,17 @@ FixMSM::FixMSM(LAMMPS *lmp, int narg, char **arg) :
   maxexchange = ndoubles;
   dynamic_group_allow = 0;
   time_depend = 0;
+  // narrow data masks: a Kokkos build syncs only what this fix reads, and nothing back
+  datamask_read = X_MASK | IMAGE_MASK | MASK_MASK | TAG_MASK;
+  datamask_modify = EMPTY_MASK;
 
   FixMSM::grow_arrays(atom->nmax);
   atom->add_callback(Atom::GROW);
   atom->add_callback(Atom::RESTART);
-  for (int i = 0; i < atom->nlocal; ++i) counter->clear_history(hist[i]);
+  for (int i = 0; i < atom->nlocal; ++i) FixMSM::set_arrays(i);
 
   check_output_path();
+  if (append) append_existing();
 }
 
 /* ---------------------------------------------------------------------- */
@@ -100,13 +115,15 @@ FixMSM::~FixMSM()
 }
 
 /* ----------------------------------------------------------------------
-   fix ID group msm Nevery sites group|file ARG lags L1 L2 ... file OUT.h5 [every Nout]
+   fix ID group msm Nevery sites group|file ARG lags L1 L2 ... file OUT.h5 [keyword value ...]
+   keywords: every Nout | history full|multitau M | assign nearest|core R | append yes|no
 ------------------------------------------------------------------------- */
 
 void FixMSM::parse_args(int narg, char **arg)
 {
   const std::string usage =
-      "fix ID group-ID msm Nevery sites group|file ARG lags L1 L2 ... file OUT.h5 [every Nout]";
+      "fix ID group-ID msm Nevery sites group|file ARG lags L1 L2 ... file OUT.h5 [every Nout] "
+      "[history full|multitau M] [assign nearest|core R] [append yes|no]";
   if (narg < 4) error->all(FLERR, "Illegal fix msm command: missing Nevery; usage: {}", usage);
   nevery_steps = utils::bnumeric(FLERR, arg[3], false, lmp);
   if (nevery_steps <= 0)
@@ -151,6 +168,55 @@ void FixMSM::parse_args(int narg, char **arg)
       if (nout <= 0) error->all(FLERR, "Fix msm every Nout must be positive, got {}", nout);
       if (nout % nevery_steps)
         error->all(FLERR, "Fix msm every {} is not a multiple of Nevery = {}", nout, nevery_steps);
+      iarg += 2;
+    } else if (kw == "history") {
+      if (iarg + 1 >= narg)
+        error->all(FLERR, "Fix msm keyword 'history' needs a value: 'full' or 'multitau M'");
+      const std::string mode = arg[iarg + 1];
+      if (mode == "full") {
+        history_mode = "full";
+        history_m = 0;
+        iarg += 2;
+      } else if (mode == "multitau") {
+        if (iarg + 2 >= narg || !utils::is_integer(arg[iarg + 2]))
+          error->all(FLERR, "Fix msm keyword 'history multitau' needs a positive integer M "
+                     "(entries per level), got '{}'", iarg + 2 < narg ? arg[iarg + 2] : "");
+        history_m = utils::bnumeric(FLERR, arg[iarg + 2], false, lmp);
+        if (history_m < 1 || history_m > (1 << 20))
+          error->all(FLERR, "Fix msm history multitau M must be in [1, 1048576], got {}",
+                     history_m);
+        history_mode = "multitau";
+        iarg += 3;
+      } else {
+        error->all(FLERR, "Fix msm keyword 'history' expects 'full' or 'multitau M', got '{}'",
+                   mode);
+      }
+    } else if (kw == "assign") {
+      if (iarg + 1 >= narg)
+        error->all(FLERR, "Fix msm keyword 'assign' needs a value: 'nearest' or 'core R'");
+      const std::string mode = arg[iarg + 1];
+      if (mode == "nearest") {
+        assign_mode = "nearest";
+        iarg += 2;
+      } else if (mode == "core") {
+        if (iarg + 2 >= narg || !utils::is_double(arg[iarg + 2]))
+          error->all(FLERR, "Fix msm keyword 'assign core' needs a core radius R (a number), "
+                     "got '{}'", iarg + 2 < narg ? arg[iarg + 2] : "");
+        core_radius = utils::numeric(FLERR, arg[iarg + 2], false, lmp);
+        if (!(core_radius > 0.0) || !std::isfinite(core_radius))
+          error->all(FLERR, "Fix msm assign core radius must be > 0, got {}", arg[iarg + 2]);
+        assign_mode = "core";
+        iarg += 3;
+      } else {
+        error->all(FLERR, "Fix msm keyword 'assign' expects 'nearest' or 'core R', got '{}'",
+                   mode);
+      }
+    } else if (kw == "append") {
+      if (iarg + 1 >= narg) error->all(FLERR, "Fix msm keyword 'append' needs a value: yes or no");
+      const std::string v = arg[iarg + 1];
+      if (v == "yes") append = true;
+      else if (v == "no") append = false;
+      else error->all(FLERR, "Fix msm keyword 'append' expects 'yes' or 'no', got '{}'", v);
       iarg += 2;
     } else {
       error->all(FLERR, "Unknown fix msm keyword '{}'; usage: {}", kw, usage);
@@ -308,6 +374,99 @@ void FixMSM::build_locator()
                "periodic boundaries); remove duplicate sites", dmin);
 }
 
+/* ----------------------------------------------------------------------
+   history multitau: every lag must be representable (core rule in counting.hpp)
+------------------------------------------------------------------------- */
+
+void FixMSM::check_history_lags()
+{
+  if (history_mode != "multitau") return;
+  for (bigint L : lags) {
+    const std::int64_t l = L / nevery_steps;
+    if (ionmsm::multitau_level(l, history_m) >= 0) continue;
+    const auto nb = ionmsm::multitau_neighbours(l, history_m);
+    if (nb.first > 0)
+      error->all(FLERR, "Fix msm lag {} ({} samples) cannot be counted exactly with history "
+                 "multitau {}; the nearest representable lags are {} and {} timesteps", L, l,
+                 history_m, nb.first * nevery_steps, nb.second * nevery_steps);
+    error->all(FLERR, "Fix msm lag {} ({} samples) cannot be counted exactly with history "
+               "multitau {}; the nearest representable lag is {} timesteps", L, l, history_m,
+               nb.second * nevery_steps);
+  }
+}
+
+void FixMSM::check_core_radius()
+{
+  if (assign_mode != "core") return;
+  const double half = ionmsm::max_core_radius(*locator);
+  if (!(core_radius < half))
+    error->all(FLERR, "Fix msm assign core radius {} must be less than half the minimum site "
+               "separation: {} / 2 = {}", core_radius, 2.0 * half, half);
+}
+
+/* ----------------------------------------------------------------------
+   append yes: rank 0 adds the counts of an existing OUT.h5 to this run's
+------------------------------------------------------------------------- */
+
+void FixMSM::append_existing()
+{
+  int ok = 1, found = 0;
+  std::string msg;
+  if (comm->me == 0 && access(outfile.c_str(), F_OK) == 0) {
+    found = 1;
+    try {
+      const ionmsm::CountsData old = ionmsm::read_counts_file(outfile);
+      ionmsm::CountsData now;
+      fill_config(now);
+      now.timestep = update->dt;
+      ionmsm::check_appendable(old, now);
+      std::vector<std::int64_t> buf = {static_cast<std::int64_t>(old.nsites()), 0};
+      for (auto o : old.occupancy) buf.push_back(static_cast<std::int64_t>(o));
+      std::int64_t nrows = 0;
+      std::vector<std::uint64_t> origins;
+      std::vector<double> moments;
+      for (std::size_t l = 0; l < old.lags.size(); ++l) {
+        origins.push_back(old.lags[l].n_origins);
+        for (auto &r : old.lags[l].rows) {
+          buf.insert(buf.end(), {static_cast<std::int64_t>(l), r.from, r.to, r.shift[0],
+                                 r.shift[1], r.shift[2], static_cast<std::int64_t>(r.count)});
+          ++nrows;
+        }
+        const auto &d = old.lags[l].displacement_sum;
+        const auto &q = old.lags[l].displacement_sq_sum;
+        moments.insert(moments.end(), {d[0], d[1], d[2]});
+        for (int a = 0; a < 3; ++a)
+          for (int b = 0; b < 3; ++b) moments.push_back(q(a, b));
+      }
+      buf[1] = nrows;
+      counter->add_packed_counts(buf.data(), buf.size());
+      counter->add_totals(old.n_samples, origins);
+      counter->add_packed_moments(moments.data(), moments.size());
+      n_outside += static_cast<bigint>(old.n_outside_core);
+      if (old.n_samples > 0) {
+        base_first_step = old.first_step;
+        base_last_step = old.last_step;
+      }
+    } catch (std::exception &e) {
+      ok = 0;
+      msg = e.what();
+    }
+  }
+  MPI_Bcast(&ok, 1, MPI_INT, 0, world);
+  if (!ok) {
+    int len = static_cast<int>(msg.size());
+    MPI_Bcast(&len, 1, MPI_INT, 0, world);
+    msg.resize(len);
+    MPI_Bcast(msg.data(), len, MPI_CHAR, 0, world);
+    error->all(FLERR, "Fix msm append yes: cannot append to '{}': {}", outfile, msg);
+  }
+  MPI_Bcast(&found, 1, MPI_INT, 0, world);
+  MPI_Bcast(&base_first_step, 1, MPI_LMP_BIGINT, 0, world);
+  MPI_Bcast(&base_last_step, 1, MPI_LMP_BIGINT, 0, world);
+  if (comm->me == 0 && found)
+    utils::logmesg(lmp, "Fix msm: appending to the counts in {}\n", outfile);
+}
+
 void FixMSM::update_box()
 {
   locator->set_box(ionmsm::Box::from_lammps(domain->boxlo, domain->boxhi, domain->xy,
@@ -361,9 +520,11 @@ void FixMSM::sample()
   update_box();
   try {
     counter->begin_sample(step / nevery_steps);
+    counter->set_cell(locator->box().h());
   } catch (std::exception &e) {
     error->all(FLERR, "Fix msm: {}", e.what());
   }
+  const bool core = assign_mode == "core";
 
   double **x = atom->x;
   int *mask = atom->mask;
@@ -376,8 +537,20 @@ void FixMSM::sample()
     if (!std::isfinite(xu[0]) || !std::isfinite(xu[1]) || !std::isfinite(xu[2]))
       error->one(FLERR, "Fix msm: atom {} has a non-finite position at step {}", atom->tag[i],
                  step);
-    const auto s = locator->locate(Eigen::Vector3d(xu[0], xu[1], xu[2]));
-    counter->add_atom_sample(hist[i], s);
+    try {
+      const Eigen::Vector3d xv(xu[0], xu[1], xu[2]);
+      if (core) {
+        auto committed = static_cast<ionmsm::SiteIndex>(hist[i][0]);
+        const auto r = ionmsm::assign_core(*locator, core_radius, committed, xv);
+        hist[i][0] = committed;
+        if (!r.in_core) ++n_outside;
+        counter->add_atom_sample(hist[i] + assign_ndoubles, r.where);
+      } else {
+        counter->add_atom_sample(hist[i], locator->locate(xv));
+      }
+    } catch (std::exception &e) {
+      error->one(FLERR, "Fix msm: atom {} at step {}: {}", atom->tag[i], step, e.what());
+    }
   }
   last_sampled = step;
   if (first_sampled < 0) first_sampled = step;
@@ -421,6 +594,16 @@ std::vector<bigint> FixMSM::reduced_rows()
   return out;
 }
 
+void FixMSM::reduced_extras(std::vector<double> &moments, bigint &outside)
+{
+  const std::vector<double> mine = counter->pack_moments();
+  moments.assign(mine.size(), 0.0);
+  MPI_Reduce(mine.data(), moments.data(), static_cast<int>(mine.size()), MPI_DOUBLE, MPI_SUM, 0,
+             world);
+  outside = 0;
+  MPI_Reduce(&n_outside, &outside, 1, MPI_LMP_BIGINT, MPI_SUM, 0, world);
+}
+
 void FixMSM::reduced_matrix(int ilag, std::vector<double> &out)
 {
   const std::size_t ns = counter->nsites();
@@ -456,8 +639,35 @@ int FixMSM::find_lag(bigint L) const
 
 /* ---------------------------------------------------------------------- */
 
-void FixMSM::fill_counts_data(ionmsm::CountsData &d, const std::vector<bigint> &rows)
+void FixMSM::fill_config(ionmsm::CountsData &d)
 {
+  d.units = update->unit_style;
+  d.timestep = dt_used > 0.0 ? dt_used : update->dt;
+  d.timestep_ps = d.timestep * ionmsm::time_unit_in_ps(d.units);
+  d.nevery = nevery_steps;
+  d.site_fractional.clear();
+  for (std::size_t s = 0; s < counter->nsites(); ++s)
+    d.site_fractional.push_back(locator->fractional(s));
+  d.lags.clear();
+  for (std::size_t l = 0; l < lags.size(); ++l) {
+    ionmsm::LagCounts lc;
+    lc.lag_steps = lags[l];
+    lc.level = counter->lag_level(l);
+    d.lags.push_back(lc);
+  }
+  d.has_levels = true;
+  d.history = history_mode;
+  d.history_m = history_mode == "multitau" ? history_m : 0;
+  d.doubles_per_atom = ndoubles;
+  d.assign = assign_mode;
+  d.core_radius = assign_mode == "core" ? core_radius : 0.0;
+  d.has_displacement = true;
+}
+
+void FixMSM::fill_counts_data(ionmsm::CountsData &d, const std::vector<bigint> &rows,
+                              const std::vector<double> &moments, bigint outside)
+{
+  fill_config(d);
   d.ionmsm_version = ionmsm::kVersion;
   d.lammps_version = lmp->version;
   d.command = command_line;
@@ -465,8 +675,9 @@ void FixMSM::fill_counts_data(ionmsm::CountsData &d, const std::vector<bigint> &
   d.timestep = dt_used > 0.0 ? dt_used : update->dt;
   d.timestep_ps = d.timestep * ionmsm::time_unit_in_ps(d.units);
   d.nevery = nevery_steps;
-  d.first_step = first_sampled;
-  d.last_step = last_sampled;
+  d.first_step = base_first_step >= 0 ? base_first_step : first_sampled;
+  d.last_step = last_sampled >= 0 ? last_sampled : base_last_step;
+  d.n_outside_core = static_cast<std::uint64_t>(outside);
   d.n_samples = counter->n_samples();
   d.n_atoms = natoms_group;
   const auto &box = locator->box();
@@ -480,12 +691,13 @@ void FixMSM::fill_counts_data(ionmsm::CountsData &d, const std::vector<bigint> &
   for (auto &l : site_labels) any_label = any_label || !l.empty();
   if (!any_label) d.site_labels.clear();
   d.occupancy.assign(rows.begin(), rows.begin() + ns);
-  d.lags.clear();
   for (std::size_t l = 0; l < lags.size(); ++l) {
-    ionmsm::LagCounts lc;
-    lc.lag_steps = lags[l];
+    ionmsm::LagCounts &lc = d.lags[l];
     lc.n_origins = counter->n_origins(l);
-    d.lags.push_back(lc);
+    const double *m = moments.data() + 12 * l;
+    lc.displacement_sum = Eigen::Vector3d(m[0], m[1], m[2]);
+    for (int a = 0; a < 3; ++a)
+      for (int b = 0; b < 3; ++b) lc.displacement_sq_sum(a, b) = m[3 + 3 * a + b];
   }
   for (std::size_t k = ns; k + 7 <= rows.size(); k += 7) {
     ionmsm::TransitionCount t;
@@ -502,12 +714,15 @@ void FixMSM::write_counts()
 {
   natoms_group = group->count(igroup);
   std::vector<bigint> rows = reduced_rows();
+  std::vector<double> moments;
+  bigint outside = 0;
+  reduced_extras(moments, outside);
   int ok = 1;
   std::string msg;
   if (comm->me == 0) {
     try {
       ionmsm::CountsData d;
-      fill_counts_data(d, rows);
+      fill_counts_data(d, rows, moments, outside);
       ionmsm::write_counts_file(outfile, d);
     } catch (std::exception &e) {
       ok = 0;
@@ -545,7 +760,8 @@ void FixMSM::copy_arrays(int i, int j, int /*delflag*/)
 
 void FixMSM::set_arrays(int i)
 {
-  counter->clear_history(hist[i]);
+  if (assign_ndoubles) hist[i][0] = -1.0;    // no committed site yet
+  counter->clear_history(hist[i] + assign_ndoubles);
 }
 
 int FixMSM::pack_exchange(int i, double *buf)
@@ -575,7 +791,7 @@ void FixMSM::unpack_restart(int nlocal, int nth)
   const int n = static_cast<int>(extra[nlocal][m]) - 1;
   if (n != ndoubles)
     error->one(FLERR, "Fix msm restart: per-atom history has {} values, this fix expects {} "
-               "(lags changed?)", n, ndoubles);
+               "(lags, history or assign changed?)", n, ndoubles);
   std::memcpy(hist[nlocal], &extra[nlocal][m + 1], sizeof(double) * ndoubles);
 }
 
@@ -596,6 +812,9 @@ int FixMSM::maxsize_restart()
 void FixMSM::write_restart(FILE *fp)
 {
   std::vector<bigint> rows = reduced_rows();    // collective
+  std::vector<double> moments;
+  bigint outside_total = 0;
+  reduced_extras(moments, outside_total);       // collective
   if (comm->me != 0) return;
   std::vector<std::int64_t> buf = {kRestartMagic, kRestartVersion, nevery_steps,
                                    static_cast<std::int64_t>(lags.size())};
@@ -607,6 +826,15 @@ void FixMSM::write_restart(FILE *fp)
   buf.push_back(bits_of(dt_used));
   buf.push_back(static_cast<std::int64_t>(site_raw.size()));
   for (double v : site_raw) buf.push_back(bits_of(v));
+  // version 2: history, assignment, appended steps, outside-core count, moments
+  buf.push_back(history_mode == "multitau" ? history_m : 0);
+  buf.push_back(assign_mode == "core" ? 1 : 0);
+  buf.push_back(bits_of(assign_mode == "core" ? core_radius : 0.0));
+  buf.push_back(base_first_step);
+  buf.push_back(base_last_step);
+  buf.push_back(outside_total);
+  buf.push_back(static_cast<std::int64_t>(moments.size()));
+  for (double v : moments) buf.push_back(bits_of(v));
   auto clock = counter->pack_clock();
   buf.push_back(static_cast<std::int64_t>(clock.size()));
   buf.insert(buf.end(), clock.begin(), clock.end());
@@ -666,13 +894,45 @@ void FixMSM::restart(char *raw)
   if (sites_mode == "file" && old_raw != site_raw)
     error->all(FLERR, "Fix msm restart: the coordinates in sites file '{}' differ from those the "
                "counts in the restart file were taken with", sites_arg);
+  const std::int64_t old_m = p[k++];
+  const std::string old_hist = old_m > 0 ? "multitau " + std::to_string(old_m) : "full";
+  const std::string new_hist =
+      history_mode == "multitau" ? "multitau " + std::to_string(history_m) : "full";
+  if (old_hist != new_hist)
+    error->all(FLERR, "Fix msm restart: history was '{}' in the restart file but is '{}' now; "
+               "per-atom histories would be corrupted", old_hist, new_hist);
+  const std::int64_t old_core = p[k++];
+  const double old_radius = double_of(p[k++]);
+  const std::string old_assign = old_core ? fmt::format("core {}", old_radius) : "nearest";
+  const std::string new_assign =
+      assign_mode == "core" ? fmt::format("core {}", core_radius) : "nearest";
+  if (old_assign != new_assign)
+    error->all(FLERR, "Fix msm restart: assign was '{}' in the restart file but is '{}' now; "
+               "counts would be corrupted", old_assign, new_assign);
+  base_first_step = p[k++];
+  base_last_step = p[k++];
+  const std::int64_t outside_total = p[k++];
+  const std::int64_t nmom = p[k++];
+  std::vector<double> moments;
+  for (std::int64_t q = 0; q < nmom; ++q) moments.push_back(double_of(p[k++]));
   std::int64_t nclock = p[k++];
   try {
+    // the restart holds everything counted so far (also counts appended from OUT.h5 when the
+    // fix was first defined): start from zero, whatever 'append' added in the constructor
+    counter->clear_counts();
+    n_outside = 0;
+    std::vector<Eigen::Vector3d> f;
+    for (std::size_t s = 0; s < counter->nsites(); ++s) f.push_back(locator->fractional(s));
+    counter->set_site_fractional(f);
     counter->unpack_clock(p + k, static_cast<std::size_t>(nclock));
     k += nclock;
     std::int64_t npacked = p[k++];
     // rank 0 restores the summed counts; other ranks start from zero
-    if (comm->me == 0) counter->add_packed_counts(p + k, static_cast<std::size_t>(npacked));
+    if (comm->me == 0) {
+      counter->add_packed_counts(p + k, static_cast<std::size_t>(npacked));
+      counter->add_packed_moments(moments.data(), moments.size());
+      n_outside = outside_total;
+    }
   } catch (std::exception &e) {
     error->all(FLERR, "Fix msm restart: {}", e.what());
   }

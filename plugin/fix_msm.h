@@ -80,6 +80,16 @@ class FixMSM : public Fix {
   double dt_used;                        // timestep of the counted samples (-1 before any)
   std::vector<double> site_raw;          // sites file coordinates as read (+ fractional flag)
 
+  // history full|multitau M, assign nearest|core R, append yes|no
+  std::string history_mode;    // "full" or "multitau"
+  bigint history_m;
+  std::string assign_mode;     // "nearest" or "core"
+  double core_radius;
+  int assign_ndoubles;         // per-atom doubles before the counter record (1 for core)
+  bool append;
+  bigint base_first_step, base_last_step;   // appended file's sampled steps (-1 if none)
+  bigint n_outside;            // atom-samples outside every core (this rank; rank 0 + base)
+
   std::unique_ptr<ionmsm::TransitionCounter> counter;
   std::unique_ptr<ionmsm::SiteLocator> locator;
   std::vector<double> site_frac;          // 3 * nsites fractional coordinates
@@ -93,7 +103,13 @@ class FixMSM : public Fix {
   void update_box();
   void sample();
   void check_output_path();
-  void fill_counts_data(ionmsm::CountsData &data, const std::vector<bigint> &rows);
+  void fill_config(ionmsm::CountsData &data);
+  void fill_counts_data(ionmsm::CountsData &data, const std::vector<bigint> &rows,
+                        const std::vector<double> &moments, bigint outside);
+  void reduced_extras(std::vector<double> &moments, bigint &outside);
+  void check_history_lags();
+  void check_core_radius();
+  void append_existing();
 };
 
 }    // namespace LAMMPS_NS

@@ -138,7 +138,34 @@ void CountTable::clear() {
 
 // ---------------------------------------------------------------------------- TransitionCounter
 
-TransitionCounter::TransitionCounter(std::size_t nsites, std::vector<std::int64_t> lag_samples) {
+int multitau_level(std::int64_t lag, std::int64_t m) {
+  if (lag < 1 || m < 1) return -1;
+  for (int k = 0; k < 62; ++k) {
+    const std::int64_t p = std::int64_t{1} << k;
+    if (lag % p != 0) return -1;
+    if (lag / p <= m) return k;
+  }
+  return -1;
+}
+
+std::pair<std::int64_t, std::int64_t> multitau_neighbours(std::int64_t lag, std::int64_t m) {
+  std::int64_t below = 0, above = std::numeric_limits<std::int64_t>::max();
+  if (m < 1) return {below, above};
+  for (int k = 0; k < 62; ++k) {
+    const std::int64_t p = std::int64_t{1} << k;
+    // j * p < lag with j <= m, largest
+    const std::int64_t jlo = std::min(m, (lag - 1) / p);
+    if (jlo >= 1) below = std::max(below, jlo * p);
+    // j * p > lag with j <= m, smallest
+    const std::int64_t jhi = lag / p + 1;
+    if (jhi <= m && jhi <= std::numeric_limits<std::int64_t>::max() / p) above = std::min(above, jhi * p);
+  }
+  return {below, above};
+}
+
+TransitionCounter::TransitionCounter(std::size_t nsites, std::vector<std::int64_t> lag_samples,
+                                     HistoryConfig history)
+    : history_(history) {
   if (nsites == 0)
     throw std::invalid_argument("TransitionCounter: the number of sites must be > 0");
   if (nsites > static_cast<std::size_t>(std::numeric_limits<SiteIndex>::max())) {
@@ -158,19 +185,164 @@ TransitionCounter::TransitionCounter(std::size_t nsites, std::vector<std::int64_
                                   std::to_string(lag_samples[i]));
     }
   }
-  if (lag_samples.back() > std::numeric_limits<int>::max() / kFieldsPerSlot) {
-    throw std::invalid_argument("TransitionCounter: the longest lag (" +
-                                std::to_string(lag_samples.back()) +
-                                " samples) is too long for a per-atom history");
+  if (history_.mode == HistoryConfig::Mode::Full) {
+    if (lag_samples.back() > std::numeric_limits<int>::max() / kFieldsPerSlot) {
+      throw std::invalid_argument("TransitionCounter: the longest lag (" +
+                                  std::to_string(lag_samples.back()) +
+                                  " samples) is too long for a per-atom history");
+    }
+    lag_level_.assign(lag_samples.size(), 0);
+  } else {
+    if (history_.m < 1 || history_.m > kMaxMultiTauM) {
+      throw std::invalid_argument("TransitionCounter: multitau M must be in [1, " +
+                                  std::to_string(kMaxMultiTauM) + "], got " +
+                                  std::to_string(history_.m));
+    }
+    for (std::int64_t l : lag_samples) {
+      const int k = multitau_level(l, history_.m);
+      if (k < 0) {
+        const auto nb = multitau_neighbours(l, history_.m);
+        throw std::invalid_argument(
+            "TransitionCounter: lag " + std::to_string(l) +
+            " samples cannot be counted exactly with multitau M = " + std::to_string(history_.m) +
+            " (representable lags are j * 2^k with 1 <= j <= M); nearest representable: " +
+            (nb.first > 0 ? std::to_string(nb.first) + " and " : std::string()) +
+            std::to_string(nb.second) + " samples");
+      }
+      lag_level_.push_back(k);
+      if (std::find(levels_.begin(), levels_.end(), k) == levels_.end()) levels_.push_back(k);
+    }
+    std::sort(levels_.begin(), levels_.end());
+    for (int k : lag_level_)
+      lag_slot_.push_back(static_cast<int>(std::find(levels_.begin(), levels_.end(), k) -
+                                           levels_.begin()));
+    level_ring_.assign(levels_.size(),
+                       std::vector<std::int64_t>(static_cast<std::size_t>(history_.m), -1));
+    origin_ok_.assign(lag_samples.size(), 0);
+    // radix: nsites * R^3 <= 2^53 (exact integers in a double), R <= 2^16
+    const double room = std::ldexp(1.0, 53) / static_cast<double>(nsites);
+    std::int64_t r = std::min<std::int64_t>(std::int64_t{1} << 16,
+                                            static_cast<std::int64_t>(std::cbrt(room)) + 1);
+    while (r > 1 && static_cast<double>(r) * r * r * static_cast<double>(nsites) >
+                        std::ldexp(1.0, 53))
+      --r;
+    if (r < 3)
+      throw std::invalid_argument("TransitionCounter: too many sites for multitau records");
+    radix_ = r;
   }
   lags_ = std::move(lag_samples);
   tables_.assign(lags_.size(), CountTable(nsites));
   origins_.assign(lags_.size(), 0);
   occupancy_.assign(nsites, 0);
-  recent_.assign(static_cast<std::size_t>(lags_.back()), -1);
+  disp_sum_.assign(lags_.size(), Eigen::Vector3d::Zero());
+  disp_sq_.assign(lags_.size(), Eigen::Matrix3d::Zero());
+  if (history_.mode == HistoryConfig::Mode::Full)
+    recent_.assign(static_cast<std::size_t>(lags_.back()), -1);
+}
+
+int TransitionCounter::doubles_per_atom() const {
+  if (history_.mode == HistoryConfig::Mode::Full)
+    return static_cast<int>(max_lag_samples()) * kFieldsPerSlot;
+  return kMultiTauHeader + static_cast<int>(levels_.size() * static_cast<std::size_t>(history_.m));
+}
+
+void TransitionCounter::set_site_fractional(const std::vector<Eigen::Vector3d>& frac) {
+  if (frac.size() != occupancy_.size()) {
+    throw std::invalid_argument("TransitionCounter::set_site_fractional: " +
+                                std::to_string(frac.size()) + " coordinates for " +
+                                std::to_string(occupancy_.size()) + " sites");
+  }
+  for (const auto& f : frac)
+    if (!f.allFinite())
+      throw std::invalid_argument(
+          "TransitionCounter::set_site_fractional: non-finite fractional coordinate");
+  site_frac_ = frac;
+}
+
+void TransitionCounter::add_moment(std::size_t i, SiteIndex from, SiteIndex to,
+                                   const Image& shift) {
+  const Eigen::Vector3d df = site_frac_[static_cast<std::size_t>(to)] -
+                             site_frac_[static_cast<std::size_t>(from)] +
+                             Eigen::Vector3d(shift[0], shift[1], shift[2]);
+  const Eigen::Vector3d d = cell_ * df;
+  disp_sum_[i] += d;
+  disp_sq_[i] += d * d.transpose();
+}
+
+std::vector<double> TransitionCounter::pack_moments() const {
+  std::vector<double> out;
+  out.reserve(12 * lags_.size());
+  for (std::size_t i = 0; i < lags_.size(); ++i) {
+    for (int a = 0; a < 3; ++a) out.push_back(disp_sum_[i][a]);
+    for (int a = 0; a < 3; ++a)
+      for (int b = 0; b < 3; ++b) out.push_back(disp_sq_[i](a, b));
+  }
+  return out;
+}
+
+void TransitionCounter::add_packed_moments(const double* data, std::size_t n) {
+  if (n != 12 * lags_.size() || (n > 0 && data == nullptr)) {
+    throw std::invalid_argument("TransitionCounter::add_packed_moments: expected " +
+                                std::to_string(12 * lags_.size()) + " values, got " +
+                                std::to_string(n));
+  }
+  for (std::size_t i = 0; i < lags_.size(); ++i) {
+    const double* p = data + 12 * i;
+    for (int a = 0; a < 3; ++a) disp_sum_[i][a] += p[a];
+    for (int a = 0; a < 3; ++a)
+      for (int b = 0; b < 3; ++b) disp_sq_[i](a, b) += p[3 + 3 * a + b];
+  }
+}
+
+void TransitionCounter::add_totals(std::uint64_t n_samples,
+                                   const std::vector<std::uint64_t>& origins) {
+  if (origins.size() != origins_.size()) {
+    throw std::invalid_argument("TransitionCounter::add_totals: " + std::to_string(origins.size()) +
+                                " origin counts for " + std::to_string(origins_.size()) + " lags");
+  }
+  n_samples_ += n_samples;
+  for (std::size_t i = 0; i < origins.size(); ++i) origins_[i] += origins[i];
+}
+
+double TransitionCounter::encode(const SiteImage& s, const double* base) const {
+  const std::int64_t half = radix_ / 2;
+  std::int64_t e[3];
+  for (int d = 0; d < 3; ++d) {
+    const std::int64_t o = static_cast<std::int64_t>(s.image[static_cast<std::size_t>(d)]) -
+                           static_cast<std::int64_t>(base[d]) + half;
+    if (o < 0 || o >= radix_) return -1.0;
+    e[d] = o;
+  }
+  const std::int64_t ns = static_cast<std::int64_t>(occupancy_.size());
+  return static_cast<double>(s.site + ns * (e[0] + radix_ * (e[1] + radix_ * e[2])));
+}
+
+bool TransitionCounter::decode(double v, const double* base, SiteImage& out) const {
+  const std::int64_t ns = static_cast<std::int64_t>(occupancy_.size());
+  const double limit = static_cast<double>(ns) * static_cast<double>(radix_) *
+                       static_cast<double>(radix_) * static_cast<double>(radix_);
+  if (!(v >= 0.0 && v < limit && v == std::floor(v))) return false;
+  std::int64_t u = static_cast<std::int64_t>(v);
+  out.site = static_cast<SiteIndex>(u % ns);
+  u /= ns;
+  const std::int64_t half = radix_ / 2;
+  for (int d = 0; d < 3; ++d) {
+    const std::int64_t img = u % radix_ - half + static_cast<std::int64_t>(base[d]);
+    if (!fits_int32(img)) return false;
+    out.image[static_cast<std::size_t>(d)] = static_cast<std::int32_t>(img);
+    u /= radix_;
+  }
+  return true;
 }
 
 void TransitionCounter::clear_history(double* record) const {
+  if (history_.mode == HistoryConfig::Mode::MultiTau) {
+    const int n = doubles_per_atom();
+    record[0] = -1.0;
+    record[1] = -1.0;
+    for (int i = 2; i < n; ++i) record[i] = 0.0;
+    return;
+  }
   const std::int64_t k = max_lag_samples();
   for (std::int64_t s = 0; s < k; ++s) {
     double* slot = record + s * kFieldsPerSlot;
@@ -190,14 +362,36 @@ void TransitionCounter::begin_sample(std::int64_t sample_index) {
         "TransitionCounter::begin_sample: sample index must increase (got " +
         std::to_string(sample_index) + " after " + std::to_string(current_) + ")");
   }
-  const std::int64_t kmax = max_lag_samples();
-  // Read every lag's origin before overwriting slot k (which holds k - max_lag).
-  for (std::size_t i = 0; i < lags_.size(); ++i) {
-    const std::int64_t j = sample_index - lags_[i];
-    if (j < 0) continue;
-    if (recent_[static_cast<std::size_t>(j % kmax)] == j) ++origins_[i];
+  if (history_.mode == HistoryConfig::Mode::MultiTau) {
+    const std::int64_t m = history_.m;
+    // Read every lag's origin before overwriting the level slots.
+    for (std::size_t i = 0; i < lags_.size(); ++i) {
+      const int k = lag_level_[i];
+      const std::int64_t j = sample_index - lags_[i];
+      bool ok = false;
+      if (j >= 0 && sample_index % (std::int64_t{1} << k) == 0) {
+        const auto& ring = level_ring_[static_cast<std::size_t>(lag_slot_[i])];
+        ok = ring[static_cast<std::size_t>((j >> k) % m)] == j;
+      }
+      origin_ok_[i] = ok ? 1 : 0;
+      if (ok) ++origins_[i];
+    }
+    for (std::size_t li = 0; li < levels_.size(); ++li) {
+      const int k = levels_[li];
+      if (sample_index % (std::int64_t{1} << k) == 0)
+        level_ring_[li][static_cast<std::size_t>((sample_index >> k) % m)] = sample_index;
+    }
+    previous_ = have_current_ ? current_ : -1;
+  } else {
+    const std::int64_t kmax = max_lag_samples();
+    // Read every lag's origin before overwriting slot k (which holds k - max_lag).
+    for (std::size_t i = 0; i < lags_.size(); ++i) {
+      const std::int64_t j = sample_index - lags_[i];
+      if (j < 0) continue;
+      if (recent_[static_cast<std::size_t>(j % kmax)] == j) ++origins_[i];
+    }
+    recent_[static_cast<std::size_t>(sample_index % kmax)] = sample_index;
   }
-  recent_[static_cast<std::size_t>(sample_index % kmax)] = sample_index;
   current_ = sample_index;
   have_current_ = true;
   ++n_samples_;
@@ -214,6 +408,14 @@ void TransitionCounter::add_atom_sample(double* record, const SiteImage& now) {
                                 std::to_string(now.site) + " out of range (" + std::to_string(ns) +
                                 " sites)");
   }
+  if (history_.mode == HistoryConfig::Mode::MultiTau)
+    add_multitau(record, now);
+  else
+    add_full(record, now);
+}
+
+void TransitionCounter::add_full(double* record, const SiteImage& now) {
+  const std::size_t ns = occupancy_.size();
   const std::int64_t k = current_;
   const std::int64_t kmax = max_lag_samples();
 
@@ -259,6 +461,8 @@ void TransitionCounter::add_atom_sample(double* record, const SiteImage& now) {
                                            static_cast<std::int64_t>(slot[2 + d]));
     }
     tables_[i].add(from, now.site, shift);
+    if (has_moments() && (from != now.site || shift[0] != 0 || shift[1] != 0 || shift[2] != 0))
+      add_moment(i, from, now.site, shift);
   }
 
   // Store the new entry last: slot k mod max_lag held k - max_lag, read above.
@@ -268,6 +472,101 @@ void TransitionCounter::add_atom_sample(double* record, const SiteImage& now) {
   slot[2] = static_cast<double>(now.image[0]);
   slot[3] = static_cast<double>(now.image[1]);
   slot[4] = static_cast<double>(now.image[2]);
+}
+
+void TransitionCounter::add_multitau(double* record, const SiteImage& now) {
+  const char* who = "TransitionCounter::add_atom_sample: corrupt history record (";
+  const std::int64_t t = current_;
+  const std::int64_t m = history_.m;
+  const bool continues = previous_ >= 0 && record[0] >= 0.0 &&
+                         record[1] == static_cast<double>(previous_);
+  double* base = record + 2;
+  const double* entries = record + kMultiTauHeader;
+  std::vector<SiteImage>& from = scratch_from_;  // reused: no allocation per atom
+  std::vector<char>& use = scratch_use_;
+  from.resize(lags_.size());
+  use.assign(lags_.size(), 0);
+  if (continues) {
+    // Pass 1: validate every entry that will be used before anything is modified.
+    const double vs = record[0];
+    if (!(vs == std::floor(vs) && vs <= static_cast<double>(previous_)))
+      throw std::invalid_argument(std::string(who) + "valid_since " + std::to_string(vs) + ")");
+    for (int d = 0; d < 3; ++d)
+      if (!(std::abs(base[d]) <= 1.0e9 && base[d] == std::floor(base[d])))
+        throw std::invalid_argument(std::string(who) + "base image " + std::to_string(base[d]) +
+                                    ")");
+    for (std::size_t i = 0; i < lags_.size(); ++i) {
+      if (!origin_ok_[i]) continue;
+      const std::int64_t j = t - lags_[i];
+      if (static_cast<double>(j) < vs) continue;
+      const int k = lag_level_[i];
+      const double v = entries[static_cast<std::size_t>(lag_slot_[i]) * static_cast<std::size_t>(m) +
+                               static_cast<std::size_t>((j >> k) % m)];
+      if (!decode(v, base, from[i]))
+        throw std::invalid_argument(std::string(who) + "entry " + std::to_string(v) +
+                                    " at sample " + std::to_string(j) + ")");
+      for (std::size_t d = 0; d < 3; ++d) {
+        const std::int64_t sh = static_cast<std::int64_t>(now.image[d]) - from[i].image[d];
+        if (!fits_int32(sh))
+          throw std::invalid_argument("TransitionCounter::add_atom_sample: lattice shift overflows");
+      }
+      use[i] = 1;
+    }
+  }
+
+  // Pass 2: count.
+  ++occupancy_[static_cast<std::size_t>(now.site)];
+  for (std::size_t i = 0; i < lags_.size(); ++i) {
+    if (!use[i]) continue;
+    Image shift;
+    for (std::size_t d = 0; d < 3; ++d) shift[d] = now.image[d] - from[i].image[d];
+    tables_[i].add(from[i].site, now.site, shift);
+    if (has_moments() &&
+        (from[i].site != now.site || shift[0] != 0 || shift[1] != 0 || shift[2] != 0))
+      add_moment(i, from[i].site, now.site, shift);
+  }
+
+  // Store.
+  if (!continues) {
+    record[0] = static_cast<double>(t);
+    for (std::size_t d = 0; d < 3; ++d) base[d] = static_cast<double>(now.image[d]);
+  }
+  record[1] = static_cast<double>(t);
+  double* ent = record + kMultiTauHeader;
+  bool fits = true;
+  for (std::size_t li = 0; li < levels_.size() && fits; ++li)
+    if (t % (std::int64_t{1} << levels_[li]) == 0) fits = encode(now, base) >= 0.0;
+  if (!fits) {
+    // Rebase on the current image: re-encode every valid entry (sampled at or after
+    // valid_since, before t, still in its level's ring).
+    double nb[3] = {static_cast<double>(now.image[0]), static_cast<double>(now.image[1]),
+                    static_cast<double>(now.image[2])};
+    std::vector<std::pair<std::size_t, double>> rewritten;
+    for (std::size_t li = 0; li < levels_.size(); ++li)
+      for (std::int64_t sl = 0; sl < m; ++sl) {
+        const std::int64_t j = level_ring_[li][static_cast<std::size_t>(sl)];
+        if (j < 0 || j >= t || static_cast<double>(j) < record[0]) continue;
+        const std::size_t pos = li * static_cast<std::size_t>(m) + static_cast<std::size_t>(sl);
+        SiteImage old;
+        if (!decode(ent[pos], base, old))
+          throw std::invalid_argument(std::string(who) + "entry " + std::to_string(ent[pos]) + ")");
+        const double v = encode(old, nb);
+        if (v < 0.0)
+          throw std::invalid_argument(
+              "TransitionCounter::add_atom_sample: an atom moved more than " +
+              std::to_string(radix_ / 2 - 1) +
+              " periodic images within its multitau history window; cannot store it");
+        rewritten.emplace_back(pos, v);
+      }
+    for (const auto& [pos, v] : rewritten) ent[pos] = v;
+    for (int d = 0; d < 3; ++d) base[d] = nb[d];
+  }
+  for (std::size_t li = 0; li < levels_.size(); ++li) {
+    const int k = levels_[li];
+    if (t % (std::int64_t{1} << k) != 0) continue;
+    ent[li * static_cast<std::size_t>(m) + static_cast<std::size_t>((t >> k) % m)] =
+        encode(now, base);
+  }
 }
 
 std::vector<std::int64_t> TransitionCounter::pack_counts() const {
@@ -350,6 +649,8 @@ void TransitionCounter::add_packed_counts(const std::int64_t* data, std::size_t 
 
 void TransitionCounter::clear_counts() {
   for (CountTable& t : tables_) t.clear();
+  std::fill(disp_sum_.begin(), disp_sum_.end(), Eigen::Vector3d::Zero());
+  std::fill(disp_sq_.begin(), disp_sq_.end(), Eigen::Matrix3d::Zero());
   std::fill(occupancy_.begin(), occupancy_.end(), 0);
 }
 
@@ -360,13 +661,21 @@ std::vector<std::int64_t> TransitionCounter::pack_clock() const {
   out.push_back(have_current_ ? 1 : 0);
   out.push_back(to_i64(n_samples_));
   for (std::uint64_t o : origins_) out.push_back(to_i64(o));
+  if (history_.mode == HistoryConfig::Mode::MultiTau) {
+    out.push_back(previous_);
+    for (const auto& ring : level_ring_) out.insert(out.end(), ring.begin(), ring.end());
+    return out;
+  }
   for (std::int64_t r : recent_) out.push_back(r);
   return out;
 }
 
 void TransitionCounter::unpack_clock(const std::int64_t* data, std::size_t n) {
   const char* who = "TransitionCounter::unpack_clock: ";
-  const std::size_t want = 3 + origins_.size() + recent_.size();
+  const bool mt = history_.mode == HistoryConfig::Mode::MultiTau;
+  const std::size_t want =
+      3 + origins_.size() +
+      (mt ? 1 + levels_.size() * static_cast<std::size_t>(history_.m) : recent_.size());
   if (lags_.empty()) throw std::invalid_argument(std::string(who) + "counter has no lags");
   if (data == nullptr || n != want) {
     throw std::invalid_argument(std::string(who) + "expected " + std::to_string(want) +
@@ -383,6 +692,34 @@ void TransitionCounter::unpack_clock(const std::int64_t* data, std::size_t n) {
   if (have == 1 ? current < 0 : current != -1) {
     throw std::invalid_argument(std::string(who) + "invalid current sample " +
                                 std::to_string(current));
+  }
+  if (mt) {
+    const std::int64_t prev = data[3 + origins_.size()];
+    if (prev < -1 || (have == 1 && prev >= current) || (have == 0 && prev != -1))
+      throw std::invalid_argument(std::string(who) + "invalid previous sample " +
+                                  std::to_string(prev));
+    const std::int64_t* rings = data + 4 + origins_.size();
+    const std::int64_t m = history_.m;
+    for (std::size_t li = 0; li < levels_.size(); ++li) {
+      const int k = levels_[li];
+      for (std::int64_t sl = 0; sl < m; ++sl) {
+        const std::int64_t v = rings[static_cast<std::int64_t>(li) * m + sl];
+        if (v == -1) continue;
+        if (v < 0 || v % (std::int64_t{1} << k) != 0 || (v >> k) % m != sl || !have || v > current)
+          throw std::invalid_argument(std::string(who) + "invalid sample " + std::to_string(v) +
+                                      " in slot " + std::to_string(sl) + " of level " +
+                                      std::to_string(k));
+      }
+    }
+    current_ = current;
+    have_current_ = (have == 1);
+    n_samples_ = to_u64(data[2]);
+    for (std::size_t i = 0; i < origins_.size(); ++i) origins_[i] = to_u64(data[3 + i]);
+    previous_ = prev;
+    for (std::size_t li = 0; li < levels_.size(); ++li)
+      level_ring_[li].assign(rings + static_cast<std::int64_t>(li) * m,
+                             rings + static_cast<std::int64_t>(li + 1) * m);
+    return;
   }
   const std::int64_t kmax = max_lag_samples();
   const std::int64_t* ring = data + 3 + origins_.size();

@@ -8,17 +8,56 @@
 // i = to, j = from.
 //
 // Each atom carries a history record of doubles (so that LAMMPS can migrate and restart it
-// unchanged): `max_lag` slots of kFieldsPerSlot values {sample, site, n_x, n_y, n_z}, slot =
-// sample mod max_lag. An empty slot has sample = -1. Sample indices and images are integers
-// far below 2^53 and are stored exactly.
+// unchanged). Two history modes (HistoryConfig):
+//
+// * full (default): `max_lag` slots of kFieldsPerSlot values {sample, site, n_x, n_y, n_z},
+//   slot = sample mod max_lag. An empty slot has sample = -1. Every pair of samples (k, k + l)
+//   at which the atom was recorded is counted. Sample indices and images are integers far
+//   below 2^53 and are stored exactly.
+//
+// * multitau M: bounded memory. Level k keeps the atom's last M samples whose index is a
+//   multiple of 2^k (slot = (j / 2^k) mod M); only the levels that some lag uses are stored.
+//   A lag of l samples is counted at the LOWEST level k with l % 2^k == 0 and l / 2^k <= M
+//   (a lag with no such level is refused by the constructor); its origins are the sampled j
+//   with j % 2^k == 0 and j + l sampled. Record: {valid_since, last_sample, base_x, base_y,
+//   base_z} followed by M packed entries per stored level; an entry is
+//   site + nsites * (e_x + R (e_y + R e_z)) with e = n - base + R/2 and R = image_radix(), an
+//   exact integer in a double. Entry validity is implied: the entry of sample j is valid iff
+//   j >= valid_since and j is still in the level's global ring of sampled indices. An atom
+//   that misses a global sample (it left the group, or its record was cleared) restarts its
+//   history at its next sample (valid_since = that sample), so no pair spans such a gap.
+//   Global sampling gaps (samples never taken) do not restart histories: as in full mode a
+//   pair (j, j + l) is counted whenever both were sampled.
+//
+// Optionally (set_site_fractional), every counted pair with from != to or a nonzero shift also
+// adds its site-projected displacement delta = H (f_to - f_from + shift), with H the cell set by
+// set_cell() for the later sample, to per-lag first and second moments.
 #include <cstdint>
 #include <map>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "ionmsm/geometry.hpp"
 
 namespace ionmsm {
+
+/// Per-atom history scheme (see the comment above).
+struct HistoryConfig {
+  enum class Mode { Full, MultiTau };
+  Mode mode = Mode::Full;
+  std::int64_t m = 0;  ///< entries per level (multitau only), >= 1
+  static HistoryConfig full() { return {}; }
+  static HistoryConfig multitau(std::int64_t m) { return {Mode::MultiTau, m}; }
+  const char* name() const { return mode == Mode::Full ? "full" : "multitau"; }
+};
+
+/// Multi-tau level at which a lag of `lag` samples is counted with M entries per level: the
+/// lowest k with lag % 2^k == 0 and lag / 2^k <= m; -1 if there is none.
+int multitau_level(std::int64_t lag, std::int64_t m);
+/// The largest representable lag below `lag` and the smallest above it (a lag is
+/// representable iff it is j * 2^k with 1 <= j <= m); first is 0 if there is none below.
+std::pair<std::int64_t, std::int64_t> multitau_neighbours(std::int64_t lag, std::int64_t m);
 
 struct CountKey {
   SiteIndex from = 0;
@@ -64,10 +103,40 @@ class CountTable {
 class TransitionCounter {
  public:
   static constexpr int kFieldsPerSlot = 5;
+  /// multitau record header: valid_since, last_sample, base image (3)
+  static constexpr int kMultiTauHeader = 5;
+  static constexpr std::int64_t kMaxMultiTauM = std::int64_t{1} << 20;
 
   TransitionCounter() = default;
-  /// lag_samples: lags in samples, each >= 1, strictly increasing. Throws std::invalid_argument.
-  TransitionCounter(std::size_t nsites, std::vector<std::int64_t> lag_samples);
+  /// lag_samples: lags in samples, each >= 1, strictly increasing. Throws std::invalid_argument
+  /// (also, in multitau mode, for a lag no level represents, naming its nearest neighbours).
+  TransitionCounter(std::size_t nsites, std::vector<std::int64_t> lag_samples,
+                    HistoryConfig history = HistoryConfig::full());
+
+  const HistoryConfig& history() const { return history_; }
+  /// Level of lag i (0 in full mode): its origins are the sampled multiples of 2^level.
+  int lag_level(std::size_t i) const { return lag_level_[i]; }
+  /// Multitau: the stored levels, ascending (empty in full mode).
+  const std::vector<int>& stored_levels() const { return levels_; }
+  /// Multitau: the radix R of the packed image offsets (offsets must lie in [-R/2, R - 1 - R/2]).
+  std::int64_t image_radix() const { return radix_; }
+
+  /// Enables the displacement moments (fractional site coordinates, one per site; throws
+  /// std::invalid_argument on a size mismatch or a non-finite value).
+  void set_site_fractional(const std::vector<Eigen::Vector3d>& frac);
+  bool has_moments() const { return !site_frac_.empty(); }
+  /// The cell H (columns = cell vectors) of the current sample, for the displacements.
+  void set_cell(const Eigen::Matrix3d& h) { cell_ = h; }
+  /// Sum over counted pairs of delta (3) and of delta delta^T (3x3) for lag i.
+  const Eigen::Vector3d& displacement_sum(std::size_t i) const { return disp_sum_[i]; }
+  const Eigen::Matrix3d& displacement_sq_sum(std::size_t i) const { return disp_sq_[i]; }
+  /// Moments as a flat buffer of 12 doubles per lag (sum x,y,z then the 3x3 row-major).
+  std::vector<double> pack_moments() const;
+  /// Adds a pack_moments() buffer. Throws std::invalid_argument on a size mismatch.
+  void add_packed_moments(const double* data, std::size_t n);
+  /// Adds samples and origins taken elsewhere (counts appended from an earlier run): changes
+  /// n_samples() and n_origins() only, never the clock. Throws on a size mismatch.
+  void add_totals(std::uint64_t n_samples, const std::vector<std::uint64_t>& origins);
 
   std::size_t nsites() const { return occupancy_.size(); }
   std::size_t num_lags() const { return lags_.size(); }
@@ -76,7 +145,7 @@ class TransitionCounter {
   std::int64_t max_lag_samples() const { return lags_.empty() ? 0 : lags_.back(); }
 
   /// Size of one atom's history record in doubles.
-  int doubles_per_atom() const { return static_cast<int>(max_lag_samples()) * kFieldsPerSlot; }
+  int doubles_per_atom() const;
   /// Marks every slot of a record empty (new atom, or atom entering the group).
   void clear_history(double* record) const;
 
@@ -108,11 +177,32 @@ class TransitionCounter {
   /// Zeroes counts and occupancy (not the clock).
   void clear_counts();
 
-  /// Clock state (for restart): [current, have_current, n_samples, origins[L], recent ring].
+  /// Clock state (for restart). full: [current, have_current, n_samples, origins[L], recent
+  /// ring]; multitau: [current, have_current, n_samples, origins[L], previous, level rings].
   std::vector<std::int64_t> pack_clock() const;
   void unpack_clock(const std::int64_t* data, std::size_t n);
 
  private:
+  void add_full(double* record, const SiteImage& now);
+  void add_multitau(double* record, const SiteImage& now);
+  void add_moment(std::size_t lag_index, SiteIndex from, SiteIndex to, const Image& shift);
+  double encode(const SiteImage& s, const double* base) const;
+  bool decode(double v, const double* base, SiteImage& out) const;
+
+  HistoryConfig history_;
+  std::vector<int> lag_level_;            // per lag
+  std::vector<int> levels_;               // multitau: stored levels, ascending
+  std::vector<int> lag_slot_;             // multitau: index into levels_ per lag
+  std::vector<std::vector<std::int64_t>> level_ring_;  // multitau: sampled index per slot
+  std::vector<char> origin_ok_;           // multitau: origin of lag i sampled (this sample)
+  std::int64_t previous_ = -1;            // multitau: the sample before current_ (-1 none)
+  std::int64_t radix_ = 0;
+  std::vector<SiteImage> scratch_from_;   // multitau: per-call scratch
+  std::vector<char> scratch_use_;
+  std::vector<Eigen::Vector3d> site_frac_;
+  Eigen::Matrix3d cell_ = Eigen::Matrix3d::Identity();
+  std::vector<Eigen::Vector3d> disp_sum_;
+  std::vector<Eigen::Matrix3d> disp_sq_;
   std::vector<std::int64_t> lags_;
   std::vector<CountTable> tables_;
   std::vector<std::uint64_t> origins_;

@@ -107,8 +107,24 @@ void CountsData::validate() const {
   if (occupancy.size() != n)
     fail("occupancy has " + str(occupancy.size()) + " entries for " + str(n) + " sites");
 
+  if (!history.empty() && history != "full" && history != "multitau")
+    fail("history must be 'full' or 'multitau', got '" + history + "'");
+  if (history == "multitau" && history_m < 1)
+    fail("multitau history needs M >= 1, got " + str(history_m));
+  if (doubles_per_atom < 0) fail("doubles_per_atom must be >= 0, got " + str(doubles_per_atom));
+  if (!assign.empty() && assign != "nearest" && assign != "core")
+    fail("assign must be 'nearest' or 'core', got '" + assign + "'");
+  if (assign == "core" && !(std::isfinite(core_radius) && core_radius > 0.0))
+    fail("core radius must be finite and > 0, got " + str(core_radius));
   for (std::size_t i = 0; i < lags.size(); ++i) {
     const LagCounts& lc = lags[i];
+    if (has_levels && (lc.level < 0 || lc.level > 62 ||
+                       lc.lag_steps % nevery != 0 ||
+                       (lc.lag_steps / nevery) % (std::int64_t{1} << lc.level) != 0))
+      fail(lag_name(lc) + ": level " + str(lc.level) + " does not divide the lag in samples");
+    if (has_displacement &&
+        (!lc.displacement_sum.allFinite() || !lc.displacement_sq_sum.allFinite()))
+      fail(lag_name(lc) + ": non-finite displacement sums");
     if (lc.lag_steps <= 0) fail("lag_steps must be positive, got " + str(lc.lag_steps));
     if (lc.lag_steps % nevery != 0)
       fail("lag_steps " + str(lc.lag_steps) + " is not a multiple of nevery = " + str(nevery));
@@ -143,6 +159,47 @@ double time_unit_in_ps(const std::string& units) {
   if (units == "lj") return 0.0;            // reduced units: no physical time
   throw std::invalid_argument("unknown LAMMPS units style '" + units +
                               "' (expected lj, real, metal, si, cgs, electron, micro or nano)");
+}
+
+void check_appendable(const CountsData& old, const CountsData& now) {
+  auto fail = [](const std::string& what, const std::string& a, const std::string& b) {
+    throw std::invalid_argument(what + " differs: " + a + " in the existing file, " + b + " now");
+  };
+  if (old.nevery != now.nevery) fail("Nevery", str(old.nevery), str(now.nevery));
+  auto lag_list = [](const CountsData& d) {
+    std::string s;
+    for (const auto& lc : d.lags) s += (s.empty() ? "" : " ") + str(lc.lag_steps);
+    return "(" + s + ")";
+  };
+  if (lag_list(old) != lag_list(now)) fail("lags", lag_list(old), lag_list(now));
+  if (old.nsites() != now.nsites())
+    fail("number of sites", str(old.nsites()), str(now.nsites()));
+  for (std::size_t i = 0; i < old.nsites(); ++i) {
+    Eigen::Vector3d d = old.site_fractional[i] - now.site_fractional[i];
+    for (int k = 0; k < 3; ++k) d[k] -= std::round(d[k]);  // both are wrapped into [0, 1)
+    if (d.cwiseAbs().maxCoeff() > 1e-9)
+      fail("fractional coordinates of site " + str(i),
+           "(" + str(old.site_fractional[i][0]) + ", " + str(old.site_fractional[i][1]) + ", " +
+               str(old.site_fractional[i][2]) + ")",
+           "(" + str(now.site_fractional[i][0]) + ", " + str(now.site_fractional[i][1]) + ", " +
+               str(now.site_fractional[i][2]) + ")");
+  }
+  if (old.units != now.units) fail("units", "'" + old.units + "'", "'" + now.units + "'");
+  if (old.timestep != now.timestep) fail("timestep", str(old.timestep), str(now.timestep));
+  if (!old.history.empty() && !now.history.empty()) {
+    if (old.history != now.history)
+      fail("history", "'" + old.history + "'", "'" + now.history + "'");
+    if (old.history_m != now.history_m) fail("multitau M", str(old.history_m), str(now.history_m));
+  }
+  const std::string oa = old.assign.empty() ? "nearest" : old.assign;
+  const std::string na = now.assign.empty() ? "nearest" : now.assign;
+  if (oa != na) fail("assign", "'" + oa + "'", "'" + na + "'");
+  if (oa == "core" && old.core_radius != now.core_radius)
+    fail("core radius", str(old.core_radius), str(now.core_radius));
+  if (now.has_displacement && !old.has_displacement)
+    throw std::invalid_argument(
+        "the existing file has no displacement sums (/lags/displacement_sum), so they cannot be "
+        "continued");
 }
 
 void write_counts_csv(std::ostream& os, const CountsData& data, std::int64_t lag_steps) {
@@ -410,6 +467,24 @@ void write_contents(hid_t file, const CountsData& d) {
   write_attribute(file, "last_step", d.last_step);
   write_attribute(file, "n_atoms", d.n_atoms);
   write_attribute(file, "n_samples", d.n_samples);
+  if (!d.history.empty()) {
+    write_attribute(file, "history", d.history);
+    write_attribute(file, "history_m", d.history_m);
+  }
+  if (d.doubles_per_atom > 0) {
+    write_attribute(file, "doubles_per_atom", d.doubles_per_atom);
+    write_attribute(file, "bytes_per_atom", static_cast<std::int64_t>(8 * d.doubles_per_atom));
+  }
+  if (!d.assign.empty()) write_attribute(file, "assign", d.assign);
+  if (d.assign == "core") {
+    write_attribute(file, "core_radius", d.core_radius);
+    write_attribute(file, "n_outside_core", d.n_outside_core);
+    std::uint64_t occ = 0;
+    for (auto o : d.occupancy) occ += o;
+    write_attribute(file, "fraction_outside_core",
+                    occ > 0 ? static_cast<double>(d.n_outside_core) / static_cast<double>(occ)
+                            : 0.0);
+  }
 
   {
     Handle box = make_group(file, "box");
@@ -454,6 +529,29 @@ void write_contents(hid_t file, const CountsData& d) {
     write_dataset(lags, "n_origins", n_origins);
     write_dataset(lags, "total_counts", totals);
     write_dataset(lags, "row_offset", row_offset);
+    if (d.has_levels) {
+      std::vector<std::int32_t> level;
+      for (const auto& lc : d.lags) level.push_back(lc.level);
+      write_dataset(lags, "level", level);
+    }
+    if (d.has_displacement) {
+      std::vector<double> sum, sq;
+      for (const auto& lc : d.lags) {
+        for (int a = 0; a < 3; ++a) sum.push_back(lc.displacement_sum[a]);
+        for (int a = 0; a < 3; ++a)
+          for (int b = 0; b < 3; ++b) sq.push_back(lc.displacement_sq_sum(a, b));
+      }
+      write_dataset(lags, "displacement_sum", sum, 3);
+      const hsize_t dims[3] = {static_cast<hsize_t>(d.lags.size()), 3, 3};
+      Handle space = checked(H5Screate_simple(3, dims, nullptr), H5Sclose,
+                             "cannot create dataspace for 'displacement_sq_sum'");
+      Handle dset = checked(H5Dcreate2(lags, "displacement_sq_sum", H5T_IEEE_F64LE, space,
+                                       H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
+                            H5Dclose, "cannot create dataset 'displacement_sq_sum'");
+      if (!sq.empty() &&
+          H5Dwrite(dset, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, sq.data()) < 0)
+        h5fail("cannot write dataset 'displacement_sq_sum'");
+    }
   }
   {
     Handle counts = make_group(file, "counts");
@@ -508,6 +606,12 @@ class Reader {
       }
       if (pos == std::string::npos) return true;
     }
+  }
+
+  bool has_attribute(const char* name) const {
+    const htri_t has = H5Aexists(file_, name);
+    if (has < 0) h5fail_here(std::string("cannot check for attribute '") + name + "'");
+    return has > 0;
   }
 
   Handle open_attribute(const char* name) const {
@@ -579,6 +683,27 @@ class Reader {
     const std::size_t n = static_cast<std::size_t>(got * (cols == 0 ? 1 : cols));
     std::vector<T> out(n);
     if (n > 0 && H5Dread(dset, native_type<T>(), H5S_ALL, H5S_ALL, H5P_DEFAULT, out.data()) < 0)
+      h5fail_here("cannot read dataset '" + name + "'");
+    return out;
+  }
+
+  /// Reads a float64 dataset of shape (rows, 3, 3).
+  std::vector<double> read_dataset3x3(const std::string& name, long long rows) const {
+    if (!exists(name)) fail("missing dataset '" + name + "'");
+    Handle dset(H5Dopen2(file_, name.c_str(), H5P_DEFAULT), H5Dclose);
+    if (!dset.valid()) h5fail_here("cannot open dataset '" + name + "'");
+    Handle type(H5Dget_type(dset), H5Tclose);
+    if (!type.valid() || H5Tget_class(type) != H5T_FLOAT)
+      fail("dataset '" + name + "' does not hold floating-point values");
+    Handle space(H5Dget_space(dset), H5Sclose);
+    hsize_t dims[H5S_MAX_RANK] = {0};
+    const int rank = space.valid() ? H5Sget_simple_extent_ndims(space) : -1;
+    if (rank == 3) H5Sget_simple_extent_dims(space, dims, nullptr);
+    if (rank != 3 || dims[0] != static_cast<hsize_t>(rows) || dims[1] != 3 || dims[2] != 3)
+      fail("dataset '" + name + "' must have shape (" + std::to_string(rows) + ", 3, 3)");
+    std::vector<double> out(static_cast<std::size_t>(rows) * 9);
+    if (!out.empty() &&
+        H5Dread(dset, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, out.data()) < 0)
       h5fail_here("cannot read dataset '" + name + "'");
     return out;
   }
@@ -671,6 +796,17 @@ CountsData read_contents(const Reader& rd) {
   d.last_step = rd.read_number_attribute<std::int64_t>("last_step");
   d.n_atoms = rd.read_number_attribute<std::int64_t>("n_atoms");
   d.n_samples = rd.read_number_attribute<std::uint64_t>("n_samples");
+  // optional attributes (newer writers of format version 1)
+  if (rd.has_attribute("history")) {
+    d.history = rd.read_string_attribute("history");
+    if (rd.has_attribute("history_m")) d.history_m = rd.read_number_attribute<std::int64_t>("history_m");
+  }
+  if (rd.has_attribute("doubles_per_atom"))
+    d.doubles_per_atom = rd.read_number_attribute<std::int64_t>("doubles_per_atom");
+  if (rd.has_attribute("assign")) d.assign = rd.read_string_attribute("assign");
+  if (rd.has_attribute("core_radius")) d.core_radius = rd.read_number_attribute<double>("core_radius");
+  if (rd.has_attribute("n_outside_core"))
+    d.n_outside_core = rd.read_number_attribute<std::uint64_t>("n_outside_core");
 
   {
     const auto origin = rd.read_dataset<double>("/box/origin", 3, 0);
@@ -699,6 +835,18 @@ CountsData read_contents(const Reader& rd) {
   const auto totals = rd.read_dataset<std::uint64_t>("/lags/total_counts", L, 0);
   const auto offsets = rd.read_dataset<std::int64_t>("/lags/row_offset", L + 1, 0);
 
+  std::vector<std::int32_t> levels;
+  if (rd.exists("/lags/level")) {
+    levels = rd.read_dataset<std::int32_t>("/lags/level", L, 0);
+    d.has_levels = true;
+  }
+  std::vector<double> dsum, dsq;
+  if (rd.exists("/lags/displacement_sum") || rd.exists("/lags/displacement_sq_sum")) {
+    dsum = rd.read_dataset<double>("/lags/displacement_sum", L, 3);
+    dsq = rd.read_dataset3x3("/lags/displacement_sq_sum", L);
+    d.has_displacement = true;
+  }
+
   hsize_t m = 0;
   const auto lag_index = rd.read_dataset<std::int32_t>("/counts/lag_index", -1, 0, &m);
   const auto M = static_cast<long long>(m);
@@ -716,6 +864,13 @@ CountsData read_contents(const Reader& rd) {
     LagCounts& lc = d.lags[i];
     lc.lag_steps = lag_steps[i];
     lc.n_origins = n_origins[i];
+    if (d.has_levels) lc.level = levels[i];
+    if (d.has_displacement) {
+      for (int a = 0; a < 3; ++a) lc.displacement_sum[a] = dsum[3 * i + static_cast<std::size_t>(a)];
+      for (int a = 0; a < 3; ++a)
+        for (int b = 0; b < 3; ++b)
+          lc.displacement_sq_sum(a, b) = dsq[9 * i + static_cast<std::size_t>(3 * a + b)];
+    }
     const std::int64_t begin = offsets[i], end = offsets[i + 1];
     if (begin > end)
       rd.fail("/lags/row_offset decreases at lag index " + std::to_string(i) + " (" +

@@ -15,6 +15,12 @@ struct LagCounts {
   std::int64_t lag_steps = 0;
   std::uint64_t n_origins = 0;             ///< sampled origins t with a sample at t + lag
   std::vector<TransitionCount> rows;       ///< sorted by (from, to, shift)
+  /// Optional (/lags/level): multitau level; origins are the sampled multiples of 2^level.
+  int level = 0;
+  /// Optional (CountsData::has_displacement): sums over counted pairs with a site change or a
+  /// nonzero shift of delta = H(t + lag) (f_to - f_from + shift) and of delta delta^T.
+  Eigen::Vector3d displacement_sum = Eigen::Vector3d::Zero();
+  Eigen::Matrix3d displacement_sq_sum = Eigen::Matrix3d::Zero();
   std::uint64_t total() const;
 };
 
@@ -39,6 +45,15 @@ struct CountsData {
   std::vector<std::uint64_t> occupancy;                   ///< atom-samples per site
   // counts
   std::vector<LagCounts> lags;                            ///< increasing lag_steps
+  // optional additions of format version 1 (absent in older files; see docs/file-format.md)
+  std::string history;                 ///< "full" or "multitau"; "" = not recorded
+  std::int64_t history_m = 0;          ///< multitau M (0 otherwise)
+  std::int64_t doubles_per_atom = 0;   ///< fix msm per-atom record size; 0 = not recorded
+  bool has_levels = false;             ///< LagCounts::level recorded (/lags/level)
+  std::string assign;                  ///< "nearest" or "core"; "" = not recorded
+  double core_radius = 0.0;            ///< assign core: R in length units
+  std::uint64_t n_outside_core = 0;    ///< assign core: atom-samples outside every core
+  bool has_displacement = false;       ///< /lags/displacement_sum and _sq_sum present
 
   std::size_t nsites() const { return site_fractional.size(); }
   /// Cartesian site positions in the stored cell.
@@ -55,6 +70,12 @@ void write_counts_file(const std::string& path, const CountsData& data);
 /// Throws std::runtime_error naming the path: missing/unreadable file, not an ionmsm counts
 /// file, unsupported format version, inconsistent contents.
 CountsData read_counts_file(const std::string& path);
+
+/// Checks that counts taken with `now` can be appended to (added to) those of `old`: same
+/// nevery, lags, sites (number and fractional coordinates within 1e-9), units, timestep, and,
+/// where both record them, history mode, M and assignment (incl. core radius). Throws
+/// std::invalid_argument naming the first mismatch and both values.
+void check_appendable(const CountsData& old, const CountsData& now);
 
 /// Canonical CSV: header "lag_steps,from,to,shift_x,shift_y,shift_z,count", rows sorted by
 /// lag, from, to, shift; 0-based sites. lag_steps < 0 means all lags; otherwise only that lag

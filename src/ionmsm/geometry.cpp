@@ -311,6 +311,98 @@ double SiteLocator::min_site_separation() const {
   return std::sqrt(best2);
 }
 
+// ------------------------------------------------------------------ single-site nearest image
+
+SiteImage SiteLocator::nearest_image(SiteIndex site, const Eigen::Vector3d& x) const {
+  if (site < 0 || static_cast<std::size_t>(site) >= frac_.size()) {
+    throw std::invalid_argument("SiteLocator::nearest_image: site index " + std::to_string(site) +
+                                " out of range (" + std::to_string(frac_.size()) + " sites)");
+  }
+  if (!x.allFinite()) {
+    throw std::invalid_argument("SiteLocator::nearest_image: non-finite position " + vec_str(x));
+  }
+  const Eigen::Vector3d& fs = fractional(site);
+  const Eigen::Vector3d g = box_.to_fractional(x) - fs;
+  Image n0;
+  for (int k = 0; k < 3; ++k) {
+    const double r = std::round(g[k]);
+    if (!(std::abs(r) < kMaxCell)) {
+      throw std::invalid_argument("SiteLocator::nearest_image: position " + vec_str(x) +
+                                  " is too many cells away from the box");
+    }
+    n0[static_cast<std::size_t>(k)] = static_cast<std::int32_t>(r);
+  }
+  SiteImage best;
+  best.site = site;
+  best.image = n0;
+  best.distance2 = image_distance2(box_, fs, n0, x);
+  // Any image with |g_k - n_k| * face_k > d cannot beat a candidate at distance d.
+  const double d = std::sqrt(best.distance2);
+  std::int64_t lo[3], hi[3];
+  for (int k = 0; k < 3; ++k) {
+    lo[k] = static_cast<std::int64_t>(std::ceil(g[k] - d / face_[static_cast<std::size_t>(k)]));
+    hi[k] = static_cast<std::int64_t>(std::floor(g[k] + d / face_[static_cast<std::size_t>(k)]));
+  }
+  for (std::int64_t i = lo[0]; i <= hi[0]; ++i)
+    for (std::int64_t j = lo[1]; j <= hi[1]; ++j)
+      for (std::int64_t k = lo[2]; k <= hi[2]; ++k) {
+        SiteImage c;
+        c.site = site;
+        c.image = {static_cast<std::int32_t>(i), static_cast<std::int32_t>(j),
+                   static_cast<std::int32_t>(k)};
+        c.distance2 = image_distance2(box_, fs, c.image, x);
+        if (better_than(c, best)) best = c;
+      }
+  return best;
+}
+
+double shortest_lattice_vector(const Box& box) {
+  const Eigen::Matrix3d& h = box.h();
+  double best = std::min({h.col(0).norm(), h.col(1).norm(), h.col(2).norm()});
+  std::int64_t r[3];
+  for (int k = 0; k < 3; ++k) r[k] = static_cast<std::int64_t>(std::floor(best / box.face_distance(k)));
+  for (std::int64_t i = -r[0]; i <= r[0]; ++i)
+    for (std::int64_t j = -r[1]; j <= r[1]; ++j)
+      for (std::int64_t k = -r[2]; k <= r[2]; ++k) {
+        if (i == 0 && j == 0 && k == 0) continue;
+        const double len = (h * Eigen::Vector3d(static_cast<double>(i), static_cast<double>(j),
+                                                static_cast<double>(k)))
+                               .norm();
+        best = std::min(best, len);
+      }
+  return best;
+}
+
+double max_core_radius(const SiteLocator& locator) {
+  if (locator.size() < 2) return 0.5 * shortest_lattice_vector(locator.box());
+  return 0.5 * locator.min_site_separation();
+}
+
+CoreAssignment assign_core(const SiteLocator& locator, double radius, SiteIndex& committed,
+                           const Eigen::Vector3d& x) {
+  if (!(radius > 0.0) || !std::isfinite(radius)) {
+    throw std::invalid_argument("assign_core: the core radius must be finite and > 0, got " +
+                                std::to_string(radius));
+  }
+  if (committed >= 0 && static_cast<std::size_t>(committed) >= locator.size()) {
+    throw std::invalid_argument("assign_core: committed site " + std::to_string(committed) +
+                                " out of range (" + std::to_string(locator.size()) + " sites)");
+  }
+  CoreAssignment out;
+  const SiteImage nearest = locator.locate(x);
+  if (nearest.distance2 <= radius * radius) {
+    committed = nearest.site;
+    out.where = nearest;
+    out.in_core = true;
+  } else if (committed < 0) {
+    committed = nearest.site;
+    out.where = nearest;
+  } else {
+    out.where = locator.nearest_image(committed, x);
+  }
+  return out;
+}
+
 // ---------------------------------------------------------------------------------- brute force
 
 SiteImage locate_brute_force(const std::vector<Eigen::Vector3d>& sites_fractional, const Box& box,

@@ -77,6 +77,11 @@ class SiteLocator {
   /// Shortest distance between two distinct sites under periodic boundaries (0 if 1 site).
   double min_site_separation() const;
 
+  /// Nearest periodic image of ONE given site to an unwrapped Cartesian position: the image n
+  /// minimising |x - (o + H (f_s + n))|, exact for any cell (ties: lexicographically smallest
+  /// image). Throws std::invalid_argument for a site out of range or a non-finite position.
+  SiteImage nearest_image(SiteIndex site, const Eigen::Vector3d& x_unwrapped) const;
+
  private:
   void build_grid();
   /// Chooses the number of bins per axis for the current cell and site count.
@@ -90,6 +95,33 @@ class SiteLocator {
   std::vector<int> bin_start_;  // CSR over bins
   std::vector<SiteIndex> bin_sites_;
 };
+
+/// Length of the shortest nonzero lattice vector H n of a cell (exact: enumerates every n that
+/// can beat the shortest cell vector).
+double shortest_lattice_vector(const Box& box);
+
+/// Core-set (milestoning) assignment, `fix msm ... assign core R` (docs/fix_msm.rst):
+///  * if x is within `radius` (distance <= radius) of an image of some site, that site is
+///    committed and the result is that (site, image) -- `in_core` is true. With radius below
+///    half the minimum site separation at most one site's cores can contain x;
+///  * otherwise, if no site is committed yet (`committed` < 0: the atom's first sample), the
+///    nearest site is committed (outside every core);
+///  * otherwise the committed site is kept and its image is the one nearest to x
+///    (SiteLocator::nearest_image). Entering the core of ANOTHER image of the committed site is
+///    therefore no event of its own: that image is already the nearest one.
+/// `committed` is updated in place. Throws std::invalid_argument for radius <= 0 or a committed
+/// site out of range.
+struct CoreAssignment {
+  SiteImage where;
+  bool in_core = false;
+};
+CoreAssignment assign_core(const SiteLocator& locator, double radius, SiteIndex& committed,
+                           const Eigen::Vector3d& x_unwrapped);
+
+/// Largest admissible core radius: cores must not overlap, so R must be below half of
+/// min_site_separation() (with one site: half the shortest lattice vector). Returns that
+/// half-separation.
+double max_core_radius(const SiteLocator& locator);
 
 /// Reference implementation: loops over all sites (ascending) and all images n with
 /// floor(f) - range <= n <= floor(f) + range componentwise, f = fractional coordinates of x.

@@ -10,7 +10,9 @@
 
 #include <Eigen/Eigenvalues>
 #include <Eigen/LU>
+#include <Eigen/QR>
 #include <Eigen/SVD>
+#include <Eigen/SparseCholesky>
 #include <Eigen/SparseLU>
 #include <algorithm>
 #include <cmath>
@@ -21,9 +23,12 @@
 #include <utility>
 
 #ifdef IONMSM_HAVE_SPECTRA
+#include <Spectra/GenEigsRealShiftSolver.h>
 #include <Spectra/GenEigsSolver.h>
 #include <Spectra/MatOp/SparseGenMatProd.h>
+#include <Spectra/MatOp/SparseGenRealShiftSolve.h>
 #include <Spectra/MatOp/SparseSymMatProd.h>
+#include <Spectra/SymEigsShiftSolver.h>
 #include <Spectra/SymEigsSolver.h>
 #endif
 
@@ -39,9 +44,9 @@ constexpr double kStochasticTolerance = 1e-8;
   throw std::invalid_argument(std::string("ionmsm::") + function + ": " + what);
 }
 
-std::string num(double x) {
+std::string num(double x, int precision = 4) {
   std::ostringstream os;
-  os.precision(4);
+  os.precision(precision);
   os << x;
   return os.str();
 }
@@ -108,7 +113,7 @@ void check_column_stochastic(const Eigen::VectorXd& sums, const char* function) 
   for (Index j = 0; j < sums.size(); ++j) {
     if (!(std::abs(sums(j) - 1.0) <= kStochasticTolerance)) {
       fail(function, "the transition matrix is not column-stochastic: column " +
-                         std::to_string(j) + " sums to " + num(sums(j)) +
+                         std::to_string(j) + " sums to " + num(sums(j), 12) +
                          " (convention: M(i,j) = P(j -> i), columns sum to 1)");
     }
   }
@@ -189,6 +194,8 @@ void validate_spectrum_options(const SpectrumOptions& o, const char* function) {
   if (o.sparse_ncv < 0) fail(function, "sparse_ncv must be >= 0");
   if (!(o.detailed_balance_tolerance >= 0.0))
     fail(function, "detailed_balance_tolerance must be >= 0");
+  if (!(o.sparse_shift > 0.0) || !std::isfinite(o.sparse_shift))
+    fail(function, "sparse_shift must be finite and > 0");
 }
 
 SpectrumMethod choose_method(const SpectrumOptions& o, Index n) {
@@ -241,9 +248,12 @@ Spectrum dense_general_spectrum(const Eigen::MatrixXd& m, const SpectrumOptions&
   if (o.left_vectors) {
     Eigen::PartialPivLU<Eigen::MatrixXcd> lu(r);
     const double rc = lu.rcond();
+    const Eigen::VectorXd u = lu.matrixLU().diagonal().cwiseAbs();
     const Eigen::MatrixXcd rinv = lu.inverse();
     out.left_vectors = rinv.transpose().leftCols(k);  // row k of R^{-1} = l_k^T
-    if (!(rc > 1e-12) || !out.left_vectors.allFinite()) {
+    // (rcond is an estimate that can miss exact singularity: check U's diagonal as well)
+    if (!(rc > 1e-12) || !(u.minCoeff() > 1e-12 * u.maxCoeff()) ||
+        !out.left_vectors.allFinite()) {
       out.status = SpectrumStatus::IllConditionedVectors;
       out.message = "eigenvector matrix is nearly singular (reciprocal condition " + num(rc) +
                     "): the matrix is close to defective, left eigenvectors are unreliable";
@@ -300,6 +310,50 @@ void check_detailed_balance(double max_violation, double max_flux, double tol,
 }
 
 #ifdef IONMSM_HAVE_SPECTRA
+// Shift-invert for the symmetrised reversible matrix S (eigenvalues in [-1, 1]):
+// y = (S - sigma I)^{-1} x = -(sigma I - S)^{-1} x, with sigma I - S SPD for sigma > 1, so a
+// sparse LDLT (AMD ordering) replaces the general SparseLU.
+class SymShiftInvertOp {
+ public:
+  using Scalar = double;
+  explicit SymShiftInvertOp(const SpMat& s) : s_(s) {}
+  Index rows() const { return s_.rows(); }
+  Index cols() const { return s_.cols(); }
+  void set_shift(double sigma) {
+    SpMat id(s_.rows(), s_.cols());
+    id.setIdentity();
+    const SpMat a = sigma * id - s_;
+    ldlt_.compute(a);
+    if (ldlt_.info() != Eigen::Success)
+      throw std::runtime_error("sparse LDLT of (sigma I - S) failed (sigma = " + num(sigma) + ")");
+  }
+  void perform_op(const double* x_in, double* y_out) const {
+    Eigen::Map<const Eigen::VectorXd> x(x_in, s_.rows());
+    Eigen::Map<Eigen::VectorXd> y(y_out, s_.rows());
+    y = ldlt_.solve(x);
+    y *= -1.0;
+  }
+
+ private:
+  const SpMat& s_;
+  Eigen::SimplicialLDLT<SpMat> ldlt_;
+};
+
+// init + compute + collect; eigenvalue/vector types follow the solver (real or complex).
+template <typename Solver, typename Values, typename Vectors>
+void run_spectra(Solver& eigs, const SpectrumOptions& o, bool vectors, Index& nconv,
+                 bool& success, int& restarts, Values& values, Vectors& vecs) {
+  eigs.init();
+  nconv = eigs.compute(Spectra::SortRule::LargestMagn, o.sparse_max_restarts, o.sparse_tolerance,
+                       Spectra::SortRule::LargestMagn);
+  success = eigs.info() == Spectra::CompInfo::Successful;
+  restarts = static_cast<int>(eigs.num_iterations());
+  if (nconv > 0) {
+    values = eigs.eigenvalues();
+    if (vectors) vecs = eigs.eigenvectors();
+  }
+}
+
 // y = B^T (B x) for the 2-norm by Lanczos.
 class AtaOp {
  public:
@@ -569,10 +623,10 @@ Eigen::VectorXd stationary_distribution(const Eigen::MatrixXd& m) {
   check_column_stochastic(column_sums(m), fn);
   const Index n = m.rows();
   if (n == 1) return Eigen::VectorXd::Ones(1);
-  Eigen::MatrixXd a = m - Eigen::MatrixXd::Identity(n, n);
-  a.row(n - 1).setOnes();  // rows of M - I are dependent (columns sum to 0): replace one
-  Eigen::VectorXd b = Eigen::VectorXd::Zero(n);
-  b(n - 1) = 1.0;
+  // Pin pi_{n-1} = 1: (I - M_sub) x = M(0:n-2, n-1).
+  const Index k = n - 1;
+  const Eigen::MatrixXd a = Eigen::MatrixXd::Identity(k, k) - m.topLeftCorner(k, k);
+  const Eigen::VectorXd b = m.col(k).head(k);
   Eigen::PartialPivLU<Eigen::MatrixXd> lu(a);
   {  // Eigen's LU neither fails nor yields inf on a zero pivot: check U's diagonal ourselves
     const Eigen::VectorXd u = lu.matrixLU().diagonal().cwiseAbs();
@@ -581,8 +635,10 @@ Eigen::VectorXd stationary_distribution(const Eigen::MatrixXd& m) {
       fail(fn, "singular system: the stationary distribution is not unique (reducible "
                "transition matrix; restrict to largest_connected_set first)");
   }
-  Eigen::VectorXd x = lu.solve(b);
-  x += lu.solve(Eigen::VectorXd(b - a * x));  // one step of iterative refinement
+  Eigen::VectorXd y = lu.solve(b);
+  y += lu.solve(Eigen::VectorXd(b - a * y));  // one step of iterative refinement
+  Eigen::VectorXd x(n);
+  x << y, 1.0;
   Eigen::VectorXd pi = finish_stationary(x, fn);
   check_stationary_residual(pi, m * pi, fn);
   return pi;
@@ -596,26 +652,35 @@ Eigen::VectorXd stationary_distribution(const Eigen::SparseMatrix<double>& m) {
   check_column_stochastic(column_sums(m), fn);
   const Index n = m.rows();
   if (n == 1) return Eigen::VectorXd::Ones(1);
+  // Pin pi_{n-1} = 1: (I - M_sub) x = M(0:n-2, n-1), sparse.
+  const Index k = n - 1;
   std::vector<Eigen::Triplet<double>> t;
-  t.reserve(static_cast<std::size_t>(m.nonZeros() + 2 * n));
+  t.reserve(static_cast<std::size_t>(m.nonZeros() + n));
+  Eigen::VectorXd b = Eigen::VectorXd::Zero(k);
   for (Index j = 0; j < m.outerSize(); ++j)
-    for (SpMat::InnerIterator it(m, j); it; ++it)
-      if (it.row() != n - 1) t.emplace_back(it.row(), j, it.value());
-  for (Index i = 0; i < n - 1; ++i) t.emplace_back(i, i, -1.0);
-  for (Index j = 0; j < n; ++j) t.emplace_back(n - 1, j, 1.0);
-  SpMat a(n, n);
+    for (SpMat::InnerIterator it(m, j); it; ++it) {
+      if (it.row() == k) continue;
+      if (j == k) {
+        b(it.row()) += it.value();
+      } else {
+        t.emplace_back(it.row(), j, -it.value());
+      }
+    }
+  for (Index i = 0; i < k; ++i) t.emplace_back(i, i, 1.0);
+  SpMat a(k, k);
   a.setFromTriplets(t.begin(), t.end());
+  a.prune(0.0);
   a.makeCompressed();
   Eigen::SparseLU<SpMat, Eigen::COLAMDOrdering<int>> lu;
   lu.analyzePattern(a);
   lu.factorize(a);
   if (lu.info() != Eigen::Success)
-    fail(fn, "singular system: the transition matrix is reducible (restrict to "
-             "largest_connected_set first)");
-  Eigen::VectorXd b = Eigen::VectorXd::Zero(n);
-  b(n - 1) = 1.0;
-  Eigen::VectorXd x = lu.solve(b);
-  x += lu.solve(Eigen::VectorXd(b - a * x));
+    fail(fn, "singular system: the stationary distribution is not unique (reducible "
+             "transition matrix; restrict to largest_connected_set first)");
+  Eigen::VectorXd y = lu.solve(b);
+  y += lu.solve(Eigen::VectorXd(b - a * y));
+  Eigen::VectorXd x(n);
+  x << y, 1.0;
   Eigen::VectorXd pi = finish_stationary(x, fn);
   check_stationary_residual(pi, m * pi, fn);
   return pi;
@@ -639,6 +704,8 @@ ReversibleMleResult<SpMat> reversible_core(const SpMat& counts_in,
     fail(fn, "tolerance must be finite and > 0, got " + num(opt.tolerance));
   if (opt.max_iterations < 1)
     fail(fn, "max_iterations must be >= 1, got " + std::to_string(opt.max_iterations));
+  if (opt.anderson_depth < 0)
+    fail(fn, "anderson_depth must be >= 0, got " + std::to_string(opt.anderson_depth));
   check_counts(counts_in, fn);
   const Index n = counts_in.rows();
   if (n == 0) fail(fn, "empty count matrix");
@@ -675,33 +742,92 @@ ReversibleMleResult<SpMat> reversible_core(const SpMat& counts_in,
   r.max_iterations = opt.max_iterations;
   r.status = ReversibleMleStatus::NotConverged;
 
-  Eigen::VectorXd pi = column_sums(s);
-  pi /= pi.sum();
-  Eigen::VectorXd q(n), next(n);
-  for (int it_count = 1; it_count <= opt.max_iterations; ++it_count) {
-    q = c_out.cwiseQuotient(pi);
-    next.setZero();
+  Eigen::VectorXd q(n);
+  // One fixed-point update F(p), normalised; false on a non-finite / non-positive result.
+  auto update = [&](const Eigen::VectorXd& p, Eigen::VectorXd& out) {
+    q = c_out.cwiseQuotient(p);
+    out.setZero(n);
     for (Index j = 0; j < n; ++j)
       for (SpMat::InnerIterator it(s, j); it; ++it)
-        next(it.row()) += it.value() / (q(it.row()) + q(j));
-    const double sum = next.sum();
-    if (!std::isfinite(sum) || !(sum > 0.0)) {
+        out(it.row()) += it.value() / (q(it.row()) + q(j));
+    const double sum = out.sum();
+    if (!std::isfinite(sum) || !(sum > 0.0)) return false;
+    out /= sum;
+    return out.allFinite() && out.minCoeff() > 0.0;
+  };
+
+  Eigen::VectorXd pi = column_sums(s);  // exact fixed point for symmetric counts
+  pi /= pi.sum();
+  Eigen::VectorXd p = pi, fp(n);
+  // Anderson acceleration (type II) on y = log p: y <- g - dG gamma with
+  // gamma = argmin ||f - dF gamma||_2, g = log F(p), f = g - y, and dF / dG the differences of
+  // the last `depth` residuals / updates (ring buffer).
+  const int depth = opt.anderson_depth;
+  Eigen::MatrixXd d_f, d_g;
+  if (depth > 0) {
+    d_f.resize(n, depth);
+    d_g.resize(n, depth);
+  }
+  Eigen::VectorXd y, g, f, f_prev, g_prev;
+  int hist = 0, head = 0;
+  bool have_prev = false;
+  double prev_change = std::numeric_limits<double>::infinity();
+  for (int it_count = 1; it_count <= opt.max_iterations; ++it_count) {
+    if (!update(p, fp)) {
       r.status = ReversibleMleStatus::NumericalFailure;
       break;
     }
-    next /= sum;
     double change = 0.0;
-    for (Index i = 0; i < n; ++i) change = std::max(change, std::abs(next(i) - pi(i)) / next(i));
-    if (!std::isfinite(change) || !next.allFinite()) {
+    for (Index i = 0; i < n; ++i) change = std::max(change, std::abs(fp(i) - p(i)) / fp(i));
+    if (!std::isfinite(change)) {
       r.status = ReversibleMleStatus::NumericalFailure;
       break;
     }
-    pi.swap(next);
+    pi = fp;
     r.iterations = it_count;
     r.final_change = change;
     if (change <= opt.tolerance) {
       r.status = ReversibleMleStatus::Converged;
       break;
+    }
+    if (depth == 0) {
+      p.swap(fp);
+      continue;
+    }
+    y = p.array().log();
+    g = fp.array().log();
+    f = g - y;
+    if (change > 100.0 * prev_change) {
+      hist = head = 0;  // the last accelerated step went badly: restart the history
+    } else if (have_prev) {
+      const int slot = hist < depth ? hist : head;
+      d_f.col(slot) = f - f_prev;
+      d_g.col(slot) = g - g_prev;
+      if (hist < depth) {
+        ++hist;
+      } else {
+        head = (head + 1) % depth;
+      }
+    }
+    f_prev = f;
+    g_prev = g;
+    have_prev = true;
+    prev_change = change;
+    Eigen::VectorXd y_next = g;
+    if (hist > 0) {
+      const Eigen::VectorXd gamma = d_f.leftCols(hist).colPivHouseholderQr().solve(f);
+      y_next.noalias() -= d_g.leftCols(hist) * gamma;
+    }
+    bool ok = y_next.allFinite();
+    if (ok) {
+      y_next.array() -= y_next.maxCoeff();
+      p = y_next.array().exp();
+      p /= p.sum();
+      ok = p.allFinite() && p.minCoeff() > 0.0;
+    }
+    if (!ok) {  // fall back to the plain update
+      p = fp;
+      hist = head = 0;
     }
   }
 
@@ -722,15 +848,16 @@ ReversibleMleResult<SpMat> reversible_core(const SpMat& counts_in,
   switch (r.status) {
     case ReversibleMleStatus::Converged:
       msg << "reversible MLE converged after " << r.iterations
-          << " iterations (max relative change of pi " << r.final_change << " <= tolerance "
-          << r.tolerance << ")";
+          << " iterations (max relative fixed-point residual of pi " << r.final_change
+          << " <= tolerance " << r.tolerance << ")";
       break;
     case ReversibleMleStatus::NotConverged:
-      msg << "reversible MLE did NOT converge: max relative change of pi " << r.final_change
-          << " > tolerance " << r.tolerance << " after " << r.iterations
+      msg << "reversible MLE did NOT converge: max relative fixed-point residual of pi "
+          << r.final_change << " > tolerance " << r.tolerance << " after " << r.iterations
           << " iterations (the cap, max_iterations = " << r.max_iterations
           << "); the matrix is reversible and column-stochastic but not the maximum-likelihood "
-             "estimate: raise max_iterations or loosen the tolerance";
+             "estimate: raise max_iterations, loosen the tolerance, or enable "
+             "anderson_depth";
       break;
     case ReversibleMleStatus::NumericalFailure:
       msg << "reversible MLE stopped: non-finite value in iteration " << (r.iterations + 1)
@@ -833,29 +960,46 @@ Spectrum compute_spectrum(const Eigen::SparseMatrix<double>& m, const SpectrumOp
              "SpectrumMethod::Dense, or compute_reversible_spectrum for a reversible model");
   SpMat a = m;
   a.makeCompressed();
-  Spectra::SparseGenMatProd<double> op(a);
   const int ncv = krylov_size(options, k, 2, n);
-  Spectra::GenEigsSolver<Spectra::SparseGenMatProd<double>> eigs(op, k, ncv);
-  eigs.init();
-  const Index nconv = eigs.compute(Spectra::SortRule::LargestMagn, options.sparse_max_restarts,
-                                   options.sparse_tolerance, Spectra::SortRule::LargestMagn);
   Spectrum out;
   out.method_used = SpectrumMethod::Sparse;
-  out.sparse_restarts = static_cast<int>(eigs.num_iterations());
-  if (eigs.info() != Spectra::CompInfo::Successful) {
+  Eigen::VectorXcd ev;
+  Eigen::MatrixXcd raw;
+  Index nconv = 0;
+  bool success = false;
+  const char* solver_name = "";
+  try {
+    if (options.sparse_mode == SparseMode::ShiftInvert) {
+      solver_name = "GenEigsRealShiftSolver";
+      Spectra::SparseGenRealShiftSolve<double> op(a);
+      Spectra::GenEigsRealShiftSolver<Spectra::SparseGenRealShiftSolve<double>> eigs(
+          op, k, ncv, 1.0 + options.sparse_shift);
+      run_spectra(eigs, options, options.right_vectors, nconv, success, out.sparse_restarts, ev,
+                  raw);
+    } else {
+      solver_name = "GenEigsSolver";
+      Spectra::SparseGenMatProd<double> op(a);
+      Spectra::GenEigsSolver<Spectra::SparseGenMatProd<double>> eigs(op, k, ncv);
+      run_spectra(eigs, options, options.right_vectors, nconv, success, out.sparse_restarts, ev,
+                  raw);
+    }
+  } catch (const std::exception& e) {
     out.status = SpectrumStatus::NotConverged;
-    out.message = "Spectra GenEigsSolver: " + std::to_string(nconv) + " of " +
+    out.message = std::string("Spectra ") + solver_name + " failed: " + e.what();
+    return out;
+  }
+  if (!success) {
+    out.status = SpectrumStatus::NotConverged;
+    out.message = std::string("Spectra ") + solver_name + ": " + std::to_string(nconv) + " of " +
                   std::to_string(k) + " eigenvalues converged after " +
                   std::to_string(out.sparse_restarts) +
                   " restarts; raise sparse_max_restarts or sparse_ncv, or use the dense method";
   }
-  if (nconv == 0) return out;
-  const Eigen::VectorXcd ev = eigs.eigenvalues();
+  if (ev.size() == 0) return out;
   const std::vector<Index> order = spectral_order(ev, options.tie_tolerance);
   out.eigenvalues.resize(ev.size());
   for (Index i = 0; i < ev.size(); ++i) out.eigenvalues(i) = ev(order[static_cast<std::size_t>(i)]);
   if (options.right_vectors) {
-    const Eigen::MatrixXcd raw = eigs.eigenvectors();
     Eigen::MatrixXcd r(n, ev.size());
     for (Index i = 0; i < ev.size(); ++i) r.col(i) = raw.col(order[static_cast<std::size_t>(i)]);
     normalise_general_right(r, out.eigenvalues);
@@ -939,27 +1083,45 @@ Spectrum compute_reversible_spectrum(const Eigen::SparseMatrix<double>& m,
   const SpMat half = sq.cwiseInverse().asDiagonal() * m * sq.asDiagonal();
   SpMat s = 0.5 * (half + SpMat(half.transpose()));
   s.makeCompressed();
-  Spectra::SparseSymMatProd<double> op(s);
   const int ncv = krylov_size(options, k, 1, n);
-  Spectra::SymEigsSolver<Spectra::SparseSymMatProd<double>> eigs(op, k, ncv);
-  eigs.init();
-  const Index nconv = eigs.compute(Spectra::SortRule::LargestMagn, options.sparse_max_restarts,
-                                   options.sparse_tolerance, Spectra::SortRule::LargestMagn);
   const bool want_vectors = options.right_vectors || options.left_vectors;
+  Eigen::VectorXd ev;
+  Eigen::MatrixXd u;
+  Index nconv = 0;
+  bool success = false;
+  int restarts = 0;
+  const char* solver_name = "";
   Spectrum out;
-  if (nconv > 0) {
-    const Eigen::MatrixXd u = want_vectors ? eigs.eigenvectors() : Eigen::MatrixXd();
-    out = finish_symmetric(eigs.eigenvalues(), want_vectors ? &u : nullptr, sq, options,
-                           static_cast<int>(nconv));
+  try {
+    if (options.sparse_mode == SparseMode::ShiftInvert) {
+      solver_name = "SymEigsShiftSolver";
+      SymShiftInvertOp op(s);
+      Spectra::SymEigsShiftSolver<SymShiftInvertOp> eigs(op, k, ncv, 1.0 + options.sparse_shift);
+      run_spectra(eigs, options, want_vectors, nconv, success, restarts, ev, u);
+    } else {
+      solver_name = "SymEigsSolver";
+      Spectra::SparseSymMatProd<double> op(s);
+      Spectra::SymEigsSolver<Spectra::SparseSymMatProd<double>> eigs(op, k, ncv);
+      run_spectra(eigs, options, want_vectors, nconv, success, restarts, ev, u);
+    }
+  } catch (const std::exception& e) {
+    out.symmetrized = true;
+    out.method_used = SpectrumMethod::Sparse;
+    out.status = SpectrumStatus::NotConverged;
+    out.message = std::string("Spectra ") + solver_name + " failed: " + e.what();
+    return out;
   }
+  if (ev.size() > 0)
+    out = finish_symmetric(ev, want_vectors ? &u : nullptr, sq, options,
+                           static_cast<int>(ev.size()));
   out.symmetrized = true;
   out.method_used = SpectrumMethod::Sparse;
-  out.sparse_restarts = static_cast<int>(eigs.num_iterations());
-  if (eigs.info() != Spectra::CompInfo::Successful) {
+  out.sparse_restarts = restarts;
+  if (!success) {
     out.status = SpectrumStatus::NotConverged;
-    out.message = "Spectra SymEigsSolver: " + std::to_string(nconv) + " of " +
+    out.message = std::string("Spectra ") + solver_name + ": " + std::to_string(nconv) + " of " +
                   std::to_string(k) + " eigenvalues converged after " +
-                  std::to_string(out.sparse_restarts) +
+                  std::to_string(restarts) +
                   " restarts; raise sparse_max_restarts or sparse_ncv, or use the dense method";
   }
   return out;

@@ -8,8 +8,10 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 
 import h5py
 import numpy as np
@@ -68,10 +70,10 @@ def ionmsm(*args, expect=0):
     return p
 
 
-def slow(dump, nevery, lags, types, sites_args, summary):
+def slow(dump, nevery, lags, types, sites_args, summary, extra=()):
     cmd = [sys.executable, os.path.join(HERE, "slow_counts.py"), dump, "--nevery", str(nevery),
            "--lags", *map(str, lags), "--types", *map(str, types), *sites_args,
-           "--summary", summary]
+           "--summary", summary, *extra]
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
     if p.returncode != 0:
         print(p.stderr)
@@ -117,6 +119,25 @@ def check_h5_against_summary(h5path, summary, lags, natoms):
     ok(f"n_origins {n_origins}, occupancy, n_samples={n_samples} match; counts conserve {natoms} atoms")
 
 
+def check_moments(h5path, summary, lags):
+    """/lags/displacement_sum and _sq_sum equal the reference sums (1e-9 relative to the sum of
+    the absolute terms)."""
+    with h5py.File(h5path, "r") as f:
+        ds = f["lags/displacement_sum"][:]
+        dq = f["lags/displacement_sq_sum"][:]
+    if ds.shape != (len(lags), 3) or dq.shape != (len(lags), 3, 3):
+        fail(f"displacement datasets have shapes {ds.shape}, {dq.shape}")
+    for i, L in enumerate(lags):
+        scale = 1.0 + summary["displacement_scale"][str(L)]
+        es = np.array(summary["displacement_sum"][str(L)])
+        eq = np.array(summary["displacement_sq_sum"][str(L)])
+        if np.abs(ds[i] - es).max() > 1e-9 * scale or np.abs(dq[i] - eq).max() > 1e-9 * scale:
+            fail(f"lag {L}: displacement sums {ds[i]}, {dq[i].ravel()} != reference {es}, "
+                 f"{eq.ravel()}")
+    ok(f"displacement first and second moments match the reference for {len(lags)} lags "
+       f"(e.g. lag {lags[-1]}: trace {np.trace(dq[-1]):.6g})")
+
+
 BROWNIAN = os.path.join(HERE, "in.brownian")
 LAGS = [5, 10, 25, 50]
 
@@ -157,6 +178,7 @@ def case_md_vs_slow():
                      os.path.join(ARGS.work, "slow.json"))
     compare_csv(exp, ref, "fix msm (2 ranks, MD) vs slow reference")
     check_h5_against_summary(os.path.join(ARGS.work, "counts.h5"), summ, LAGS, 150)
+    check_moments(os.path.join(ARGS.work, "counts.h5"), summ, LAGS)
     hops = sum(int(r.split(",")[-1]) for r in ref.splitlines()[1:]
                if r.split(",")[0] == "5" and r.split(",")[1] != r.split(",")[2])
     if hops < 20:
@@ -328,7 +350,42 @@ BAD_INPUTS = [
     ("group empty type 3\nfix m empty msm 5 sites group sites lags 5 file c.h5", "has no atoms"),
     ("fix m mobile msm 5 sites group sites lags 5 file c.h5\ncompute c mobile msm m lag 10", "lag 10 is not one of the lags"),
     ("compute c mobile msm nofix", "fix ID 'nofix' does not exist"),
+    ("fix m mobile msm 5 sites group sites lags 5 file c.h5 history", "'history' needs a value"),
+    ("fix m mobile msm 5 sites group sites lags 5 file c.h5 history bogus", "'history' expects 'full' or 'multitau M', got 'bogus'"),
+    ("fix m mobile msm 5 sites group sites lags 5 file c.h5 history multitau", "needs a positive integer M"),
+    ("fix m mobile msm 5 sites group sites lags 5 file c.h5 history multitau 0", "multitau M must be in [1, 1048576], got 0"),
+    ("fix m mobile msm 5 sites group sites lags 5 25 file c.h5 history multitau 4", "lag 25 (5 samples) cannot be counted exactly with history multitau 4; the nearest representable lags are 20 and 30 timesteps"),
+    ("fix m mobile msm 5 sites group sites lags 5 file c.h5 assign", "'assign' needs a value"),
+    ("fix m mobile msm 5 sites group sites lags 5 file c.h5 assign bogus", "'assign' expects 'nearest' or 'core R', got 'bogus'"),
+    ("fix m mobile msm 5 sites group sites lags 5 file c.h5 assign core", "needs a core radius R"),
+    ("fix m mobile msm 5 sites group sites lags 5 file c.h5 assign core -0.5", "core radius must be > 0"),
+    ("fix m mobile msm 5 sites group sites lags 5 file c.h5 assign core 1.5", "core radius 1.5 must be less than half the minimum site separation"),
+    ("fix m mobile msm 5 sites group sites lags 5 file c.h5 append", "'append' needs a value"),
+    ("fix m mobile msm 5 sites group sites lags 5 file c.h5 append maybe", "'append' expects 'yes' or 'no', got 'maybe'"),
+    ("fix m mobile msm 5 sites group sites lags 5 file notcounts.h5 append yes", "cannot append to 'notcounts.h5': 'notcounts.h5' is not an HDF5 file"),
+    ("fix m mobile msm 5 sites file cols.txt lags 5 file c.h5", "cols.txt:2: expected three coordinates"),
+    ("fix m mobile msm 5 sites file manycols.txt lags 5 file c.h5", "too many columns (5)"),
+    ("fix m mobile msm 5 sites file dup.txt lags 5 file c.h5", "two sites coincide"),
+    ("fix m mobile msm 5 sites file nan.txt lags 5 file c.h5", "non-finite coordinate 'nan'"),
+    ("fix m mobile msm 5 sites file badtag.txt lags 5 file c.h5", "unsupported sites file version '2'"),
+    ("fix m mobile msm 5 sites file empty.txt lags 5 file c.h5", "no sites found"),
+    ("fix m mobile msm 5 lags 5 file c.h5", "needs the 'sites' keyword"),
+    ("fix m mobile msm 5 sites group sites lags abc file c.h5", "'lags' expects positive integers, got 'abc'"),
+    ("fix m mobile msm 5 sites group sites lags 5 file c.h5 every 0", "every Nout must be positive"),
+    ("fix m mobile msm 5 sites group sites lags 5 file c.h5 every", "'every' needs a value"),
+    ("fix m mobile msm 5 sites group", "'sites' needs two values"),
+    ("fix f all nve\ncompute c mobile msm f", "is a fix nve, not a fix msm"),
 ]
+
+BAD_FILES = {
+    "cols.txt": "# ionmsm-sites 1\n0.1 0.2\n",
+    "manycols.txt": "0.1 0.2 0.3 a b\n",
+    "dup.txt": "coordinates fractional\n0.1 0.2 0.3\n0.1 0.2 0.3\n",
+    "nan.txt": "nan 0 0\n",
+    "badtag.txt": "# ionmsm-sites 2\n0 0 0\n",
+    "empty.txt": "# nothing here\n",
+    "notcounts.h5": "plain text, not HDF5\n",
+}
 
 
 def case_bad_input():
@@ -344,6 +401,11 @@ mass * 6.941
 group mobile type 1
 group sites type 2
 """
+    for name, text in BAD_FILES.items():
+        with open(os.path.join(ARGS.work, name), "w") as fh:
+            fh.write(text)
+    if len(BAD_INPUTS) < 30 or len(set(c for c, _ in BAD_INPUTS)) != len(BAD_INPUTS):
+        fail(f"the battery must hold >= 30 distinct commands, has {len(BAD_INPUTS)}")
     for i, (cmd, expect) in enumerate(BAD_INPUTS):
         deck = os.path.join(ARGS.work, f"in.bad{i}")
         with open(deck, "w") as fh:
@@ -389,14 +451,26 @@ def case_restart():
     """Counting split by write_restart/read_restart equals the uninterrupted count, with the
     rank count changed at the restart (1 -> 2 and 2 -> 1). Uses rerun of one dump so that both
     routes see identical positions; the restart happens on an already sampled step."""
+    restart_equivalence("")
+
+
+def case_restart_multitau():
+    """The same with history multitau 4 (lags 5 10 25 50 = 1 2 5 10 samples; 5 -> level 1 is
+    not representable with M = 4, so lags 5 10 20 40 = 1 2 4 8 samples, levels 0 0 0 1) and
+    assign core: per-atom multitau records and committed sites survive the restart."""
+    restart_equivalence("history multitau 4 assign core 0.7", lags=(5, 10, 20, 40))
+
+
+def restart_equivalence(extra, lags=tuple(LAGS)):
     write_lattice_sites("sites.txt", 2.0, 4, tilt=False)
-    sites = dict(sitesmode="file", sitesfile="sites.txt")
+    lagstr = " ".join(map(str, lags))
+    sites = dict(sitesmode="file", sitesfile="sites.txt", extra=extra, lags=lagstr)
     run_lmp(BROWNIAN, brownian_vars(dumpfile="traj.dump", nsteps=1500, seed=99, **sites))
     run_lmp(BROWNIAN, brownian_vars(dumpfile="traj.dump", mode="rerun", out="full.h5", seed=99,
                                     **sites), nprocs=2, log="log.full")
     full = subprocess.run([ARGS.ionmsm, "export", os.path.join(ARGS.work, "full.h5")],
                           capture_output=True, text=True).stdout
-    fixline = "fix m mobile msm 5 sites file sites.txt lags 5 10 25 50 file {out}"
+    fixline = "fix m mobile msm 5 sites file sites.txt lags " + lagstr + " file {out} " + extra
     with open(BROWNIAN) as fh:
         deck = fh.read()
     part1 = deck.replace("rerun           ${dumpfile} dump x y z ix iy iz box yes",
@@ -425,19 +499,42 @@ def case_restart():
             for key in ("lags/n_origins", "sites/occupancy"):
                 if list(a[key][:]) != list(b[key][:]):
                     fail(f"{key} differs after restart {before} -> {after}")
-            for key in ("n_samples", "first_step", "last_step"):
-                if a.attrs[key] != b.attrs[key]:
+            for key in ("n_samples", "first_step", "last_step", "n_outside_core"):
+                if key in b.attrs and a.attrs[key] != b.attrs[key]:
                     fail(f"{key}: {a.attrs[key]} vs {b.attrs[key]}")
+            for key in ("lags/displacement_sum", "lags/displacement_sq_sum"):
+                if not np.allclose(a[key][:], b[key][:], rtol=1e-9, atol=1e-9):
+                    fail(f"{key} differs after restart {before} -> {after}")
         ok(f"restart {before} -> {after}: n_origins, occupancy, clock identical")
     # a changed argument is refused
-    bad = part2.replace("lags 5 10 25 50", "lags 5 10 25")
-    with open(os.path.join(ARGS.work, "in.bad"), "w") as fh:
-        fh.write(bad)
-    rc, text = run_lmp(os.path.join(ARGS.work, "in.bad"), {}, expect_fail=True, log="log.bad")
-    if rc == 0 or "lags were 5 10 25 50 in the restart file but are 5 10 25 now" not in text:
-        print(text[-1500:])
-        fail("changed lags after restart were not refused")
-    ok("changed lags after a restart refused")
+    with open(os.path.join(ARGS.work, "moved.txt"), "w") as fh:
+        fh.write("coordinates fractional\n" + "".join(
+            f"{(i + 0.5) / 4 + 0.01:.6f} {(j + 0.5) / 4:.6f} {(k + 0.5) / 4:.6f}\n"
+            for i in range(4) for j in range(4) for k in range(4)))
+    changes = [
+        (f"lags {lagstr}", f"lags {' '.join(map(str, lags[:-1]))}",
+         f"lags were {lagstr} in the restart file but are {' '.join(map(str, lags[:-1]))} now"),
+        ("msm 5 sites", "msm 10 sites", "Nevery was 5 in the restart file but is 10 now"),
+        ("sites file sites.txt", "sites file moved.txt", "differ from those the counts"),
+    ]
+    if extra:
+        changes.append((extra, "", "in the restart file but is"))
+    else:
+        changes.append(("file split.h5 ", "file split.h5 history multitau 64",
+                        "history was 'full' in the restart file but is 'multitau 64' now"))
+    for old, new, expect in changes:
+        bad = part2.replace(old, new)
+        if bad == part2:
+            fail(f"test bug: {old!r} not in the deck")
+        if "msm 10" in new:
+            bad = bad.replace(f"lags {lagstr}", "lags " + " ".join(str(2 * L) for L in lags))
+        with open(os.path.join(ARGS.work, "in.bad"), "w") as fh:
+            fh.write(bad)
+        rc, text = run_lmp(os.path.join(ARGS.work, "in.bad"), {}, expect_fail=True, log="log.bad")
+        if rc == 0 or expect not in text:
+            print(text[-1500:])
+            fail(f"changed argument after restart ({new!r}) was not refused with {expect!r}")
+        ok(f"restart with '{new}' refused")
 
 
 def case_li13si4_example():
@@ -468,6 +565,177 @@ def case_li13si4_example():
         if n != max(0, nsamp - L // 10) or t != n * natoms:
             fail(f"lag {L}: n_origins {n}, total {t}")
     ok(f"156 sites, {nsamp} samples, counts conserve atoms for lags {list(lags)}")
+
+
+MT_LAGS = [1, 2, 5, 8, 12, 16, 40, 64, 96, 128, 320, 512, 768, 1024]
+
+
+def case_multitau():
+    """history multitau 8, Nevery 1, lags up to 1024 samples, MD on 2 ranks: counts, n_origins,
+    occupancy and displacement moments equal slow_counts.py --multitau 8; the memory per atom
+    is recorded; lags up to 10^5 samples with M = 16 need <= 4 KB per atom."""
+    lags = " ".join(map(str, MT_LAGS))
+    run_lmp(BROWNIAN, brownian_vars(nparticles=60, nsteps=2400, nevery=1, lags=lags,
+                                    dumpfile="traj.dump", extra="history multitau 8"), nprocs=2)
+    h5 = os.path.join(ARGS.work, "counts.h5")
+    exp = ionmsm("export", h5).stdout
+    ref, summ = slow(os.path.join(ARGS.work, "traj.dump"), 1, MT_LAGS, [1],
+                     ["--sites-types", "2"], os.path.join(ARGS.work, "slow.json"),
+                     extra=["--multitau", "8"])
+    compare_csv(exp, ref, "history multitau 8 (2 ranks) vs slow reference")
+    check_h5_against_summary(h5, summ, MT_LAGS, 60)
+    check_moments(h5, summ, MT_LAGS)
+    with h5py.File(h5, "r") as f:
+        hist = f.attrs["history"]
+        hist = hist.decode() if isinstance(hist, bytes) else hist
+        m, dpa = int(f.attrs["history_m"]), int(f.attrs["doubles_per_atom"])
+        levels = list(f["lags/level"][:])
+        norig = list(f["lags/n_origins"][:])
+    if hist != "multitau" or m != 8:
+        fail(f"history attrs {hist} {m}")
+    if levels != [0, 0, 0, 0, 1, 1, 3, 3, 4, 4, 6, 6, 7, 7]:
+        fail(f"levels {levels}")
+    if dpa != 5 + 6 * 8:
+        fail(f"doubles_per_atom {dpa}, expected 5 + 6 levels x 8")
+    ok(f"history multitau 8: levels {levels}, n_origins {norig}, {dpa} doubles per atom")
+    # memory bound: lags up to ~10^5 samples with M = 16
+    big = [2 ** k for k in range(17)] + [98304]  # every level 0..13 is stored
+    run_lmp(BROWNIAN, brownian_vars(nparticles=20, nsteps=0, nevery=1, out="big.h5",
+                                    lags=" ".join(map(str, big)), extra="history multitau 16"),
+            log="log.big")
+    with h5py.File(os.path.join(ARGS.work, "big.h5"), "r") as f:
+        nbytes = int(f.attrs["bytes_per_atom"])
+    if nbytes > 4096:
+        fail(f"{nbytes} bytes per atom for lags up to 98304 samples with M = 16")
+    ok(f"lags up to 98304 samples with multitau 16: {nbytes} bytes per atom (<= 4096)")
+
+
+def case_core():
+    """assign core 0.6 (sites 2.0 apart), MD on 2 ranks: counts, occupancy, n_origins, moments
+    and the number of atom-samples outside every core equal slow_counts.py --core 0.6."""
+    run_lmp(BROWNIAN, brownian_vars(dumpfile="traj.dump", extra="assign core 0.6", seed=31),
+            nprocs=2)
+    h5 = os.path.join(ARGS.work, "counts.h5")
+    exp = ionmsm("export", h5).stdout
+    ref, summ = slow(os.path.join(ARGS.work, "traj.dump"), 5, LAGS, [1], ["--sites-types", "2"],
+                     os.path.join(ARGS.work, "slow.json"), extra=["--core", "0.6"])
+    compare_csv(exp, ref, "assign core 0.6 (2 ranks) vs slow reference")
+    check_h5_against_summary(h5, summ, LAGS, 150)
+    check_moments(h5, summ, LAGS)
+    with h5py.File(h5, "r") as f:
+        nout = int(f.attrs["n_outside_core"])
+        frac = float(f.attrs["fraction_outside_core"])
+        occ = int(f["sites/occupancy"][:].sum())
+    if nout != summ["n_outside_core"] or abs(frac - nout / occ) > 1e-15:
+        fail(f"n_outside_core {nout} (fraction {frac}), reference {summ['n_outside_core']}")
+    if not 0 < nout < occ:
+        fail(f"test does not exercise cores: {nout} of {occ} atom-samples outside")
+    ok(f"{nout} of {occ} atom-samples outside every core ({frac:.3f}), as the reference")
+    # fewer site changes than nearest assignment on the same trajectory (milestoning)
+    run_lmp(BROWNIAN, brownian_vars(dumpfile="traj.dump", mode="rerun", out="nearest.h5",
+                                    seed=31), log="log.nearest")
+    def hops(path):
+        rows = ionmsm("export", path, "--lag-steps", "5").stdout.splitlines()[1:]
+        return sum(int(r.split(",")[-1]) for r in rows if r.split(",")[1] != r.split(",")[2])
+    hc, hn = hops(h5), hops(os.path.join(ARGS.work, "nearest.h5"))
+    if not hc < hn:
+        fail(f"core assignment has {hc} site changes at lag 5, nearest {hn}")
+    ok(f"site changes at lag 5: core {hc} < nearest {hn}")
+
+
+def counts_of(path):
+    out = {}
+    for r in ionmsm("export", path).stdout.splitlines()[1:]:
+        t = tuple(map(int, r.split(",")))
+        out[t[:6]] = t[6]
+    return out
+
+
+def case_append():
+    """append yes: a second run adds its counts, occupancy, n_origins, n_samples and moments
+    to the existing file; the result equals the sum of two separate runs. A mismatch is refused."""
+    run_lmp(BROWNIAN, brownian_vars(nsteps=600, seed=1, out="a.h5"), log="log.a")
+    run_lmp(BROWNIAN, brownian_vars(nsteps=800, seed=2, out="b.h5"), nprocs=2, log="log.b")
+    shutil.copy(os.path.join(ARGS.work, "a.h5"), os.path.join(ARGS.work, "ab.h5"))
+    run_lmp(BROWNIAN, brownian_vars(nsteps=800, seed=2, out="ab.h5", extra="append yes"),
+            nprocs=2, log="log.ab")
+    a, b, ab = (counts_of(os.path.join(ARGS.work, f)) for f in ("a.h5", "b.h5", "ab.h5"))
+    want = dict(a)
+    for k, v in b.items():
+        want[k] = want.get(k, 0) + v
+    if ab != want:
+        fail(f"appended counts differ from the sum ({len(ab)} vs {len(want)} rows)")
+    fa, fb, fab = (h5py.File(os.path.join(ARGS.work, f), "r") for f in ("a.h5", "b.h5", "ab.h5"))
+    for key in ("lags/n_origins", "sites/occupancy", "lags/total_counts"):
+        if list(fab[key][:]) != list(fa[key][:] + fb[key][:]):
+            fail(f"{key}: {list(fab[key][:])} != sum")
+    if int(fab.attrs["n_samples"]) != int(fa.attrs["n_samples"]) + int(fb.attrs["n_samples"]):
+        fail("n_samples is not the sum")
+    for key in ("lags/displacement_sum", "lags/displacement_sq_sum"):
+        if np.abs(fab[key][:] - fa[key][:] - fb[key][:]).max() > 1e-9 * (1 + np.abs(fab[key][:]).max()):
+            fail(f"{key} is not the sum")
+    ok(f"appended file = a + b: {sum(ab.values())} counts, n_samples {int(fab.attrs['n_samples'])}")
+    for f in (fa, fb, fab):
+        f.close()
+    # an incompatible run is refused, naming the mismatch
+    rc, text = run_lmp(BROWNIAN, brownian_vars(nsteps=100, out="ab.h5", lags="5 10",
+                                               extra="append yes"), expect_fail=True, log="log.bad")
+    if rc == 0 or "lags differs: (5 10 25 50) in the existing file, (5 10) now" not in text:
+        print(text[-1500:])
+        fail("appending with other lags was not refused")
+    rc, text = run_lmp(BROWNIAN, brownian_vars(nsteps=100, out="ab.h5", nevery=10, lags="10 50",
+                                               extra="append yes"), expect_fail=True, log="log.bad2")
+    if rc == 0 or "Nevery differs: 5 in the existing file, 10 now" not in text:
+        print(text[-1500:])
+        fail("appending with another Nevery was not refused")
+    ok("appending with other lags or Nevery refused")
+    # append yes without an existing file simply starts one
+    run_lmp(BROWNIAN, brownian_vars(nsteps=600, seed=1, out="fresh.h5", extra="append yes"),
+            log="log.fresh")
+    if counts_of(os.path.join(ARGS.work, "fresh.h5")) != a:
+        fail("append yes without an existing file differs from a plain run")
+    ok("append yes without an existing file = plain run")
+
+
+def case_kill():
+    """lmp writing 'every 50' is killed with SIGKILL after the file was rewritten at least twice:
+    the counts file is complete and readable; at most one partial temporary is left."""
+    v = brownian_vars(nsteps=2000000, every=50, nparticles=100)
+    cmd = [ARGS.lmp, "-in", BROWNIAN, "-log", "log.lammps", "-screen", "none"]
+    for k, val in v.items():
+        cmd += ["-var", k, str(val)]
+    p = subprocess.Popen(cmd, cwd=ARGS.work, env=lmp_env(), stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL)
+    h5 = os.path.join(ARGS.work, "counts.h5")
+    seen = set()
+    t0 = time.time()
+    try:
+        while len(seen) < 3:
+            if p.poll() is not None:
+                fail(f"lmp exited early with {p.returncode}")
+            if time.time() - t0 > 300:
+                fail("the counts file was not rewritten twice within 300 s")
+            try:
+                st = os.stat(h5)
+                seen.add((st.st_ino, st.st_mtime_ns))
+            except FileNotFoundError:
+                pass
+            time.sleep(0.01)
+    finally:
+        p.send_signal(signal.SIGKILL)
+        p.wait()
+    ok(f"killed lmp (SIGKILL) after {len(seen)} versions of the counts file")
+    info = ionmsm("info", h5).stdout
+    if "ionmsm-counts" not in info:
+        fail("ionmsm info does not describe the file")
+    with h5py.File(h5, "r") as f:
+        n = int(f.attrs["n_samples"])
+        if n < 2 or f["lags/lag_steps"].shape[0] != len(LAGS):
+            fail(f"file content after kill: n_samples {n}")
+    tmps = [f for f in os.listdir(ARGS.work) if ".tmp." in f]
+    if len(tmps) > 1:
+        fail(f"more than one temporary left: {tmps}")
+    ok(f"file readable by ionmsm info and h5py (n_samples {n}); temporaries left: {tmps}")
 
 
 CASES = {name[5:]: fn for name, fn in globals().items() if name.startswith("case_")}

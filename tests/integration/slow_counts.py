@@ -10,6 +10,15 @@ sliding-window transitions (from, to, lattice shift) for each lag.
 Shares no code with ionmsm. Prints the canonical CSV (lag_steps,from,to,shift_x,shift_y,
 shift_z,count) and, with --summary FILE, writes n_origins per lag and site occupancy as JSON.
 
+--multitau M: count each lag l (in samples) only from origins j that are multiples of 2^k, k
+the lowest level with l % 2^k == 0 and l / 2^k <= M (the fix msm 'history multitau M' rule),
+and never across a sample at which the atom was missing. --core R: core-set assignment (an atom
+keeps its committed site, at the image nearest to it, until it comes within R of a site; the
+first sample commits to the nearest site). The summary also holds, per lag, the sums of the
+site-projected displacement delta = H (f_to - f_from + shift) and of delta delta^T over
+counted pairs with a site change or a nonzero shift, and the number of atom-samples outside
+every core.
+
 Sites: --sites-file F (the ionmsm sites text format, cartesian or fractional) or
 --sites-types T (positions of the atoms of type T in the FIRST frame, ordered by atom ID).
 """
@@ -115,6 +124,31 @@ def nearest_vectorised(frac_sites, H, origin, xu):
     return cands[0]
 
 
+def nearest_image(fs, H, origin, xu):
+    """Image of one site nearest to xu (brute force over 5^3 images around the rounded one)."""
+    f = np.linalg.inv(H) @ (xu - origin)
+    base = np.round(f - fs)
+    best = None
+    for dx in (-2, -1, 0, 1, 2):
+        for dy in (-2, -1, 0, 1, 2):
+            for dz in (-2, -1, 0, 1, 2):
+                n = base + np.array([dx, dy, dz])
+                d = xu - (origin + H @ (fs + n))
+                key = (float(d @ d), tuple(int(v) for v in n))
+                if best is None or key < best:
+                    best = key
+    return best
+
+
+def multitau_spacing(l, m):
+    k = 0
+    while l % (1 << k) == 0:
+        if l >> k <= m:
+            return 1 << k
+        k += 1
+    sys.exit(f"slow_counts: lag {l} samples is not representable with multitau {m}")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("dump")
@@ -124,6 +158,8 @@ def main():
     ap.add_argument("--sites-file")
     ap.add_argument("--sites-types", type=int, nargs="+")
     ap.add_argument("--summary")
+    ap.add_argument("--multitau", type=int, default=0)
+    ap.add_argument("--core", type=float, default=0.0)
     a = ap.parse_args()
 
     frames = read_dump(a.dump)
@@ -137,8 +173,13 @@ def main():
     frac_sites = frac_sites - np.floor(frac_sites)
 
     samples = {}  # atom id -> {sample index: (site, image)}
+    stretch = {}  # atom id -> {sample index: stretch number} (multitau: cut where it was missing)
+    committed = {}  # atom id -> committed site (core assignment)
     occupancy = np.zeros(len(frac_sites), dtype=np.int64)
     sampled = []
+    cells = {}
+    n_outside = 0
+    prev_k = None
     for fr in frames:
         if fr["step"] % a.nevery:
             continue
@@ -146,25 +187,59 @@ def main():
         if k in sampled:  # a step written twice (end of one run, start of the next)
             continue
         sampled.append(k)
+        cells[k] = fr["H"]
         for j in np.nonzero(np.isin(fr["type"], a.types))[0]:
+            aid = int(fr["id"][j])
             xu = fr["x"][j] + fr["H"] @ fr["img"][j]
             s, n = nearest_vectorised(frac_sites, fr["H"], fr["origin"], xu)
-            samples.setdefault(int(fr["id"][j]), {})[k] = (s, n)
+            if a.core > 0:
+                d = xu - (fr["origin"] + fr["H"] @ (frac_sites[s] + np.array(n)))
+                if float(d @ d) <= a.core * a.core:
+                    committed[aid] = s
+                else:
+                    n_outside += 1
+                    if aid not in committed:
+                        committed[aid] = s
+                    else:
+                        s = committed[aid]
+                        n = nearest_image(frac_sites[s], fr["H"], fr["origin"], xu)[1]
+            hist = samples.setdefault(aid, {})
+            st = stretch.setdefault(aid, {})
+            st[k] = st[prev_k] if prev_k is not None and prev_k in hist else k
+            hist[k] = (s, n)
             occupancy[s] += 1
+        prev_k = k
     sset = set(sampled)
     counts = {}
     origins = {}
+    dsum = {}
+    dsq = {}
+    dabs = {}
     for L in a.lags:
         if L % a.nevery:
             sys.exit("lag not a multiple of nevery")
         l = L // a.nevery
-        origins[L] = sum(1 for k in sampled if k - l in sset)
-        for hist in samples.values():
+        sp = multitau_spacing(l, a.multitau) if a.multitau else 1
+        origins[L] = sum(1 for k in sampled if k - l in sset and (k - l) % sp == 0)
+        dsum[L] = np.zeros(3)
+        dsq[L] = np.zeros((3, 3))
+        dabs[L] = 0.0
+        for aid, hist in samples.items():
+            st = stretch[aid]
             for k, (s1, n1) in hist.items():
-                if k + l in hist:
-                    s2, n2 = hist[k + l]
-                    key = (L, s1, s2, n2[0] - n1[0], n2[1] - n1[1], n2[2] - n1[2])
-                    counts[key] = counts.get(key, 0) + 1
+                if k % sp or k + l not in hist:
+                    continue
+                if a.multitau and st[k] != st[k + l]:
+                    continue
+                s2, n2 = hist[k + l]
+                shift = (n2[0] - n1[0], n2[1] - n1[1], n2[2] - n1[2])
+                key = (L, s1, s2) + shift
+                counts[key] = counts.get(key, 0) + 1
+                if s1 != s2 or shift != (0, 0, 0):
+                    dv = cells[k + l] @ (frac_sites[s2] - frac_sites[s1] + np.array(shift, float))
+                    dsum[L] += dv
+                    dsq[L] += np.outer(dv, dv)
+                    dabs[L] += float(dv @ dv) + float(np.abs(dv).sum())
     out = sys.stdout
     out.write("lag_steps,from,to,shift_x,shift_y,shift_z,count\n")
     for key in sorted(counts):
@@ -172,7 +247,11 @@ def main():
     if a.summary:
         with open(a.summary, "w") as fh:
             json.dump({"n_origins": {str(L): origins[L] for L in a.lags},
-                       "occupancy": occupancy.tolist(), "n_samples": len(sampled)}, fh)
+                       "occupancy": occupancy.tolist(), "n_samples": len(sampled),
+                       "n_outside_core": n_outside,
+                       "displacement_sum": {str(L): dsum[L].tolist() for L in a.lags},
+                       "displacement_sq_sum": {str(L): dsq[L].tolist() for L in a.lags},
+                       "displacement_scale": {str(L): dabs[L] for L in a.lags}}, fh)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,8 @@ add_custom_target(ionmsm_test_plugins ALL DEPENDS ionmsmplugin_badversion)
 
 set(_itest ${CMAKE_CURRENT_SOURCE_DIR}/integration/itest.py)
 foreach(case md_vs_slow rerun_ranks triclinic compute every version_check bad_input cli
-             li13si4_example restart)
+             li13si4_example restart
+             restart_multitau multitau core append kill)
   add_test(NAME integration.${case}
     COMMAND ${SYSTEM_PYTHON3} ${_itest} ${case}
       --lmp ${LAMMPS_BINARY} --plugin-dir ${CMAKE_BINARY_DIR} --ionmsm $<TARGET_FILE:ionmsm>
@@ -25,3 +26,4 @@ foreach(case md_vs_slow rerun_ranks triclinic compute every version_check bad_in
   set_tests_properties(integration.${case} PROPERTIES LABELS integration TIMEOUT 1200)
 endforeach()
 set_tests_properties(integration.rerun_ranks PROPERTIES PROCESSORS 2)
+include(${CMAKE_CURRENT_LIST_DIR}/examples.cmake)

@@ -676,3 +676,100 @@ TEST(CountsFileUnits, TimeUnitInPs) {
                                                 {"unknown LAMMPS units style 'Metal'"}));
   EXPECT_THROW(time_unit_in_ps(""), std::invalid_argument);
 }
+
+// ======================================================= optional additions (format version 1)
+
+TEST(CountsFileOptional, HistoryAssignLevelsAndDisplacementRoundTrip) {
+  TempDir dir;
+  CountsData d = make_counts(5, 20, 3, /*labels=*/false);
+  d.history = "multitau";
+  d.history_m = 16;
+  d.doubles_per_atom = 229;
+  d.assign = "core";
+  d.core_radius = 0.75;
+  d.n_outside_core = 3;
+  d.has_levels = true;
+  d.has_displacement = true;
+  for (std::size_t i = 0; i < d.lags.size(); ++i) {
+    d.lags[i].level = 0;
+    d.lags[i].displacement_sum = Eigen::Vector3d(1.0 + i, -2.5, 1e-3);
+    Eigen::Matrix3d m;
+    m << 1, 2, 3, 2, 5, 6, 3, 6, 9.5 + static_cast<double>(i);
+    d.lags[i].displacement_sq_sum = m;
+  }
+  const std::string path = dir.file("opt.h5");
+  write_counts_file(path, d);
+  const CountsData r = read_counts_file(path);
+  expect_same(d, r);
+  EXPECT_EQ(r.history, "multitau");
+  EXPECT_EQ(r.history_m, 16);
+  EXPECT_EQ(r.doubles_per_atom, 229);
+  EXPECT_EQ(r.assign, "core");
+  EXPECT_EQ(r.core_radius, 0.75);
+  EXPECT_EQ(r.n_outside_core, 3u);
+  EXPECT_TRUE(r.has_levels);
+  ASSERT_TRUE(r.has_displacement);
+  for (std::size_t i = 0; i < d.lags.size(); ++i) {
+    EXPECT_EQ(r.lags[i].displacement_sum, d.lags[i].displacement_sum);
+    EXPECT_EQ(r.lags[i].displacement_sq_sum, d.lags[i].displacement_sq_sum);
+  }
+  // h5py view: (L, 3) and (L, 3, 3)
+  hid_t f = H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
+  ASSERT_GE(f, 0);
+  hid_t ds = H5Dopen2(f, "/lags/displacement_sq_sum", H5P_DEFAULT);
+  hid_t sp = H5Dget_space(ds);
+  EXPECT_EQ(H5Sget_simple_extent_ndims(sp), 3);
+  H5Sclose(sp);
+  H5Dclose(ds);
+  EXPECT_GT(H5Aexists(f, "fraction_outside_core"), 0);
+  H5Fclose(f);
+}
+
+TEST(CountsFileOptional, FilesWithoutAdditionsReadWithFlagsOff) {
+  TempDir dir;
+  const CountsData d = make_counts(6, 10, 2, /*labels=*/false);
+  write_counts_file(dir.file("plain.h5"), d);
+  const CountsData r = read_counts_file(dir.file("plain.h5"));
+  EXPECT_FALSE(r.has_displacement);
+  EXPECT_FALSE(r.has_levels);
+  EXPECT_TRUE(r.history.empty());
+  EXPECT_TRUE(r.assign.empty());
+  EXPECT_EQ(r.doubles_per_atom, 0);
+}
+
+TEST(CountsFileOptional, CheckAppendableNamesTheMismatch) {
+  const CountsData a = make_counts(7, 10, 3, /*labels=*/false);
+  EXPECT_NO_THROW(check_appendable(a, a));
+  auto with = [&](const std::function<void(CountsData&)>& f) {
+    CountsData b = a;
+    f(b);
+    return b;
+  };
+  EXPECT_TRUE(ThrowsWith<std::invalid_argument>(
+      [&] { check_appendable(a, with([](CountsData& b) { b.nevery *= 2; })); }, {"Nevery"}));
+  EXPECT_TRUE(ThrowsWith<std::invalid_argument>(
+      [&] { check_appendable(a, with([](CountsData& b) { b.lags.pop_back(); })); }, {"lags"}));
+  EXPECT_TRUE(ThrowsWith<std::invalid_argument>(
+      [&] { check_appendable(a, with([](CountsData& b) { b.site_fractional.pop_back(); })); },
+      {"number of sites"}));
+  EXPECT_TRUE(ThrowsWith<std::invalid_argument>(
+      [&] { check_appendable(a, with([](CountsData& b) { b.site_fractional[1][0] += 0.1; })); },
+      {"site 1"}));
+  EXPECT_TRUE(ThrowsWith<std::invalid_argument>(
+      [&] { check_appendable(a, with([](CountsData& b) { b.units = "real"; })); }, {"units"}));
+  EXPECT_TRUE(ThrowsWith<std::invalid_argument>(
+      [&] { check_appendable(a, with([](CountsData& b) { b.timestep *= 2; })); }, {"timestep"}));
+  CountsData h = a;
+  h.history = "full";
+  EXPECT_TRUE(ThrowsWith<std::invalid_argument>(
+      [&] {
+        check_appendable(h, with([](CountsData& b) {
+                           b.history = "multitau";
+                           b.history_m = 4;
+                         }));
+      },
+      {"history", "'full'", "'multitau'"}));
+  EXPECT_TRUE(ThrowsWith<std::invalid_argument>(
+      [&] { check_appendable(a, with([](CountsData& b) { b.assign = "core"; b.core_radius = 1; })); },
+      {"assign"}));
+}

@@ -622,3 +622,76 @@ TEST(GeometryShift, WalkAcrossBoundariesTriclinic) {
     EXPECT_NEAR((end_to_end - 3.0 * box.h().col(axis)).norm(), 0.0, 2.0 * 9.0);
   }
 }
+
+// ------------------------------------------------------------ nearest image and core sets
+
+TEST(GeometryNearestImage, MatchesBruteForceOverImagesTriclinic) {
+  std::mt19937_64 rng(31);
+  const Box box = lammps_box(0.3, -1.0, 2.0, 5.0, 4.0, 6.0, 2.4, -2.9, 1.9);
+  const auto sites = random_sites(5, rng);
+  SiteLocator loc(sites, box);
+  std::uniform_real_distribution<double> u(-30.0, 30.0);
+  for (int p = 0; p < 300; ++p) {
+    const Eigen::Vector3d x(u(rng), u(rng), u(rng));
+    for (SiteIndex s = 0; s < 5; ++s) {
+      const SiteImage got = loc.nearest_image(s, x);
+      // brute force: only site s
+      const SiteImage want =
+          locate_brute_force({loc.fractional(s)}, box, x, 4);
+      EXPECT_EQ(got.site, s);
+      EXPECT_EQ(got.image, want.image) << describe(got) << " vs " << describe(want);
+      EXPECT_EQ(got.distance2, want.distance2);
+    }
+  }
+  EXPECT_THROW(loc.nearest_image(5, Eigen::Vector3d::Zero()), std::invalid_argument);
+  EXPECT_THROW(loc.nearest_image(0, Eigen::Vector3d(std::nan(""), 0, 0)), std::invalid_argument);
+}
+
+TEST(GeometryCore, ShortestLatticeVectorAndMaxRadius) {
+  const Box cubic = lammps_box(0, 0, 0, 4.0, 5.0, 6.0, 0, 0, 0);
+  EXPECT_DOUBLE_EQ(ionmsm::shortest_lattice_vector(cubic), 4.0);
+  // b - a is shorter than a and b here
+  const Box tilted = lammps_box(0, 0, 0, 4.0, 1.0, 6.0, 3.5, 0, 0);
+  EXPECT_NEAR(ionmsm::shortest_lattice_vector(tilted), std::sqrt(0.25 + 1.0), 1e-12);
+  SiteLocator one({Eigen::Vector3d(0.1, 0.2, 0.3)}, cubic);
+  EXPECT_DOUBLE_EQ(ionmsm::max_core_radius(one), 2.0);
+  SiteLocator two({Eigen::Vector3d(0, 0, 0), Eigen::Vector3d(0.5, 0, 0)}, cubic);
+  EXPECT_DOUBLE_EQ(ionmsm::max_core_radius(two), 1.0);
+}
+
+TEST(GeometryCore, MilestoningKeepsCommittedSiteUntilAnotherCore) {
+  // two sites on a line: x = 1 and x = 3 in a 4 x 4 x 4 box, core radius 0.5
+  const Box box = lammps_box(0, 0, 0, 4.0, 4.0, 4.0, 0, 0, 0);
+  SiteLocator loc({Eigen::Vector3d(0.25, 0.5, 0.5), Eigen::Vector3d(0.75, 0.5, 0.5)}, box);
+  SiteIndex committed = -1;
+  auto step = [&](double x) {
+    return ionmsm::assign_core(loc, 0.5, committed, Eigen::Vector3d(x, 2.0, 2.0));
+  };
+  // first sample outside every core: nearest site committed
+  auto r = step(1.7);
+  EXPECT_EQ(committed, 0);
+  EXPECT_FALSE(r.in_core);
+  r = step(2.4);  // nearer to site 1, but outside its core
+  EXPECT_EQ(r.where.site, 0);
+  EXPECT_FALSE(r.in_core);
+  r = step(2.6);  // inside site 1's core
+  EXPECT_EQ(r.where.site, 1);
+  EXPECT_TRUE(r.in_core);
+  EXPECT_EQ(committed, 1);
+  r = step(4.4);  // between site 1 (x=3) and site 0's image at x=5: keeps site 1, image 0
+  EXPECT_EQ(r.where.site, 1);
+  EXPECT_EQ(r.where.image, (Image{0, 0, 0}));
+  r = step(5.3);  // core of site 0, image +1
+  EXPECT_EQ(r.where.site, 0);
+  EXPECT_EQ(r.where.image, (Image{1, 0, 0}));
+  EXPECT_TRUE(r.in_core);
+  // wander far without entering a core: the committed site's nearest image follows
+  r = step(5.3 + 2.4);  // 7.7: site 0 images at 5 and 9 -> nearest is 9 (image 2)
+  EXPECT_EQ(r.where.site, 0);
+  EXPECT_FALSE(r.in_core);
+  EXPECT_EQ(r.where.image, (Image{2, 0, 0}));
+  SiteIndex bad = 7;
+  EXPECT_THROW(ionmsm::assign_core(loc, 0.5, bad, Eigen::Vector3d::Zero()), std::invalid_argument);
+  EXPECT_THROW(ionmsm::assign_core(loc, 0.0, committed, Eigen::Vector3d::Zero()),
+               std::invalid_argument);
+}

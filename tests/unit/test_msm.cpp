@@ -463,6 +463,58 @@ TEST(MsmReversible, NotConvergedWhenCappedAtOneIteration) {
   EXPECT_THROW(ionmsm::reversible_mle(never_left), std::invalid_argument);
 }
 
+// A harder case: 6x6x6 periodic lattice, random site energies (sd 2 kT), Metropolis hops;
+// counts = noisy, rounded multiples of the exact fluxes (so not symmetric). The plain
+// fixed-point iteration converges linearly and slowly; Anderson acceleration must reach the
+// same fixed point with far fewer updates.
+TEST(MsmReversible, AndersonAccelerationReachesTheSameFixedPoint) {
+  const int l = 6, n = l * l * l;
+  Rng rng(17);
+  Eigen::VectorXd e(n);
+  for (int i = 0; i < n; ++i) e(i) = 4.0 * (rng.uniform() - 0.5) * 1.7;  // sd ~ 2 kT
+  Eigen::VectorXd pi = (-e).array().exp();
+  pi /= pi.sum();
+  auto id = [&](int x, int y, int z) { return ((x + l) % l) * l * l + ((y + l) % l) * l + (z + l) % l; };
+  std::vector<Eigen::Triplet<double>> t;
+  for (int x = 0; x < l; ++x)
+    for (int y = 0; y < l; ++y)
+      for (int z = 0; z < l; ++z) {
+        const int j = id(x, y, z);
+        double stay = 1.0;
+        for (int i : {id(x + 1, y, z), id(x - 1, y, z), id(x, y + 1, z), id(x, y - 1, z),
+                      id(x, y, z + 1), id(x, y, z - 1)}) {
+          const double hop = 0.02 * std::min(1.0, std::exp(e(j) - e(i)));
+          stay -= hop;
+          t.emplace_back(i, j, std::round(1e7 * pi(j) * hop * (0.8 + 0.4 * rng.uniform())) + 1.0);
+        }
+        t.emplace_back(j, j, std::round(1e7 * pi(j) * stay));
+      }
+  SpMat c(n, n);
+  c.setFromTriplets(t.begin(), t.end());
+  ionmsm::ReversibleMleOptions plain_opt;
+  plain_opt.anderson_depth = 0;
+  plain_opt.tolerance = 1e-14;
+  plain_opt.max_iterations = 2000000;
+  const auto plain = ionmsm::reversible_mle(c, plain_opt);
+  ASSERT_EQ(plain.status, ionmsm::ReversibleMleStatus::Converged) << plain.message;
+  ionmsm::ReversibleMleOptions aa_opt;
+  aa_opt.tolerance = 1e-14;
+  const auto aa = ionmsm::reversible_mle(c, aa_opt);
+  ASSERT_EQ(aa.status, ionmsm::ReversibleMleStatus::Converged) << aa.message;
+  EXPECT_LT(aa.iterations * 5, plain.iterations) << aa.iterations << " vs " << plain.iterations;
+  // The plain iteration's error is ~ tolerance / (1 - rate), i.e. well below 1e-8 here.
+  EXPECT_LT(((aa.stationary - plain.stationary).array() / plain.stationary.array()).abs().maxCoeff(),
+            1e-8);
+  EXPECT_LT((Eigen::MatrixXd(aa.transition_matrix) - Eigen::MatrixXd(plain.transition_matrix))
+                .cwiseAbs()
+                .maxCoeff(),
+            1e-9);
+  // Both reversible and stochastic; the fixed-point residual of the result is tiny.
+  const Eigen::MatrixXd m(aa.transition_matrix);
+  EXPECT_LT(max_detailed_balance_violation(m, aa.stationary), 1e-15);
+  EXPECT_LT((m.colwise().sum().array() - 1.0).abs().maxCoeff(), 1e-13);
+}
+
 // =============================================================================== spectrum
 
 // Ring of 10 sites, p = 1/8: counts 800 * M are exact integers (600 stay, 100 per hop), so the
@@ -660,16 +712,71 @@ TEST(MsmSpectrum, SparsePathMatchesDenseOn2500Sites) {
   // relative => |d u| <~ 1e-6 in norm, |d r_i| = sqrt(pi_i) |d u_i| <~ 1e-9).
   EXPECT_LT((r.col(0) - pi).cwiseAbs().maxCoeff(), 1e-9);
 
-  // The general (Arnoldi) sparse path agrees as well.
+  // Both sparse modes (shift-invert, the default, and plain largest-modulus), on both the
+  // symmetric (Lanczos) and the general (Arnoldi) path, give the same leading eigenvalues.
   so.right_vectors = false;
-  const ionmsm::Spectrum arnoldi = ionmsm::compute_spectrum(m, so);
-  EXPECT_EQ(arnoldi.method_used, ionmsm::SpectrumMethod::Sparse);
-  ASSERT_EQ(arnoldi.status, ionmsm::SpectrumStatus::Ok) << arnoldi.message;
-  ASSERT_EQ(arnoldi.eigenvalues.size(), 5);
-  for (int k = 0; k < 5; ++k) {
-    EXPECT_NEAR(arnoldi.eigenvalues(k).real(), dense.eigenvalues(k).real(), 1e-8) << k;
-    EXPECT_NEAR(arnoldi.eigenvalues(k).imag(), 0.0, 1e-8) << k;
+  for (auto mode : {ionmsm::SparseMode::ShiftInvert, ionmsm::SparseMode::LargestModulus}) {
+    so.sparse_mode = mode;
+    for (int path = 0; path < 2; ++path) {
+      const ionmsm::Spectrum sp = path == 0 ? ionmsm::compute_reversible_spectrum(m, pi, so)
+                                            : ionmsm::compute_spectrum(m, so);
+      EXPECT_EQ(sp.method_used, ionmsm::SpectrumMethod::Sparse);
+      ASSERT_EQ(sp.status, ionmsm::SpectrumStatus::Ok) << sp.message;
+      ASSERT_EQ(sp.eigenvalues.size(), 5);
+      for (int k = 0; k < 5; ++k) {
+        EXPECT_NEAR(sp.eigenvalues(k).real(), dense.eigenvalues(k).real(), 1e-8) << path << k;
+        EXPECT_NEAR(sp.eigenvalues(k).imag(), 0.0, 1e-8) << path << k;
+      }
+    }
   }
+}
+
+// Path of 3000 sites (reflecting ends, p = 1/4 per neighbour, ends stay with 3/4): the
+// eigenvalues 1 - 2p (1 - cos(pi k / N)), k = 0..N-1, are non-degenerate but cluster at 1
+// (1 - lambda_1 = 2.7e-7, 1 - lambda_5 = 6.9e-6): diffusive modes of a large cell. Counts
+// 4 M are exact integers. Shift-invert resolves them; the plain largest-modulus mode cannot
+// within a few restarts and must say so through its status.
+TEST(MsmSpectrum, ShiftInvertResolvesClusteredSlowModes) {
+  const int n = 3000;
+  const double p = 0.25;
+  std::vector<Eigen::Triplet<double>> t;
+  for (int j = 0; j < n; ++j) {
+    t.emplace_back(j, j, (j == 0 || j == n - 1) ? 3.0 : 2.0);
+    if (j > 0) t.emplace_back(j - 1, j, 1.0);
+    if (j + 1 < n) t.emplace_back(j + 1, j, 1.0);
+  }
+  SpMat c(n, n);
+  c.setFromTriplets(t.begin(), t.end());
+  const SpMat m = ionmsm::nonreversible_mle(c);
+  const Eigen::VectorXd pi = ionmsm::stationary_distribution(m);
+  EXPECT_LT((pi.array() - 1.0 / n).abs().maxCoeff(), 1e-15);
+  const int k = 6;
+  ionmsm::SpectrumOptions so;
+  so.num_eigenvalues = k;
+  const double dt = 0.01;
+  for (int path = 0; path < 2; ++path) {
+    const ionmsm::Spectrum sp = path == 0 ? ionmsm::compute_reversible_spectrum(m, pi, so)
+                                          : ionmsm::compute_spectrum(m, so);
+    EXPECT_EQ(sp.method_used, ionmsm::SpectrumMethod::Sparse);
+    ASSERT_EQ(sp.status, ionmsm::SpectrumStatus::Ok) << sp.message;
+    ASSERT_EQ(sp.eigenvalues.size(), k);
+    const auto ts = ionmsm::implied_timescales(sp.eigenvalues, dt);
+    for (int a = 0; a < k; ++a) {
+      const double lambda = 1.0 - 2.0 * p * (1.0 - std::cos(kPi * a / n));
+      EXPECT_NEAR(sp.eigenvalues(a).real(), lambda, 1e-12) << path << " " << a;
+      if (a == 0) continue;
+      // |dt/t| = |d lambda| / (lambda |ln lambda|) <~ 1e-13 / 2.7e-7 ~ 4e-7
+      const double t_exact = -dt / std::log(lambda);
+      ASSERT_EQ(ts[a].status, TimescaleStatus::Ok);
+      EXPECT_NEAR(ts[a].timescale, t_exact, 2e-6 * t_exact) << path << " " << a;
+    }
+  }
+  so.sparse_mode = ionmsm::SparseMode::LargestModulus;
+  so.sparse_max_restarts = 10;
+  const ionmsm::Spectrum plain = ionmsm::compute_reversible_spectrum(m, pi, so);
+  EXPECT_EQ(plain.status, ionmsm::SpectrumStatus::NotConverged);
+  EXPECT_NE(plain.message.find("converged after"), std::string::npos) << plain.message;
+  EXPECT_LT(plain.eigenvalues.size(), k);
 }
 
 // =============================================================================== timescales

@@ -1,0 +1,161 @@
+#!/usr/bin/python3
+"""Overhead of fix msm relative to the same MD without it, from PAIRED runs.
+
+For each configuration the same input runs with and without `fix msm`, alternating, REPEATS
+times; the reported overhead is the median over pairs of (loop time with / loop time without - 1).
+Pairs run back to back, so slow drifts of the machine cancel.
+
+Systems:
+  meam     Li13Si4 2x1x3 (204 atoms, 156 Li), Cui 2012 MEAM, Si held (examples/li13si4)
+  cheap    N non-interacting particles in a periodic potential (fix brownian), >= 50,000 atoms
+
+Usage:
+  bench/overhead.py --system meam  --nevery 1 10 100 --nlags 8 32 --ranks 1 2 --steps 2000
+  bench/overhead.py --system cheap --natoms 50000 --nevery 1 10 --nlags 8 32 --steps 200
+Prints a Markdown table (append it to bench/README.md with the command line).
+"""
+import argparse
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+MEAM = """
+units metal
+atom_style atomic
+boundary p p p
+read_data {root}/examples/li13si4/data.Li13Si4.unitcell.lmp
+replicate 2 1 3
+pair_style meam
+pair_coeff * * {pot}/library.meam Li Si {pot}/LiSi.meam Li Si
+group li type 1
+group si type 2
+timestep 0.001
+write_dump li custom li_sites.txt x y z modify sort id header no format float %.12f
+velocity li create 500 4928 dist gaussian
+fix nve li nve
+fix lang li langevin 500 500 0.1 4928
+thermo 0
+run 200
+{fixmsm}
+run {steps}
+"""
+
+CHEAP = """
+units metal
+atom_style atomic
+boundary p p p
+atom_modify map array sort 1000 0.0
+variable n equal {nside}
+region box block 0 $(2.0*v_n) 0 $(2.0*v_n) 0 $(2.0*v_n)
+create_box 2 box
+lattice sc 2.0 origin 0.5 0.5 0.5
+create_atoms 2 box
+create_atoms 1 random {natoms} 4242 box
+mass * 6.941
+pair_style zero 1.0
+pair_coeff * *
+neighbor 0.5 bin
+group li type 1
+group sites type 2
+timestep 0.001
+variable fx atom 0.08*PI/2.0*sin(2*PI*x/2.0)
+variable fy atom 0.08*PI/2.0*sin(2*PI*y/2.0)
+variable fz atom 0.08*PI/2.0*sin(2*PI*z/2.0)
+fix f li addforce v_fx v_fy v_fz
+fix bd li brownian 500 4242 gamma_t 41.57 rng gaussian
+thermo 0
+run 20
+{fixmsm}
+run {steps}
+"""
+
+
+def loop_time(log):
+    times = re.findall(r"Loop time of ([0-9.eE+-]+) on", log)
+    if not times:
+        raise RuntimeError("no 'Loop time' in the log:\n" + log[-2000:])
+    return float(times[-1])
+
+
+def run(deck, ranks, workdir):
+    path = os.path.join(workdir, "in.bench")
+    with open(path, "w") as fh:
+        fh.write(deck)
+    env = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
+               OMP_NUM_THREADS="1")
+    cmd = [os.path.join(ROOT, "scripts", "lmp"), "-in", path, "-log", "log.bench", "-screen", "none"]
+    if ranks > 1:
+        cmd = ["mpirun", "-np", str(ranks)] + cmd
+    p = subprocess.run(cmd, cwd=workdir, env=env, capture_output=True, text=True)
+    with open(os.path.join(workdir, "log.bench")) as fh:
+        log = fh.read()
+    if p.returncode != 0:
+        raise RuntimeError(log[-3000:] + p.stderr[-2000:])
+    return loop_time(log)
+
+
+def lags_for(nlags, nevery):
+    # roughly log-spaced lags from Nevery to ~Nevery * 2^(nlags/3)
+    lags, L = [], 1
+    while len(lags) < nlags:
+        if L not in lags:
+            lags.append(L)
+        L = max(L + 1, int(round(L * 1.25)))
+    return " ".join(str(l * nevery) for l in lags)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--system", choices=["meam", "cheap"], required=True)
+    ap.add_argument("--nevery", type=int, nargs="+", default=[10])
+    ap.add_argument("--nlags", type=int, nargs="+", default=[8])
+    ap.add_argument("--ranks", type=int, nargs="+", default=[1])
+    ap.add_argument("--history", nargs="+", default=["full"],
+                    help="history modes to pass to fix msm (e.g. full 'multitau 16')")
+    ap.add_argument("--steps", type=int, default=2000)
+    ap.add_argument("--natoms", type=int, default=50000)
+    ap.add_argument("--repeats", type=int, default=3)
+    a = ap.parse_args()
+
+    print(f"| system | atoms | ranks | Nevery | lags | history | steps | t without (s) | t with (s) | overhead (median of {a.repeats} pairs) |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for ranks in a.ranks:
+        for nevery in a.nevery:
+            for nlags in a.nlags:
+                for hist in a.history:
+                    with tempfile.TemporaryDirectory() as wd:
+                        lags = lags_for(nlags, nevery)
+                        hkw = "" if hist == "full" else f" history {hist}"
+                        if a.system == "meam":
+                            fixmsm = (f"fix m li msm {nevery} sites file li_sites.txt lags {lags} "
+                                      f"file counts.h5{hkw}")
+                            tmpl = dict(root=ROOT, pot=os.path.join(ROOT, "potentials", "LiSi_Cui2012"),
+                                        steps=a.steps)
+                            deck = MEAM
+                            natoms = 204
+                        else:
+                            nside = max(2, int(round((a.natoms * 1.0) ** (1 / 3))))
+                            fixmsm = (f"fix m li msm {nevery} sites group sites lags {lags} "
+                                      f"file counts.h5{hkw}")
+                            tmpl = dict(nside=nside, natoms=a.natoms, steps=a.steps)
+                            deck = CHEAP
+                            natoms = a.natoms
+                        ratios, t0s, t1s = [], [], []
+                        for _ in range(a.repeats):
+                            t0 = run(deck.format(fixmsm="", **tmpl), ranks, wd)
+                            t1 = run(deck.format(fixmsm=fixmsm, **tmpl), ranks, wd)
+                            t0s.append(t0)
+                            t1s.append(t1)
+                            ratios.append(t1 / t0 - 1.0)
+                        print(f"| {a.system} | {natoms} | {ranks} | {nevery} | {nlags} | {hist} | "
+                              f"{a.steps} | {statistics.median(t0s):.3f} | {statistics.median(t1s):.3f} | "
+                              f"{100 * statistics.median(ratios):+.2f} % |", flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,632 @@
+#!/usr/bin/python3
+"""End-to-end test of `ionmsm analyze` on synthetic counts files with known answers.
+
+    /usr/bin/python3 tests/integration/test_analyze.py --ionmsm build/ionmsm --work /tmp/w
+
+Needs numpy, h5py and (for the plot checks) matplotlib: Debian's /usr/bin/python3. Builds its
+own counts files with h5py, following docs/file-format.md, and checks the report against
+closed-form results (docs/report-schema.md describes the report):
+
+1. "lattice": a random walk on a simple orthorhombic lattice (5 x 4 x 3 sites, spacings
+   a = (2.0, 3.0, 2.5) A, metal units) that in one lag tau stays with probability 0.66 and hops
+   to each of the two neighbours along x, y, z with probability p = (0.10, 0.05, 0.02). Counts
+   at 2 tau and 4 tau are the exact matrix powers (integer weights), so the file is exactly
+   Markov. Known: eigenvalues lambda(m) = 0.66 + sum_a 2 p_a cos(2 pi m_a / N_a) (lambda^n at
+   n tau), implied timescales -tau / ln(lambda) (the same at every lag), D_aa = p_a a_a^2 / tau,
+   off-diagonal D = 0, f = 1, CK err = 0, MSD_aa(t) = 2 D_aa t without folding.
+2. "ring": 8 sites on a periodic ring along x (lj units, no time in ps), forward 0.3, backward
+   0.1, stay 0.6: complex eigenvalues 0.6 + 0.3 e^{i theta} + 0.1 e^{-i theta}, drift
+   v = (p - q) a / tau, D_xx = ((p + q) - (p - q)^2) a^2 / (2 tau), D0_xx = (p + q) a^2 / (2 tau),
+   f_xx = 0.9, f_yy and f_zz undefined (null + status).
+3. "ring_leak": the ring plus an absorbing site reached by one one-way transition: by default
+   (--transport-counts components) that transition is dropped and D is the ring's D weighted
+   by its occupancy; with --transport-counts all the ring is transient and D = 0.
+4. Bad input: missing file, wrong format_version, --lag-steps not in the file, no counts ->
+   exit status 1, one "ionmsm: error:" line on stderr, no report.json. A missing plot script:
+   warning and exit 0 (report kept); with --plots-required exit 1.
+"""
+import argparse
+import csv
+import itertools
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+import h5py
+import numpy as np
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+FAILURES = []
+
+
+def check(cond, what):
+    if not cond:
+        FAILURES.append(what)
+        print("FAIL: " + what, file=sys.stderr)
+    return cond
+
+
+def close(a, b, rel=1e-9, abs_=1e-12):
+    return a is not None and b is not None and abs(a - b) <= max(abs_, rel * abs(b))
+
+
+# ----------------------------------------------------------------------------- counts files
+
+def write_counts(path, *, units, timestep, timestep_ps, nevery, n_samples, n_atoms, box_h,
+                 origin, frac, occupancy, lags, format_version=1, labels=None):
+    """lags: list of (lag_steps, n_origins, rows); rows: iterable of (from, to, sx, sy, sz, count)
+    with count > 0, in any order (sorted here as the format requires)."""
+    frac = np.asarray(frac, dtype=np.float64)
+    box_h = np.asarray(box_h, dtype=np.float64)
+    origin = np.asarray(origin, dtype=np.float64)
+    n = frac.shape[0]
+    all_rows, lag_index, offsets, totals = [], [], [0], []
+    for li, (_, _, rows) in enumerate(lags):
+        rows = sorted(rows)
+        assert all(r[5] > 0 for r in rows)
+        keys = [r[:5] for r in rows]
+        assert len(set(keys)) == len(keys), "duplicate (from, to, shift)"
+        all_rows.extend(rows)
+        lag_index.extend([li] * len(rows))
+        offsets.append(len(all_rows))
+        totals.append(sum(r[5] for r in rows))
+    rows = np.array(all_rows, dtype=np.int64).reshape(-1, 6)
+    first_step = 0 if n_samples > 0 else -1
+    last_step = (n_samples - 1) * nevery if n_samples > 0 else -1
+    with h5py.File(path, "w") as f:
+        f.attrs["format"] = "ionmsm-counts"
+        f.attrs["format_version"] = np.int32(format_version)
+        f.attrs["ionmsm_version"] = "0.1.0"
+        f.attrs["lammps_version"] = "synthetic (test_analyze.py)"
+        f.attrs["command"] = "fix m all msm %d sites file synthetic.txt lags %s file %s" % (
+            nevery, " ".join(str(l[0]) for l in lags), os.path.basename(path))
+        f.attrs["units"] = units
+        f.attrs["timestep"] = np.float64(timestep)
+        f.attrs["timestep_ps"] = np.float64(timestep_ps)
+        f.attrs["nevery"] = np.int64(nevery)
+        f.attrs["first_step"] = np.int64(first_step)
+        f.attrs["last_step"] = np.int64(last_step)
+        f.attrs["n_atoms"] = np.int64(n_atoms)
+        f.attrs["n_samples"] = np.uint64(n_samples)
+        g = f.create_group("box")
+        g.create_dataset("origin", data=origin)
+        g.create_dataset("h", data=box_h)
+        g = f.create_group("sites")
+        g.create_dataset("fractional", data=frac)
+        g.create_dataset("cartesian", data=origin[None, :] + frac @ box_h.T)
+        g.create_dataset("occupancy", data=np.asarray(occupancy, dtype=np.uint64))
+        if labels is not None:
+            g.create_dataset("labels", data=labels, dtype=h5py.string_dtype("utf-8"))
+        g = f.create_group("lags")
+        g.create_dataset("lag_steps", data=np.array([l[0] for l in lags], dtype=np.int64))
+        g.create_dataset("n_origins", data=np.array([l[1] for l in lags], dtype=np.uint64))
+        g.create_dataset("total_counts", data=np.array(totals, dtype=np.uint64))
+        g.create_dataset("row_offset", data=np.array(offsets, dtype=np.int64))
+        g = f.create_group("counts")
+        g.create_dataset("lag_index", data=np.array(lag_index, dtype=np.int32))
+        g.create_dataset("from", data=rows[:, 0].astype(np.int32))
+        g.create_dataset("to", data=rows[:, 1].astype(np.int32))
+        g.create_dataset("shift", data=rows[:, 2:5].astype(np.int32).reshape(-1, 3))
+        g.create_dataset("count", data=rows[:, 5].astype(np.uint64))
+    assert n == len(occupancy)
+
+
+def convolve(step, k):
+    """k-fold convolution of an integer step distribution {displacement tuple: weight}."""
+    dist = {(0,) * len(next(iter(step))): 1}
+    for _ in range(k):
+        new = {}
+        for d, w in dist.items():
+            for s, v in step.items():
+                key = tuple(x + y for x, y in zip(d, s))
+                new[key] = new.get(key, 0) + w * v
+        dist = new
+    return dist
+
+
+def lattice_rows(shape, step, k):
+    """Exact counts of the k-step walk: every site emits the k-fold step distribution."""
+    nx, ny, nz = shape
+    dist = convolve(step, k)
+    rows = []
+    for iz, iy, ix in itertools.product(range(nz), range(ny), range(nx)):
+        s = ix + nx * (iy + ny * iz)
+        for (dx, dy, dz), w in dist.items():
+            tx, ty, tz = ix + dx, iy + dy, iz + dz
+            t = tx % nx + nx * (ty % ny + ny * (tz % nz))
+            rows.append((s, t, tx // nx, ty // ny, tz // nz, w))
+    return rows
+
+
+LAT_SHAPE = (5, 4, 3)
+LAT_A = (2.0, 3.0, 2.5)
+LAT_P = (10, 5, 2)            # per direction, out of 100
+LAT_STAY = 100 - 2 * sum(LAT_P)
+LAT_TAU_STEPS, LAT_NEVERY, LAT_DT = 50, 10, 0.001   # metal: ps
+
+
+def lattice_step():
+    step = {(0, 0, 0): LAT_STAY}
+    for a in range(3):
+        for sgn in (1, -1):
+            d = [0, 0, 0]
+            d[a] = sgn
+            step[tuple(d)] = LAT_P[a]
+    return step
+
+
+def write_lattice(path, format_version=1, lag_mults=(1, 2, 4), empty_lag=True):
+    nx, ny, nz = LAT_SHAPE
+    frac = [((ix + 0.5) / nx, (iy + 0.5) / ny, (iz + 0.5) / nz)
+            for iz, iy, ix in itertools.product(range(nz), range(ny), range(nx))]
+    h = np.diag([nx * LAT_A[0], ny * LAT_A[1], nz * LAT_A[2]])
+    n_samples = 1_000_000
+    lags = []
+    for m in lag_mults:
+        L = m * LAT_TAU_STEPS
+        lags.append((L, n_samples - L // LAT_NEVERY, lattice_rows(LAT_SHAPE, lattice_step(), m)))
+    if empty_lag:
+        lags.append((8 * LAT_TAU_STEPS, 0, []))
+    write_counts(path, units="metal", timestep=LAT_DT, timestep_ps=LAT_DT, nevery=LAT_NEVERY,
+                 n_samples=n_samples, n_atoms=60, box_h=h, origin=[0.0, 0.0, 0.0], frac=frac,
+                 occupancy=[1000] * len(frac), lags=lags, format_version=format_version)
+
+
+def lattice_eigenvalues(n):
+    nx, ny, nz = LAT_SHAPE
+    p = [x / 100 for x in LAT_P]
+    ev = []
+    for mx, my, mz in itertools.product(range(nx), range(ny), range(nz)):
+        ev.append(LAT_STAY / 100 + 2 * p[0] * math.cos(2 * math.pi * mx / nx)
+                  + 2 * p[1] * math.cos(2 * math.pi * my / ny)
+                  + 2 * p[2] * math.cos(2 * math.pi * mz / nz))
+    return sorted((x ** n for x in ev), reverse=True)
+
+
+RING_N, RING_A = 8, 1.5
+RING_FWD, RING_BWD, RING_STAY = 3, 1, 6     # out of 10
+RING_TAU_STEPS, RING_NEVERY = 10, 5          # lj units: times in timesteps
+
+
+def write_ring(path):
+    frac = [((i + 0.5) / RING_N, 0.5, 0.5) for i in range(RING_N)]
+    h = np.diag([RING_N * RING_A, 10.0, 10.0])
+    step = {(0,): RING_STAY, (1,): RING_FWD, (-1,): RING_BWD}
+    lags = []
+    n_samples = 100_000
+    for m in (1, 2):
+        rows = []
+        for (d,), w in convolve(step, m).items():
+            for i in range(RING_N):
+                t = i + d
+                rows.append((i, t % RING_N, t // RING_N, 0, 0, w))
+        L = m * RING_TAU_STEPS
+        lags.append((L, n_samples - L // RING_NEVERY, rows))
+    write_counts(path, units="lj", timestep=0.005, timestep_ps=0.0, nevery=RING_NEVERY,
+                 n_samples=n_samples, n_atoms=8, box_h=h, origin=[-1.0, 0.0, 0.0], frac=frac,
+                 occupancy=[500] * RING_N, lags=lags,
+                 labels=["Li%d" % (i % 2 + 1) for i in range(RING_N)])
+
+
+def write_ring_leak(path, n_origins=1000):
+    """The ring plus a site X (index 8) that only ever holds a static atom (1000 stays per lag)
+    and one one-way transition ring site 0 -> X at lag tau: a finite-sampling artifact that
+    makes the ring transient if taken at face value."""
+    frac = [((i + 0.5) / RING_N, 0.5, 0.5) for i in range(RING_N)] + [(0.5, 0.1, 0.1)]
+    h = np.diag([RING_N * RING_A, 10.0, 10.0])
+    step = {(0,): RING_STAY, (1,): RING_FWD, (-1,): RING_BWD}
+    lags = []
+    for m in (1, 2):
+        rows = [(RING_N, RING_N, 0, 0, 0, 1000)]
+        for (d,), w in convolve(step, m).items():
+            for i in range(RING_N):
+                t = i + d
+                rows.append((i, t % RING_N, t // RING_N, 0, 0, w))
+        if m == 1:
+            rows.append((0, RING_N, 0, 0, 0, 1))
+        lags.append((m * RING_TAU_STEPS, n_origins, rows))
+    write_counts(path, units="lj", timestep=0.005, timestep_ps=0.0, nevery=RING_NEVERY,
+                 n_samples=10_000, n_atoms=9, box_h=h, origin=[0.0, 0.0, 0.0], frac=frac,
+                 occupancy=[500] * RING_N + [2000], lags=lags)
+
+
+def write_empty(path):
+    nx, ny, nz = LAT_SHAPE
+    frac = [((ix + 0.5) / nx, (iy + 0.5) / ny, (iz + 0.5) / nz)
+            for iz, iy, ix in itertools.product(range(nz), range(ny), range(nx))]
+    h = np.diag([nx * LAT_A[0], ny * LAT_A[1], nz * LAT_A[2]])
+    write_counts(path, units="metal", timestep=LAT_DT, timestep_ps=LAT_DT, nevery=LAT_NEVERY,
+                 n_samples=0, n_atoms=60, box_h=h, origin=[0, 0, 0], frac=frac,
+                 occupancy=[0] * len(frac), lags=[(50, 0, []), (100, 0, [])])
+
+
+# ----------------------------------------------------------------------------- running
+
+def run(ionmsm, args, env=None, expect=0, what=""):
+    e = dict(os.environ)
+    e.update(env or {})
+    t0 = time.time()
+    p = subprocess.run([ionmsm] + args, capture_output=True, text=True, env=e, timeout=120)
+    dt = time.time() - t0
+    print("  $ ionmsm %s  -> %d (%.1f s)" % (" ".join(args), p.returncode, dt))
+    if not check(p.returncode == expect, "%s: exit status %d, expected %d; stderr:\n%s"
+                 % (what or " ".join(args), p.returncode, expect, p.stderr)):
+        print(p.stdout, file=sys.stderr)
+    return p
+
+
+def strict_json(path):
+    def bad_constant(name):
+        raise ValueError("non-finite constant %s in %s" % (name, path))
+    with open(path, encoding="utf-8") as f:
+        return json.load(f, parse_constant=bad_constant)
+
+
+def all_finite(x, where="report"):
+    if isinstance(x, float):
+        return check(math.isfinite(x), "non-finite number at " + where)
+    if isinstance(x, dict):
+        return all([all_finite(v, where + "." + k) for k, v in x.items()])
+    if isinstance(x, list):
+        return all([all_finite(v, "%s[%d]" % (where, i)) for i, v in enumerate(x)])
+    return True
+
+
+def read_csv(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def check_common(out, rep, plots):
+    """Structure checks shared by every successful run."""
+    for key in ["format", "format_version", "ionmsm_version", "input", "units", "estimator",
+                "lags", "ck_test", "diffusion", "msd", "jump_network", "selected_lag"]:
+        check(key in rep, "report.json lacks '%s'" % key)
+    check(rep["format"] == "ionmsm-report" and rep["format_version"] == 1, "report tag/version")
+    for key in ["file", "file_name", "units", "timestep_ps", "nevery", "n_samples", "n_atoms",
+                "nsites"]:
+        check(key in rep["input"], "input lacks '%s'" % key)
+    for l in rep["lags"]:
+        for key in ["lag_steps", "lag_time_ps", "n_origins", "total_counts", "kept_sites",
+                    "dropped_sites", "estimator_info", "eigenvalues", "implied_timescales_ps",
+                    "timescale_status", "status"]:
+            check(key in l, "lags[] entry lacks '%s'" % key)
+        check(len(l["eigenvalues"]) == len(l["implied_timescales_ps"]) ==
+              len(l["timescale_status"]), "lag %s: eigenvalue/timescale lengths" % l["lag_steps"])
+        for e, t, s in zip(l["eigenvalues"], l["implied_timescales_ps"], l["timescale_status"]):
+            check((t is not None) == (s == "ok"), "timescale null iff status != ok (%s)" % s)
+            check(e["status"] == s, "eigenvalue status matches timescale_status")
+    all_finite(rep)
+    for name in ["implied_timescales.csv", "spectrum.csv", "ck_test.csv", "diffusion.csv",
+                 "msd.csv", "jump_network.csv", "report.json"]:
+        check(os.path.isfile(os.path.join(out, name)), "%s missing" % name)
+    check(not [f for f in os.listdir(out) if ".tmp." in f], "temporary files left in " + out)
+    with open(os.path.join(out, "implied_timescales.csv")) as f:
+        check(f.readline().strip() ==
+              "lag_steps,lag_time_ps,k,eigenvalue_re,eigenvalue_im,timescale_ps,status",
+              "implied_timescales.csv header")
+    its = read_csv(os.path.join(out, "implied_timescales.csv"))
+    check(len(its) == sum(len(l["eigenvalues"]) for l in rep["lags"]),
+          "implied_timescales.csv has one row per reported eigenvalue")
+    msd_rows = read_csv(os.path.join(out, "msd.csv"))
+    check(len(msd_rows) == rep["msd"]["n_steps"], "msd.csv has one row per MSD step")
+    if plots:
+        for name in ["implied_timescales.png", "ck_test.png", "msd.png", "spectrum.png",
+                     "jump_network.png"]:
+            p = os.path.join(out, name)
+            if check(os.path.isfile(p), "%s missing" % name):
+                with open(p, "rb") as f:
+                    check(f.read(8) == PNG_SIGNATURE, "%s is not a PNG" % name)
+        pj = strict_json(os.path.join(out, "plots.json"))
+        check(pj.get("format") == "ionmsm-plots" and not pj.get("failed"), "plots.json header")
+        return {p["file"]: {s["name"]: s["n_points"] for s in p["series"]} for p in pj["plots"]}
+    return None
+
+
+def expected_plot_series(rep):
+    """What plots.json must list, derived from report.json independently of the plot script."""
+    ok = [l for l in rep["lags"] if l["status"] == "ok"]
+    exp = {}
+    its = {}
+    kmax = max(len(l["implied_timescales_ps"]) for l in ok)
+    for k in range(1, kmax):
+        n = sum(1 for l in ok if k < len(l["timescale_status"]) and l["timescale_status"][k] == "ok")
+        if n:
+            its["k=%d" % (k + 1)] = n
+    its["lag_time"] = len(ok)
+    exp["implied_timescales.png"] = its
+    ck = {}
+    for r in rep["ck_test"]:
+        if r["err"] is not None:
+            ck["lag=%d" % r["lag_steps"]] = ck.get("lag=%d" % r["lag_steps"], 0) + 1
+    exp["ck_test.png"] = ck
+    exp["msd.png"] = {"%s/%s" % (c, m): rep["msd"]["n_steps"]
+                      for c in ["xx", "yy", "zz", "total"]
+                      for m in ["minimum_image", "replicated", "moments"]}
+    exp["spectrum.png"] = {"lag=%d" % l["lag_steps"]: len(l["eigenvalues"]) for l in ok}
+    pairs = {(min(e["from"], e["to"]), max(e["from"], e["to"])) for e in rep["jump_network"]["edges"]}
+    exp["jump_network.png"] = {"sites": len(rep["jump_network"]["sites"]), "edges": len(pairs)}
+    return exp
+
+
+# ----------------------------------------------------------------------------- scenarios
+
+def test_lattice(ionmsm, work):
+    print("lattice random walk (metal units, exactly Markov)")
+    h5 = os.path.join(work, "lattice.h5")
+    write_lattice(h5)
+    tau = LAT_TAU_STEPS * LAT_DT
+    p = [x / 100 for x in LAT_P]
+    d_exact = [p[a] * LAT_A[a] ** 2 / tau for a in range(3)]   # 8, 9, 2.5 A^2/ps
+
+    # --- default options (lag selection, all plots) -------------------------------------
+    out = os.path.join(work, "lattice_default")
+    run(ionmsm, ["analyze", h5, "--out", out, "--msd-steps", "40"], what="lattice default")
+    rep = strict_json(os.path.join(out, "report.json"))
+    series = check_common(out, rep, plots=True)
+    check(rep["units"]["time"] == "ps" and rep["units"]["length"] == "Angstrom", "metal units")
+    check(rep["input"]["nsites"] == 60 and rep["input"]["units"] == "metal", "input metadata")
+    check(rep["selected_lag"]["lag_steps"] == 4 * LAT_TAU_STEPS,
+          "default lag = longest lag with counts (got %s)" % rep["selected_lag"]["lag_steps"])
+    check([l["status"] for l in rep["lags"]] == ["ok", "ok", "ok", "empty"], "lag statuses")
+    for l, n in zip(rep["lags"][:3], (1, 2, 4)):
+        check(l["kept_sites"] == 60 and l["dropped_sites"] == [], "lag %d keeps all sites" % n)
+        check(len(l["eigenvalues"]) == 20, "20 eigenvalues reported by default")
+        want = lattice_eigenvalues(n)[:20]
+        got = [e["re"] for e in l["eigenvalues"]]
+        check(all(abs(a - b) < 1e-10 for a, b in zip(got, want)),
+              "lag %d: eigenvalues %s != analytic %s" % (n, got[:5], want[:5]))
+        check(all(abs(e["im"]) < 1e-10 for e in l["eigenvalues"]), "real spectrum")
+        check(l["timescale_status"][0] == "stationary" and l["implied_timescales_ps"][0] is None,
+              "leading eigenvalue is stationary with a null timescale")
+        for k in range(1, 20):
+            t_want = -tau / math.log(lattice_eigenvalues(1)[k])   # the same at every lag
+            check(close(l["implied_timescales_ps"][k], t_want, rel=1e-7),
+                  "lag %d, k=%d: timescale %s != %s" % (n, k + 1, l["implied_timescales_ps"][k], t_want))
+    ck = {(r["lag_steps"], r["n"]): r["err"] for r in rep["ck_test"]}
+    check(set(ck) == {(50, 2), (50, 4), (100, 2)}, "CK pairs %s" % sorted(ck))
+    check(all(v is not None and v < 1e-10 for v in ck.values()), "CK err ~ 0: %s" % ck)
+    check(len(rep["diffusion"]) == 3, "one diffusion entry per lag with counts")
+    for d in rep["diffusion"]:
+        D = d["D_tensor_A2_per_ps"]
+        for a in range(3):
+            check(close(D[a][a], d_exact[a], rel=1e-8),
+                  "lag %d: D_%d%d = %s, expected %s" % (d["lag_steps"], a, a, D[a][a], d_exact[a]))
+            for b in range(3):
+                if a != b:
+                    check(abs(D[a][b]) < 1e-9, "off-diagonal D = %s" % D[a][b])
+            check(close(d["D0_tensor_A2_per_ps"][a][a], d_exact[a], rel=1e-8), "D0 = D")
+        f = d["correlation_factor"]
+        for c in ["xx", "yy", "zz", "trace"]:
+            check(f[c] is not None and 0 < f[c] <= 1 + 1e-9 and abs(f[c] - 1) < 1e-8,
+                  "f_%s = %s, expected 1 in (0, 1]" % (c, f[c]))
+        de = d["D_einstein_A2_per_ps"]
+        for a, c in enumerate("xyz"):
+            check(close(de[c], d_exact[a], rel=1e-7), "Einstein D_%s = %s" % (c, de[c]))
+        check(close(de["total"], sum(d_exact) / 3, rel=1e-7), "Einstein D_total")
+        check(all(abs(v) < 1e-9 for v in d["drift_velocity_A_per_ps"]), "no drift")
+    # plots.json lists the expected series with the right number of points
+    exp = expected_plot_series(rep)
+    check(exp["implied_timescales.png"]["k=2"] == 3 and exp["spectrum.png"]["lag=50"] == 20,
+          "expected series sanity")
+    for name, want in exp.items():
+        check(series.get(name) == want, "plots.json %s: %s != expected %s"
+              % (name, series.get(name), want))
+    dcsv = read_csv(os.path.join(out, "diffusion.csv"))
+    check(len(dcsv) == 3 and close(float(dcsv[0]["D_xx"]), d_exact[0], rel=1e-8), "diffusion.csv")
+
+    # --- the shortest lag for MSD and jump network; reversible estimator ------------------
+    out = os.path.join(work, "lattice_lag50")
+    run(ionmsm, ["analyze", h5, "--out", out, "--lag-steps", "50", "--estimator", "rev",
+                 "--replicate", "2", "3", "2", "--msd-steps", "60", "--n-eigenvalues", "8",
+                 "--ck-max-n", "2", "--no-plots", "--progress"], what="lattice lag 50 rev")
+    rep = strict_json(os.path.join(out, "report.json"))
+    check_common(out, rep, plots=False)
+    check(not os.path.exists(os.path.join(out, "plots.json")), "--no-plots writes no plots.json")
+    check(rep["estimator"] == "rev" and rep["selected_lag"]["lag_steps"] == 50, "options echoed")
+    l = rep["lags"][0]
+    check(l["estimator_info"]["status"] == "converged", "reversible MLE converged")
+    check({(r["lag_steps"], r["n"]) for r in rep["ck_test"]} == {(50, 2), (100, 2)},
+          "--ck-max-n 2 limits the CK test")
+    check(len(l["eigenvalues"]) == 8, "--n-eigenvalues 8")
+    check(all(abs(e["re"] - w) < 1e-9 for e, w in zip(l["eigenvalues"], lattice_eigenvalues(1))),
+          "reversible eigenvalues match the analytic ones")
+    msd = rep["msd"]
+    check(msd["replicate"] == [2, 3, 2] and len(msd["time_ps"]) == 60, "msd block shape")
+    for a, c in enumerate(["xx", "yy", "zz"]):
+        mom = msd["moments"][c]
+        check(all(close(mom[k], 2 * d_exact[a] * (k + 1) * tau, rel=1e-9) for k in range(60)),
+              "moments MSD_%s = 2 D t" % c)
+        check(close(msd["minimum_image"][c][0], mom[0], rel=1e-9) and
+              close(msd["replicated"][c][0], mom[0], rel=1e-9),
+              "one lag: min-image = replicated = unfolded (%s)" % c)
+        half = (LAT_SHAPE[a] * LAT_A[a] / 2) ** 2
+        check(max(msd["minimum_image"][c]) <= half + 1e-9, "min-image MSD_%s <= (L/2)^2" % c)
+        check(all(r <= m + 1e-9 for r, m in zip(msd["replicated"][c], mom)),
+              "replicated MSD_%s <= unfolded" % c)
+    jn = rep["jump_network"]
+    check(jn["axes"] == [0, 1] and jn["axis_names"] == ["x", "y"], "jump network axes %s" % jn["axes"])
+    check(len(jn["sites"]) == 60 and all(s["active"] for s in jn["sites"]), "60 active sites")
+    check(len(jn["edges"]) == 360, "6 neighbours x 60 sites = 360 directed edges (%d)" % len(jn["edges"]))
+    rates = {}
+    for e in jn["edges"]:
+        axis = int(np.argmax(np.abs(e["jump_A"])))
+        rates.setdefault(axis, set()).add(round(e["rate_per_ps"], 9))
+        check(close(abs(e["jump_A"][axis]), LAT_A[axis]), "jump length along %d" % axis)
+    check(rates == {0: {2.0}, 1: {1.0}, 2: {0.4}}, "edge rates p_a / tau: %s" % rates)
+    jcsv = read_csv(os.path.join(out, "jump_network.csv"))
+    check(len(jcsv) == 360, "jump_network.csv rows")
+
+
+def test_ring(ionmsm, work):
+    print("biased ring (lj units, complex eigenvalues, drift)")
+    h5 = os.path.join(work, "ring.h5")
+    write_ring(h5)
+    out = os.path.join(work, "ring")
+    run(ionmsm, ["analyze", h5, "--out", out, "--msd-steps", "30", "--replicate", "3", "1", "1"],
+        what="ring")
+    rep = strict_json(os.path.join(out, "report.json"))
+    series = check_common(out, rep, plots=True)
+    u = rep["units"]
+    check(u["time"] == "timesteps" and u["time_is_physical"] is False and u["length"] == "sigma",
+          "lj units: times in timesteps (%s)" % u)
+    tau = float(RING_TAU_STEPS)
+    p, q = RING_FWD / 10, RING_BWD / 10
+    want = []
+    for m in range(RING_N):
+        th = 2 * math.pi * m / RING_N
+        want.append(complex(RING_STAY / 10 + (p + q) * math.cos(th), (p - q) * math.sin(th)))
+    got = [complex(e["re"], e["im"]) for e in rep["lags"][0]["eigenvalues"]]
+    check(len(got) == RING_N, "all 8 eigenvalues reported")
+    key = lambda z: (round(z.real, 8), round(z.imag, 8))
+    check(sorted(map(key, got)) == sorted(map(key, want)), "ring eigenvalues %s" % got)
+    mods = [abs(z) for z in got]
+    check(all(mods[i] >= mods[i + 1] - 1e-12 for i in range(len(mods) - 1)), "sorted by modulus")
+    st = rep["lags"][0]["timescale_status"]
+    check(st.count("complex") == 6 and st.count("stationary") == 1 and st.count("ok") == 1,
+          "ring timescale statuses %s" % st)
+    k_ok = st.index("ok")
+    check(close(rep["lags"][0]["implied_timescales_ps"][k_ok], -tau / math.log(0.2), rel=1e-8),
+          "real mode timescale in timesteps")
+    ck = rep["ck_test"]
+    check(len(ck) == 1 and ck[0]["err"] < 1e-10, "ring CK err ~ 0: %s" % ck)
+    d = rep["diffusion"][0]
+    a = RING_A
+    dxx = ((p + q) - (p - q) ** 2) * a * a / (2 * tau)
+    check(close(d["D_tensor_A2_per_ps"][0][0], dxx, rel=1e-8),
+          "ring D_xx = %s, expected %s" % (d["D_tensor_A2_per_ps"][0][0], dxx))
+    check(close(d["D0_tensor_A2_per_ps"][0][0], (p + q) * a * a / (2 * tau), rel=1e-8), "ring D0_xx")
+    check(close(d["drift_velocity_A_per_ps"][0], (p - q) * a / tau, rel=1e-8), "ring drift")
+    f = d["correlation_factor"]
+    check(close(f["xx"], 0.9, rel=1e-8) and 0 < f["xx"] <= 1, "ring f_xx = 0.9 (%s)" % f["xx"])
+    check(f["yy"] is None and f["zz"] is None and
+          d["correlation_factor_status"]["yy"] != "ok", "f_yy, f_zz undefined -> null + status")
+    check(d["D_tensor_A2_per_ps"][1][1] == 0 or abs(d["D_tensor_A2_per_ps"][1][1]) < 1e-12, "D_yy = 0")
+    check(any(s.get("label") == "Li1" for s in rep["jump_network"]["sites"]), "site labels")
+    for name, want_s in expected_plot_series(rep).items():
+        check(series.get(name) == want_s, "ring plots.json %s: %s != %s"
+              % (name, series.get(name), want_s))
+
+
+def test_ring_leak(ionmsm, work):
+    print("ring with a one-way transition into an absorbing site (transport trimming)")
+    h5 = os.path.join(work, "ring_leak.h5")
+    write_ring_leak(h5)
+    tau = float(RING_TAU_STEPS)
+    p, q = RING_FWD / 10, RING_BWD / 10
+    dxx = ((p + q) - (p - q) ** 2) * RING_A ** 2 / (2 * tau)
+    w_ring = 4000 / 6000   # occupancy weight of the ring class
+    out = os.path.join(work, "ring_leak")
+    run(ionmsm, ["analyze", h5, "--out", out, "--lag-steps", "10", "--msd-steps", "10",
+                 "--no-plots"], what="ring leak, components")
+    rep = strict_json(os.path.join(out, "report.json"))
+    check_common(out, rep, plots=False)
+    l = rep["lags"][0]
+    check(l["kept_sites"] == RING_N and l["dropped_sites"] == [
+        {"site": RING_N, "reason": "not strongly connected"}], "MSM drops X: %s" % l["dropped_sites"])
+    d = rep["diffusion"][0]
+    check(d["transport_counts"] == "components" and d["one_way_count"] == 1 and
+          d["n_components"] == 2, "one one-way count dropped, 2 components")
+    check(close(d["D_tensor_A2_per_ps"][0][0], w_ring * dxx, rel=1e-8),
+          "D_xx = w_ring * D_ring: %s vs %s" % (d["D_tensor_A2_per_ps"][0][0], w_ring * dxx))
+    check(close(d["drift_velocity_A_per_ps"][0], w_ring * (p - q) * RING_A / tau, rel=1e-8),
+          "drift weighted by the ring class")
+    out = os.path.join(work, "ring_leak_all")
+    run(ionmsm, ["analyze", h5, "--out", out, "--lag-steps", "10", "--msd-steps", "10",
+                 "--transport-counts", "all", "--no-plots"], what="ring leak, all")
+    rep = strict_json(os.path.join(out, "report.json"))
+    d = rep["diffusion"][0]
+    check(d["transport_counts"] == "all" and d["n_classes"] == 1 and
+          abs(d["D_tensor_A2_per_ps"][0][0]) < 1e-10,
+          "all counts: the ring leaks into X, D = 0 (%s)" % d["D_tensor_A2_per_ps"][0][0])
+
+
+def test_lag_selection(ionmsm, work):
+    print("default lag selection (n_origins * nevery / lag_steps >= 10)")
+    # lags 10 and 20 steps, nevery 5: 30 origins give 15 and 7.5 windows, 10 give 5 and 2.5
+    for n_origins, lag, rule in [(1000, 20, "longest"), (30, 10, "longest"), (10, 10, "shortest")]:
+        h5 = os.path.join(work, "select_%d.h5" % n_origins)
+        write_ring_leak(h5, n_origins=n_origins)
+        out = os.path.join(work, "select_%d" % n_origins)
+        run(ionmsm, ["analyze", h5, "--out", out, "--msd-steps", "3", "--no-plots"],
+            what="lag selection, %d origins" % n_origins)
+        sel = strict_json(os.path.join(out, "report.json"))["selected_lag"]
+        check(sel["lag_steps"] == lag and sel["rule"].startswith(rule),
+              "%d origins: selected %s, expected lag %d by the %s rule" % (n_origins, sel, lag, rule))
+
+
+def expect_error(ionmsm, args, out, what, needle=None):
+    p = run(ionmsm, args, expect=1, what=what)
+    lines = p.stderr.strip().splitlines()
+    check(len(lines) == 1 and lines[0].startswith("ionmsm: error: "),
+          "%s: expected one 'ionmsm: error:' line, got %r" % (what, p.stderr))
+    if needle:
+        check(needle in p.stderr, "%s: message should mention %r: %r" % (what, needle, p.stderr))
+    check(not os.path.exists(os.path.join(out, "report.json")), "%s: report.json written" % what)
+
+
+def test_errors(ionmsm, work):
+    print("bad input")
+    lat = os.path.join(work, "lattice.h5")
+    out = os.path.join(work, "err_missing")
+    expect_error(ionmsm, ["analyze", os.path.join(work, "nope.h5"), "--out", out],
+                 out, "missing file", "does not exist")
+    bad = os.path.join(work, "version2.h5")
+    write_lattice(bad, format_version=2, lag_mults=(1,), empty_lag=False)
+    out = os.path.join(work, "err_version")
+    expect_error(ionmsm, ["analyze", bad, "--out", out], out, "format_version 2", "version")
+    out = os.path.join(work, "err_lag")
+    expect_error(ionmsm, ["analyze", lat, "--out", out, "--lag-steps", "70"], out,
+                 "--lag-steps not in file", "70")
+    out = os.path.join(work, "err_emptylag")
+    expect_error(ionmsm, ["analyze", lat, "--out", out, "--lag-steps", "400"], out,
+                 "--lag-steps with no counts", "400")
+    empty = os.path.join(work, "empty.h5")
+    write_empty(empty)
+    out = os.path.join(work, "err_empty")
+    expect_error(ionmsm, ["analyze", empty, "--out", out], out, "no counts", "no transition counts")
+    p = run(ionmsm, ["analyze", lat, "--out", os.path.join(work, "err_usage"), "--bogus"],
+            expect=2, what="unknown option")
+    check(p.stderr.startswith("ionmsm: error: "), "usage error message")
+    p = run(ionmsm, ["analyze", "--help"], what="help")
+    check(p.stdout.startswith("usage: ionmsm analyze"), "analyze --help")
+
+    # plotting problems never lose the report, unless --plots-required
+    small = ["--lag-steps", "50", "--msd-steps", "5"]
+    env = {"IONMSM_PLOT_SCRIPT": os.path.join(work, "no_such_plot_report.py")}
+    out = os.path.join(work, "noplot")
+    p = run(ionmsm, ["analyze", lat, "--out", out] + small, env=env, what="missing plot script")
+    check("warning" in p.stderr and os.path.isfile(os.path.join(out, "report.json")),
+          "missing plot script: warning, report kept (%r)" % p.stderr)
+    out = os.path.join(work, "noplot_required")
+    p = run(ionmsm, ["analyze", lat, "--out", out, "--plots-required"] + small, env=env,
+            expect=1, what="missing plot script, --plots-required")
+    check(p.stderr.strip().splitlines()[-1].startswith("ionmsm: error: plotting failed"),
+          "--plots-required error line: %r" % p.stderr)
+    check(os.path.isfile(os.path.join(out, "report.json")), "--plots-required keeps the report")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--ionmsm", required=True)
+    ap.add_argument("--work", required=True)
+    args = ap.parse_args()
+    t0 = time.time()
+    shutil.rmtree(args.work, ignore_errors=True)
+    os.makedirs(args.work)
+    ionmsm = os.path.abspath(args.ionmsm)
+    test_lattice(ionmsm, args.work)
+    test_ring(ionmsm, args.work)
+    test_ring_leak(ionmsm, args.work)
+    test_lag_selection(ionmsm, args.work)
+    test_errors(ionmsm, args.work)
+    print("%d failure(s) in %.1f s" % (len(FAILURES), time.time() - t0))
+    return 1 if FAILURES else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
