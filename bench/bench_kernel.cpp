@@ -7,6 +7,7 @@
 
 #include "ionmsm/counting.hpp"
 #include "ionmsm/geometry.hpp"
+#include "ionmsm/site_assigner.hpp"
 
 namespace {
 
@@ -57,6 +58,26 @@ void BM_Locate(benchmark::State& state) {
   state.counters["sites"] = static_cast<double>(lat.frac.size());
 }
 BENCHMARK(BM_Locate)->Arg(6)->Arg(11)->Arg(22);
+
+// The same positions assigned with the previous site as a hint (atoms rattling near a site,
+// as between hops): the fast path of SiteAssigner.
+void BM_AssignWithHint(benchmark::State& state) {
+  Lattice lat(static_cast<int>(state.range(0)), 1);
+  ionmsm::SiteLocator loc(lat.frac, lat.box);
+  ionmsm::SiteAssigner fast(loc);
+  auto x = positions_near_sites(lat, 4096, 2);
+  std::vector<ionmsm::SiteImage> prev(4096);
+  for (std::size_t i = 0; i < 4096; ++i) prev[i] = loc.locate(x[i]);
+  std::size_t i = 0;
+  for (auto _ : state) {
+    benchmark::DoNotOptimize(fast.assign(x[i & 4095], prev[i & 4095]));
+    ++i;
+  }
+  state.SetItemsProcessed(state.iterations());
+  state.counters["fast_fraction"] =
+      static_cast<double>(fast.fast_hits()) / static_cast<double>(fast.fast_hits() + fast.searches());
+}
+BENCHMARK(BM_AssignWithHint)->Arg(6)->Arg(22);
 
 // One sample for one atom with L lags: read L history slots, count, store the new entry.
 // Reported per atom per lag (items = atoms x lags).
