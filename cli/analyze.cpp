@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -15,11 +16,13 @@
 #include <filesystem>
 #include <iostream>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <sstream>
 #include <stdexcept>
 #include <string>
 #include <system_error>
+#include <thread>
 #include <vector>
 
 #include "analyze_util.hpp"
@@ -76,8 +79,9 @@ extern const char kAnalyzeHelp[] =
     "                       artifacts that make the chain leak into absorbing sites, are\n"
     "                       dropped and reported); all: every counted transition\n"
     "  --ck-max-n N         Chapman-Kolmogorov test only for n <= N (default: every n with\n"
-    "                       n tau in the file; the test is skipped with a warning if its dense\n"
-    "                       matrix powers would cost more than 2e11 flops)\n"
+    "                       n tau in the file; models above 200 sites are tested matrix-free;\n"
+    "                       the test is skipped with a warning if the dense matrix powers of\n"
+    "                       the smaller ones would cost more than 2e11 flops)\n"
     "  --no-plots           do not run the plot script\n"
     "  --plots-required     exit with status 1 if plotting fails (default: warn, exit 0)\n"
     "  --progress           progress lines on stderr (default: only when stderr is a terminal\n"
@@ -103,6 +107,7 @@ constexpr int kReportFormatVersion = 1;
 constexpr double kEinsteinFitFraction = 0.5;  // fit the last half of the propagated MSD
 constexpr double kCkMaxFlops = 2e11;          // skip a CK test estimated above this (~minutes)
 constexpr double kMsdMaxOps = 5e10;           // skip a folded MSD estimated above this
+constexpr std::size_t kDenseSpectrumMaxSites = 300;  // all eigenvalues (dense) up to this size
 
 const char* const kPlotFiles[] = {"implied_timescales.png", "ck_test.png", "msd.png",
                                   "spectrum.png", "jump_network.png", "plots.json"};
@@ -366,6 +371,12 @@ LagCounts within_components(const LagCounts& lc, std::size_t nsites, std::uint64
   return out;
 }
 
+const char* ck_record_status(const CkRecord& c) {
+  if (std::isfinite(c.err)) return "ok";
+  if (c.n_sites == 0) return "undefined (no common sites)";
+  return c.converged ? "undefined" : "not converged (Lanczos)";
+}
+
 std::string available_lags(const CountsData& d) {
   std::string s;
   for (const auto& lc : d.lags) s += (s.empty() ? "" : ", ") + std::to_string(lc.lag_steps);
@@ -432,9 +443,13 @@ int run_analyze(const std::vector<std::string>& args) {
   // ---------------------------------------------------------------- MSMs, spectra, timescales
   MsmOptions msm_opt;
   msm_opt.estimator = opt.estimator;
-  std::vector<LagResult> lags;
   const std::size_t nl = data.lags.size();
-  for (std::size_t i = 0; i < nl; ++i) {
+  // The lags are independent: estimate them on up to two threads (results and warnings are
+  // kept in lag order, so the report does not depend on the scheduling).
+  std::vector<LagResult> lags(nl);
+  std::vector<std::string> lag_warning(nl);
+  std::mutex progress_mutex;
+  auto analyse_lag = [&](std::size_t i) {
     const LagCounts& lc = data.lags[i];
     LagResult r;
     r.index = i;
@@ -442,45 +457,79 @@ int run_analyze(const std::vector<std::string>& args) {
     r.lag_time = static_cast<double>(lc.lag_steps) * time_per_step;
     r.n_origins = lc.n_origins;
     r.total_counts = lc.total();
-    progress("lag " + std::to_string(i + 1) + "/" + std::to_string(nl) + " (" +
-             std::to_string(lc.lag_steps) + " steps): MSM and spectrum");
+    {
+      const std::lock_guard<std::mutex> lock(progress_mutex);
+      progress("lag " + std::to_string(i + 1) + "/" + std::to_string(nl) + " (" +
+               std::to_string(lc.lag_steps) + " steps): MSM and spectrum");
+    }
     if (r.total_counts == 0) {
       r.status = "empty";
       r.message = "no counts at this lag";
-      lags.push_back(std::move(r));
-      continue;
+      lags[i] = std::move(r);
+      return;
     }
     try {
       r.model = estimate_markov_model(lc, data.nsites(), msm_opt);
       r.have_model = true;
       SpectrumOptions so;
       const auto n = static_cast<std::size_t>(r.model.transition_matrix.rows());
-      so.num_eigenvalues =
-          n <= so.sparse_threshold ? 0 : std::max(opt.n_eigenvalues, kDefaultSparseEigenvalues);
+      // Only the leading K eigenvalues are reported: above kDenseSpectrumMaxSites kept sites
+      // (when K is small against n) compute just those by Spectra instead of all n by the
+      // O(n^3) dense solver.
+      const int k_sparse = std::max(opt.n_eigenvalues, kDefaultSparseEigenvalues);
+      const bool sparse = n > so.sparse_threshold ||
+                          (n > kDenseSpectrumMaxSites &&
+                           static_cast<std::size_t>(4 * static_cast<std::size_t>(k_sparse)) <= n);
+      so.method = sparse ? SpectrumMethod::Sparse : SpectrumMethod::Dense;
+      // Krylov methods see exactly degenerate eigenvalues (symmetric lattices) only through
+      // round-off: compute twice as many as reported so that multiplicities near the cut are
+      // complete, then keep the leading k_sparse.
+      so.num_eigenvalues = sparse ? 2 * k_sparse : 0;
       r.spectrum = opt.estimator == Estimator::Reversible
                        ? compute_reversible_spectrum(r.model.transition_matrix,
                                                      r.model.stationary, so)
                        : compute_spectrum(r.model.transition_matrix, so);
+      if (sparse && r.spectrum.eigenvalues.size() > k_sparse)
+        r.spectrum.eigenvalues = r.spectrum.eigenvalues.head(k_sparse).eval();
       r.have_spectrum = true;
       r.timescales = implied_timescales(r.spectrum.eigenvalues, r.lag_time);
     } catch (const std::exception& e) {
       r.status = "failed";
       r.message = e.what();
-      warnings.push_back("lag " + std::to_string(lc.lag_steps) + ": " + e.what());
+      lag_warning[i] = "lag " + std::to_string(lc.lag_steps) + ": " + e.what();
     }
-    lags.push_back(std::move(r));
+    lags[i] = std::move(r);
+  };
+  {
+    std::atomic<std::size_t> next{0};
+    auto worker = [&] {
+      for (std::size_t i = next++; i < nl; i = next++) analyse_lag(i);
+    };
+    const unsigned hw = std::thread::hardware_concurrency();
+    const std::size_t nthreads = std::min<std::size_t>(nl, hw >= 2 ? 2 : 1);
+    std::vector<std::thread> pool;
+    for (std::size_t t = 1; t < nthreads; ++t) pool.emplace_back(worker);
+    worker();
+    for (auto& th : pool) th.join();
   }
+  for (const auto& w : lag_warning)
+    if (!w.empty()) warnings.push_back(w);
 
   // ---------------------------------------------------------------- Chapman-Kolmogorov
   progress("Chapman-Kolmogorov test");
   std::vector<CkRecord> ck;
   std::string ck_status = "ok", ck_message;
   {
-    // The CK test works on dense matrices and forms M(tau)^n by repeated products: estimate
-    // its cost (2 k^3 flops per product, k kept sites) and skip it if it would take too long.
+    // Small models are tested with dense matrices, forming M(tau)^n by repeated products:
+    // estimate that cost (2 k^3 flops per product, k kept sites) and skip the test if it would
+    // take too long. Larger ones are tested matrix-free (sparse products and Lanczos, cheap).
+    CkOptions co;
+    co.max_n = static_cast<int>(opt.ck_max_n);
     double flops = 0.0;
     for (const auto& a : lags) {
       if (!a.have_model) continue;
+      if (static_cast<std::size_t>(a.model.transition_matrix.rows()) > co.dense_max_sites)
+        continue;
       std::int64_t max_n = 0;
       for (const auto& b : lags)
         if (b.have_model && b.lag_steps > a.lag_steps && b.lag_steps % a.lag_steps == 0) {
@@ -498,11 +547,9 @@ int run_analyze(const std::vector<std::string>& args) {
       warnings.push_back(ck_message);
     } else {
       try {
-        std::vector<LagTransitionMatrix> mats;
+        std::vector<MarkovModel> mats;
         for (const auto& r : lags)
-          if (r.have_model) mats.push_back(lag_transition_matrix(r.model));
-        CkOptions co;
-        co.max_n = static_cast<int>(opt.ck_max_n);
+          if (r.have_model) mats.push_back(r.model);
         ck = chapman_kolmogorov_test(mats, co);
       } catch (const std::exception& e) {
       ck_status = "failed";
@@ -779,7 +826,8 @@ int run_analyze(const std::vector<std::string>& args) {
                      {"time_ps", json_number(static_cast<double>(c.lag_steps * c.n) * time_per_step)},
                      {"err", json_number(c.err)},
                      {"n_sites", c.n_sites},
-                     {"status", ok ? "ok" : "undefined (no common sites)"}});
+                     {"method", c.matrix_free ? "matrix-free" : "dense"},
+                     {"status", ok ? "ok" : ck_record_status(c)}});
     }
     rep["ck_test"] = arr;
     rep["ck_test_status"] = {{"status", ck_status}, {"message", ck_message}};
@@ -852,6 +900,8 @@ int run_analyze(const std::vector<std::string>& args) {
         d["single_site_classes"] = {{"count", singles}, {"weight", json_number(single_weight)}};
         d["n_transient_sites"] = r.n_transient_states;
         d["used_sparse_solver"] = r.used_sparse_solver;
+        d["linear_solver"] = r.linear_solver;
+        d["solver_iterations"] = r.solver_iterations;
         d["max_stationary_residual"] = json_number(r.max_stationary_residual);
       }
       arr.push_back(d);
@@ -1007,7 +1057,7 @@ int run_analyze(const std::vector<std::string>& args) {
                      std::to_string(c.n), std::to_string(c.lag_steps * c.n),
                      format_number(static_cast<double>(c.lag_steps * c.n) * time_per_step),
                      format_number(c.err), std::to_string(c.n_sites),
-                     std::isfinite(c.err) ? "ok" : "undefined (no common sites)"});
+                     std::isfinite(c.err) ? "ok" : ck_record_status(c)});
     files.emplace_back("ck_test.csv", s);
   }
   {

@@ -18,6 +18,7 @@
 #include "ionmsm/counting.hpp"
 #include "ionmsm/counts_file.hpp"
 #include "ionmsm/geometry.hpp"
+#include "ionmsm/site_assigner.hpp"
 #include "ionmsm/sites_file.hpp"
 #include "ionmsm/version.hpp"
 
@@ -82,7 +83,9 @@ FixMSM::FixMSM(LAMMPS *lmp, int narg, char **arg) :
   } catch (std::exception &e) {
     error->all(FLERR, "Fix msm: {}", e.what());
   }
-  assign_ndoubles = assign_mode == "core" ? 1 : 0;
+  // per-atom prefix before the counter record: core: the committed site; nearest: the last
+  // assignment {site, n_x, n_y, n_z}, a hint that lets SiteAssigner skip the search exactly
+  assign_ndoubles = assign_mode == "core" ? 1 : 4;
   ndoubles = assign_ndoubles + counter->doubles_per_atom();
 
   restart_global = 1;
@@ -372,6 +375,7 @@ void FixMSM::build_locator()
   if (f.size() > 1 && dmin < 1e-6 * scale)
     error->all(FLERR, "Fix msm sites: two sites coincide (closest pair {:.3g} apart under "
                "periodic boundaries); remove duplicate sites", dmin);
+  assigner = std::make_unique<ionmsm::SiteAssigner>(*locator);
 }
 
 /* ----------------------------------------------------------------------
@@ -471,6 +475,7 @@ void FixMSM::update_box()
 {
   locator->set_box(ionmsm::Box::from_lammps(domain->boxlo, domain->boxhi, domain->xy,
                                             domain->xz, domain->yz));
+  assigner->refresh();
 }
 
 /* ---------------------------------------------------------------------- */
@@ -546,7 +551,17 @@ void FixMSM::sample()
         if (!r.in_core) ++n_outside;
         counter->add_atom_sample(hist[i] + assign_ndoubles, r.where);
       } else {
-        counter->add_atom_sample(hist[i], locator->locate(xv));
+        double *h = hist[i];
+        ionmsm::SiteImage prev;
+        prev.site = static_cast<ionmsm::SiteIndex>(h[0]);
+        prev.image = {static_cast<std::int32_t>(h[1]), static_cast<std::int32_t>(h[2]),
+                      static_cast<std::int32_t>(h[3])};
+        const ionmsm::SiteImage now = assigner->assign(xv, prev);
+        h[0] = now.site;
+        h[1] = now.image[0];
+        h[2] = now.image[1];
+        h[3] = now.image[2];
+        counter->add_atom_sample(h + assign_ndoubles, now);
       }
     } catch (std::exception &e) {
       error->one(FLERR, "Fix msm: atom {} at step {}: {}", atom->tag[i], step, e.what());
@@ -760,7 +775,8 @@ void FixMSM::copy_arrays(int i, int j, int /*delflag*/)
 
 void FixMSM::set_arrays(int i)
 {
-  if (assign_ndoubles) hist[i][0] = -1.0;    // no committed site yet
+  for (int k = 0; k < assign_ndoubles; ++k) hist[i][k] = 0.0;
+  hist[i][0] = -1.0;    // no committed site (core) / no previous assignment (nearest) yet
   counter->clear_history(hist[i] + assign_ndoubles);
 }
 

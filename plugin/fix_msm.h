@@ -23,6 +23,7 @@ FixStyle(msm,FixMSM);
 namespace ionmsm {
 class TransitionCounter;
 class SiteLocator;
+class SiteAssigner;
 struct CountsData;
 }    // namespace ionmsm
 
@@ -85,13 +86,14 @@ class FixMSM : public Fix {
   bigint history_m;
   std::string assign_mode;     // "nearest" or "core"
   double core_radius;
-  int assign_ndoubles;         // per-atom doubles before the counter record (1 for core)
+  int assign_ndoubles;         // per-atom doubles before the counter record (core 1, nearest 4)
   bool append;
   bigint base_first_step, base_last_step;   // appended file's sampled steps (-1 if none)
   bigint n_outside;            // atom-samples outside every core (this rank; rank 0 + base)
 
   std::unique_ptr<ionmsm::TransitionCounter> counter;
   std::unique_ptr<ionmsm::SiteLocator> locator;
+  std::unique_ptr<ionmsm::SiteAssigner> assigner;    // exact fast path (nearest mode)
   std::vector<double> site_frac;          // 3 * nsites fractional coordinates
   std::vector<std::string> site_labels;
 

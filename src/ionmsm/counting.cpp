@@ -81,6 +81,19 @@ void CountTable::add(SiteIndex from, SiteIndex to, const Image& shift, std::uint
   }
 }
 
+void CountTable::add_moving(SiteIndex from, SiteIndex to, const Image& shift) {
+  std::uint64_t key = 0;
+  if (pack(from, to, shift, key)) {
+    ++packed_[key];
+  } else {
+    CountKey k;
+    k.from = from;
+    k.to = to;
+    k.shift = shift;
+    ++overflow_[k];
+  }
+}
+
 std::vector<TransitionCount> CountTable::rows() const {
   std::vector<TransitionCount> out;
   out.reserve(packed_.size() + overflow_.size() + stay_.size() / 4);
@@ -390,6 +403,7 @@ void TransitionCounter::begin_sample(std::int64_t sample_index) {
       if (j < 0) continue;
       if (recent_[static_cast<std::size_t>(j % kmax)] == j) ++origins_[i];
     }
+    compute_full_offsets(sample_index);
     recent_[static_cast<std::size_t>(sample_index % kmax)] = sample_index;
   }
   current_ = sample_index;
@@ -414,60 +428,71 @@ void TransitionCounter::add_atom_sample(double* record, const SiteImage& now) {
     add_full(record, now);
 }
 
-void TransitionCounter::add_full(double* record, const SiteImage& now) {
-  const std::size_t ns = occupancy_.size();
-  const std::int64_t k = current_;
+void TransitionCounter::compute_full_offsets(std::int64_t k) {
+  // The slot offsets are the same for every atom: computed once per sample.
   const std::int64_t kmax = max_lag_samples();
-
-  // Pass 1: validate every entry that will be used, so that a corrupt record (e.g. a restart
-  // with a different sites file) throws before anything is modified.
+  full_read_.assign(lags_.size(), -1);
   for (std::size_t i = 0; i < lags_.size(); ++i) {
     const std::int64_t j = k - lags_[i];
-    if (j < 0) continue;
-    const double* slot = record + (j % kmax) * kFieldsPerSlot;
-    if (slot[0] != static_cast<double>(j)) continue;
+    if (j >= 0) full_read_[i] = (j % kmax) * kFieldsPerSlot;
+  }
+  full_write_ = (k % kmax) * kFieldsPerSlot;
+}
+
+void TransitionCounter::add_full(double* record, const SiteImage& now) {
+  // One pass over the record reads and validates the origin of every lag into scratch (a
+  // corrupt record, e.g. from a restart with other sites, throws before anything is modified);
+  // a second pass over the scratch counts. Slot offsets come from begin_sample().
+  const double ns = static_cast<double>(occupancy_.size());
+  const double k = static_cast<double>(current_);
+  const std::size_t nl = lags_.size();
+  if (scratch_from_.size() < nl) scratch_from_.resize(nl);
+  if (scratch_use_.size() < nl) scratch_use_.resize(nl);
+  for (std::size_t i = 0; i < nl; ++i) {
+    scratch_use_[i] = 0;
+    const std::int64_t off = full_read_[i];
+    if (off < 0) continue;
+    const double* slot = record + off;
+    if (slot[0] != k - static_cast<double>(lags_[i])) continue;
     const double site = slot[1];
-    if (!(site >= 0.0 && site < static_cast<double>(ns) && site == std::floor(site))) {
+    if (!(site >= 0.0 && site < ns && site == std::floor(site))) {
       throw std::invalid_argument(
           "TransitionCounter::add_atom_sample: corrupt history record (site " +
-          std::to_string(site) + " at sample " + std::to_string(j) + ")");
+          std::to_string(site) + " at sample " + std::to_string(current_ - lags_[i]) + ")");
     }
-    for (int d = 0; d < 3; ++d) {
+    SiteImage& from = scratch_from_[i];
+    from.site = static_cast<SiteIndex>(site);
+    for (std::size_t d = 0; d < 3; ++d) {
       const double n = slot[2 + d];
       if (!(std::abs(n) <= 1.0e9 && n == std::floor(n))) {
         throw std::invalid_argument(
             "TransitionCounter::add_atom_sample: corrupt history record (image " +
-            std::to_string(n) + " at sample " + std::to_string(j) + ")");
+            std::to_string(n) + " at sample " + std::to_string(current_ - lags_[i]) + ")");
       }
-      const std::int64_t shift = static_cast<std::int64_t>(now.image[static_cast<std::size_t>(d)]) -
-                                 static_cast<std::int64_t>(n);
+      const std::int64_t shift =
+          static_cast<std::int64_t>(now.image[d]) - static_cast<std::int64_t>(n);
       if (!fits_int32(shift)) {
         throw std::invalid_argument("TransitionCounter::add_atom_sample: lattice shift overflows");
       }
+      from.image[d] = static_cast<std::int32_t>(shift);  // the shift, not the old image
     }
+    scratch_use_[i] = 1;
   }
 
-  // Pass 2: count.
   ++occupancy_[static_cast<std::size_t>(now.site)];
-  for (std::size_t i = 0; i < lags_.size(); ++i) {
-    const std::int64_t j = k - lags_[i];
-    if (j < 0) continue;
-    const double* slot = record + (j % kmax) * kFieldsPerSlot;
-    if (slot[0] != static_cast<double>(j)) continue;
-    const SiteIndex from = static_cast<SiteIndex>(slot[1]);
-    Image shift;
-    for (std::size_t d = 0; d < 3; ++d) {
-      shift[d] = static_cast<std::int32_t>(static_cast<std::int64_t>(now.image[d]) -
-                                           static_cast<std::int64_t>(slot[2 + d]));
-    }
-    tables_[i].add(from, now.site, shift);
-    if (has_moments() && (from != now.site || shift[0] != 0 || shift[1] != 0 || shift[2] != 0))
+  const bool moments = has_moments();
+  for (std::size_t i = 0; i < nl; ++i) {
+    if (!scratch_use_[i]) continue;
+    const SiteIndex from = scratch_from_[i].site;
+    const Image& shift = scratch_from_[i].image;
+    tables_[i].add_unchecked(from, now.site, shift);
+    if (moments && (from != now.site || shift[0] != 0 || shift[1] != 0 || shift[2] != 0))
       add_moment(i, from, now.site, shift);
   }
 
   // Store the new entry last: slot k mod max_lag held k - max_lag, read above.
-  double* slot = record + (k % kmax) * kFieldsPerSlot;
-  slot[0] = static_cast<double>(k);
+  double* slot = record + full_write_;
+  slot[0] = k;
   slot[1] = static_cast<double>(now.site);
   slot[2] = static_cast<double>(now.image[0]);
   slot[3] = static_cast<double>(now.image[1]);
@@ -740,6 +765,7 @@ void TransitionCounter::unpack_clock(const std::int64_t* data, std::size_t n) {
   n_samples_ = to_u64(data[2]);
   for (std::size_t i = 0; i < origins_.size(); ++i) origins_[i] = to_u64(data[3 + i]);
   recent_.assign(ring, ring + kmax);
+  if (have_current_) compute_full_offsets(current_);
 }
 
 }  // namespace ionmsm

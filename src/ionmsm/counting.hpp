@@ -87,6 +87,14 @@ class CountTable {
   CountTable() = default;
   explicit CountTable(std::size_t nsites);
   void add(SiteIndex from, SiteIndex to, const Image& shift, std::uint64_t n = 1);
+  /// add() without the range check, for the counting kernel (sites already validated).
+  void add_unchecked(SiteIndex from, SiteIndex to, const Image& shift) {
+    if (from == to && shift[0] == 0 && shift[1] == 0 && shift[2] == 0) {
+      ++stay_[static_cast<std::size_t>(from)];
+      return;
+    }
+    add_moving(from, to, shift);
+  }
   /// Nonzero entries sorted by (from, to, shift).
   std::vector<TransitionCount> rows() const;
   std::uint64_t total() const;
@@ -95,6 +103,7 @@ class CountTable {
 
  private:
   static bool pack(SiteIndex from, SiteIndex to, const Image& shift, std::uint64_t& key);
+  void add_moving(SiteIndex from, SiteIndex to, const Image& shift);
   std::vector<std::uint64_t> stay_;
   std::unordered_map<std::uint64_t, std::uint64_t> packed_;
   std::map<CountKey, std::uint64_t> overflow_;
@@ -184,6 +193,7 @@ class TransitionCounter {
 
  private:
   void add_full(double* record, const SiteImage& now);
+  void compute_full_offsets(std::int64_t k);
   void add_multitau(double* record, const SiteImage& now);
   void add_moment(std::size_t lag_index, SiteIndex from, SiteIndex to, const Image& shift);
   double encode(const SiteImage& s, const double* base) const;
@@ -197,7 +207,9 @@ class TransitionCounter {
   std::vector<char> origin_ok_;           // multitau: origin of lag i sampled (this sample)
   std::int64_t previous_ = -1;            // multitau: the sample before current_ (-1 none)
   std::int64_t radix_ = 0;
-  std::vector<SiteImage> scratch_from_;   // multitau: per-call scratch
+  std::vector<SiteImage> scratch_from_;   // multitau / full: per-call scratch
+  std::vector<std::int64_t> full_read_;   // full: per lag, offset of slot k - l (-1: none)
+  std::int64_t full_write_ = 0;           // full: offset of slot k
   std::vector<char> scratch_use_;
   std::vector<Eigen::Vector3d> site_frac_;
   Eigen::Matrix3d cell_ = Eigen::Matrix3d::Identity();

@@ -9,6 +9,7 @@
 #include "ionmsm/msm.hpp"
 
 #include <Eigen/Eigenvalues>
+#include <Eigen/IterativeLinearSolvers>
 #include <Eigen/LU>
 #include <Eigen/QR>
 #include <Eigen/SVD>
@@ -39,6 +40,8 @@ using SpMat = Eigen::SparseMatrix<double>;
 using Index = Eigen::Index;
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 constexpr double kStochasticTolerance = 1e-8;
+// stationary_distribution (sparse): SparseLU up to this many sites, BiCGSTAB above.
+constexpr std::size_t kStationaryDirectMaxSites = 2000;
 
 [[noreturn]] void fail(const char* function, const std::string& what) {
   throw std::invalid_argument(std::string("ionmsm::") + function + ": " + what);
@@ -671,14 +674,32 @@ Eigen::VectorXd stationary_distribution(const Eigen::SparseMatrix<double>& m) {
   a.setFromTriplets(t.begin(), t.end());
   a.prune(0.0);
   a.makeCompressed();
-  Eigen::SparseLU<SpMat, Eigen::COLAMDOrdering<int>> lu;
-  lu.analyzePattern(a);
-  lu.factorize(a);
-  if (lu.info() != Eigen::Success)
-    fail(fn, "singular system: the stationary distribution is not unique (reducible "
-             "transition matrix; restrict to largest_connected_set first)");
-  Eigen::VectorXd y = lu.solve(b);
-  y += lu.solve(Eigen::VectorXd(b - a * y));
+  Eigen::VectorXd y;
+  bool solved = false;
+  if (n > static_cast<Index>(kStationaryDirectMaxSites)) {
+    // Large systems: BiCGSTAB with a Jacobi preconditioner (I - M_sub is a column diagonally
+    // dominant M-matrix), accepted only if the true relative residual is <= 1e-12; otherwise
+    // the direct solve below (a sparse LU of a 3D lattice fills in badly: seconds at 10^4).
+    Eigen::BiCGSTAB<SpMat, Eigen::DiagonalPreconditioner<double>> it;
+    it.setTolerance(1e-14);
+    it.setMaxIterations(5000);
+    it.compute(a);
+    if (it.info() == Eigen::Success) {
+      y = it.solve(b);
+      const double bn = b.norm();
+      solved = y.allFinite() && (bn == 0.0 || (a * y - b).norm() <= 1e-12 * bn);
+    }
+  }
+  if (!solved) {
+    Eigen::SparseLU<SpMat, Eigen::COLAMDOrdering<int>> lu;
+    lu.analyzePattern(a);
+    lu.factorize(a);
+    if (lu.info() != Eigen::Success)
+      fail(fn, "singular system: the stationary distribution is not unique (reducible "
+               "transition matrix; restrict to largest_connected_set first)");
+    y = lu.solve(b);
+    y += lu.solve(Eigen::VectorXd(b - a * y));
+  }
   Eigen::VectorXd x(n);
   x << y, 1.0;
   Eigen::VectorXd pi = finish_stationary(x, fn);
@@ -1263,8 +1284,187 @@ namespace {
 struct CkModel {
   std::int64_t lag = 0;
   std::vector<std::size_t> sites;
-  const Eigen::MatrixXd* m = nullptr;
+  SpMat m;  // column-stochastic, compressed
 };
+
+#ifdef IONMSM_HAVE_SPECTRA
+// y = A^T (A x) with A = s * (S - M^n) (n >= 1) or A = s * S (n == 0), all sparse, matrix-free.
+class CkAtaOp {
+ public:
+  using Scalar = double;
+  CkAtaOp(const SpMat& sampled, const SpMat* base, int n, double scale)
+      : s_(sampled), m_(base), n_(n), scale2_(scale * scale), t1_(sampled.rows()),
+        t2_(sampled.rows()) {}
+  Index rows() const { return s_.cols(); }
+  Index cols() const { return s_.cols(); }
+  void perform_op(const double* x_in, double* y_out) const {
+    Eigen::Map<const Eigen::VectorXd> x(x_in, s_.cols());
+    Eigen::Map<Eigen::VectorXd> y(y_out, s_.cols());
+    // a = A x
+    a_.noalias() = s_ * x;
+    if (n_ > 0) {
+      t1_ = x;
+      for (int k = 0; k < n_; ++k) {
+        t2_.noalias() = (*m_) * t1_;
+        t1_.swap(t2_);
+      }
+      a_ -= t1_;
+    }
+    // y = A^T a
+    y.noalias() = s_.transpose() * a_;
+    if (n_ > 0) {
+      t1_ = a_;
+      for (int k = 0; k < n_; ++k) {
+        t2_.noalias() = m_->transpose() * t1_;
+        t1_.swap(t2_);
+      }
+      y -= t1_;
+    }
+    y *= scale2_;
+  }
+
+ private:
+  const SpMat& s_;
+  const SpMat* m_;
+  int n_;
+  double scale2_;
+  mutable Eigen::VectorXd a_, t1_, t2_;
+};
+
+// Largest singular value of A (see CkAtaOp) by Lanczos on A^T A; false if not converged.
+bool ck_two_norm_matrix_free(const SpMat& sampled, const SpMat* base, int n, double scale,
+                             double tol, double& out) {
+  const Index k = sampled.cols();
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    CkAtaOp op(sampled, base, n, scale);
+    const Index ncv = std::min<Index>(k, attempt == 0 ? 20 : 60);
+    Spectra::SymEigsSolver<CkAtaOp> eigs(op, 1, ncv);
+    eigs.init();
+    eigs.compute(Spectra::SortRule::LargestAlge, attempt == 0 ? 1000 : 10000, tol,
+                 Spectra::SortRule::LargestAlge);
+    if (eigs.info() == Spectra::CompInfo::Successful) {
+      out = std::sqrt(std::max(0.0, eigs.eigenvalues()(0))) / scale;
+      return true;
+    }
+  }
+  return false;
+}
+#endif
+
+std::vector<CkRecord> ck_run(std::vector<CkModel>& ms, const CkOptions& options) {
+  const char* fn = "chapman_kolmogorov_test";
+  std::sort(ms.begin(), ms.end(), [](const CkModel& a, const CkModel& b) { return a.lag < b.lag; });
+  for (std::size_t k = 1; k < ms.size(); ++k)
+    if (ms[k].lag == ms[k - 1].lag) fail(fn, "lag " + std::to_string(ms[k].lag) + " given twice");
+
+  std::vector<CkRecord> out;
+  for (std::size_t a = 0; a < ms.size(); ++a) {
+    const std::int64_t tau = ms[a].lag;
+    std::vector<std::size_t> cached_sites;
+    Eigen::MatrixXd base, power;
+    int power_n = 0;
+    for (std::size_t b = a + 1; b < ms.size(); ++b) {
+      if (ms[b].lag % tau != 0) continue;
+      const std::int64_t n64 = ms[b].lag / tau;
+      if (n64 < 2 || (options.max_n > 0 && n64 > options.max_n)) continue;
+      const int n = static_cast<int>(n64);
+      // Common set: positions of the shared sites in both models.
+      std::vector<std::size_t> common, ia, ib;
+      {
+        std::size_t x = 0, y = 0;
+        while (x < ms[a].sites.size() && y < ms[b].sites.size()) {
+          if (ms[a].sites[x] < ms[b].sites[y]) {
+            ++x;
+          } else if (ms[b].sites[y] < ms[a].sites[x]) {
+            ++y;
+          } else {
+            common.push_back(ms[a].sites[x]);
+            ia.push_back(x++);
+            ib.push_back(y++);
+          }
+        }
+      }
+      SpMat ma, mb;
+      for (;;) {  // drop columns with no weight left inside the common set, until stable
+        const Index k = static_cast<Index>(common.size());
+        ma = restrict_to_sites(ms[a].m, ia);
+        mb = restrict_to_sites(ms[b].m, ib);
+        const Eigen::VectorXd sa = column_sums(ma), sb = column_sums(mb);
+        std::vector<std::size_t> keep;
+        for (Index j = 0; j < k; ++j)
+          if (sa(j) > 0.0 && sb(j) > 0.0) keep.push_back(static_cast<std::size_t>(j));
+        if (static_cast<Index>(keep.size()) == k) {
+          for (Index j = 0; j < k; ++j) {
+            for (SpMat::InnerIterator it(ma, j); it; ++it) it.valueRef() = it.value() / sa(j);
+            for (SpMat::InnerIterator it(mb, j); it; ++it) it.valueRef() = it.value() / sb(j);
+          }
+          break;
+        }
+        std::vector<std::size_t> c2, ia2, ib2;
+        for (std::size_t j : keep) {
+          c2.push_back(common[j]);
+          ia2.push_back(ia[j]);
+          ib2.push_back(ib[j]);
+        }
+        common.swap(c2);
+        ia.swap(ia2);
+        ib.swap(ib2);
+      }
+      CkRecord rec;
+      rec.lag_steps = tau;
+      rec.n = n;
+      rec.n_sites = common.size();
+      if (common.empty()) {
+        rec.err = kNaN;
+        out.push_back(rec);
+        continue;
+      }
+#ifdef IONMSM_HAVE_SPECTRA
+      if (common.size() > options.dense_max_sites && common.size() >= 3) {
+        rec.matrix_free = true;
+        double s_norm = 0.0, a_norm = 0.0;
+        // ||S||_2 >= 1 for a column-stochastic S (1^T S = 1^T): no rescaling needed
+        rec.converged =
+            ck_two_norm_matrix_free(mb, nullptr, 0, 1.0, options.lanczos_tolerance, s_norm) &&
+            s_norm > 0.0 &&
+            ck_two_norm_matrix_free(mb, &ma, n, 1.0 / s_norm, options.lanczos_tolerance, a_norm);
+        rec.err = rec.converged ? a_norm / s_norm : kNaN;
+        out.push_back(rec);
+        continue;
+      }
+#endif
+      const Eigen::MatrixXd da(ma), db(mb);
+      if (power_n == 0 || common != cached_sites) {
+        cached_sites = common;
+        base = da;
+        power = da;
+        power_n = 1;
+      }
+      Eigen::MatrixXd next;
+      while (power_n < n) {
+        next.noalias() = power * base;
+        power.swap(next);
+        ++power_n;
+      }
+      rec.err = matrix_two_norm(db - power, options.dense_svd_max) /
+                matrix_two_norm(db, options.dense_svd_max);
+      out.push_back(rec);
+    }
+  }
+  return out;
+}
+
+void ck_check_sites(CkModel& c, Index rows, const std::string& which, const char* fn) {
+  if (c.sites.empty()) {
+    c.sites.resize(static_cast<std::size_t>(rows));
+    std::iota(c.sites.begin(), c.sites.end(), std::size_t(0));
+  }
+  if (static_cast<Index>(c.sites.size()) != rows)
+    fail(fn, which + ": " + std::to_string(c.sites.size()) + " sites for a " +
+                 std::to_string(rows) + " x " + std::to_string(rows) + " matrix");
+  for (std::size_t k = 1; k < c.sites.size(); ++k)
+    if (c.sites[k] <= c.sites[k - 1]) fail(fn, which + ": sites must be strictly increasing");
+}
 
 }  // namespace
 
@@ -1284,119 +1484,38 @@ std::vector<CkRecord> chapman_kolmogorov_test(const std::vector<LagTransitionMat
     check_column_stochastic(column_sums(m), fn);
     CkModel c;
     c.lag = t.lag_steps;
-    c.m = &m;
-    if (t.sites.empty()) {
-      c.sites.resize(static_cast<std::size_t>(m.rows()));
-      std::iota(c.sites.begin(), c.sites.end(), std::size_t(0));
-    } else {
-      c.sites = t.sites;
-    }
-    if (static_cast<Index>(c.sites.size()) != m.rows())
-      fail(fn, which + ": " + std::to_string(c.sites.size()) + " sites for a " +
-                   std::to_string(m.rows()) + " x " + std::to_string(m.rows()) + " matrix");
-    for (std::size_t k = 1; k < c.sites.size(); ++k)
-      if (c.sites[k] <= c.sites[k - 1]) fail(fn, which + ": sites must be strictly increasing");
+    c.sites = t.sites;
+    ck_check_sites(c, m.rows(), which, fn);
+    c.m = m.sparseView(0.0, 0.0);  // drops exact zeros only: the same numbers
+    c.m.makeCompressed();
     ms.push_back(std::move(c));
   }
-  std::sort(ms.begin(), ms.end(), [](const CkModel& a, const CkModel& b) { return a.lag < b.lag; });
-  for (std::size_t k = 1; k < ms.size(); ++k)
-    if (ms[k].lag == ms[k - 1].lag) fail(fn, "lag " + std::to_string(ms[k].lag) + " given twice");
-
-  std::vector<CkRecord> out;
-  for (std::size_t a = 0; a < ms.size(); ++a) {
-    const std::int64_t tau = ms[a].lag;
-    std::vector<std::size_t> cached_sites;
-    Eigen::MatrixXd base, power;
-    int power_n = 0;
-    for (std::size_t b = a + 1; b < ms.size(); ++b) {
-      if (ms[b].lag % tau != 0) continue;
-      const std::int64_t n64 = ms[b].lag / tau;
-      if (n64 < 2 || (options.max_n > 0 && n64 > options.max_n)) continue;
-      const int n = static_cast<int>(n64);
-      // Common set: positions of the shared sites in both models.
-      std::vector<std::size_t> common;
-      std::vector<Index> ia, ib;
-      {
-        std::size_t x = 0, y = 0;
-        while (x < ms[a].sites.size() && y < ms[b].sites.size()) {
-          if (ms[a].sites[x] < ms[b].sites[y]) {
-            ++x;
-          } else if (ms[b].sites[y] < ms[a].sites[x]) {
-            ++y;
-          } else {
-            common.push_back(ms[a].sites[x]);
-            ia.push_back(static_cast<Index>(x++));
-            ib.push_back(static_cast<Index>(y++));
-          }
-        }
-      }
-      Eigen::MatrixXd ma, mb;
-      for (;;) {  // drop columns with no weight left inside the common set, until stable
-        const Index k = static_cast<Index>(common.size());
-        ma.resize(k, k);
-        mb.resize(k, k);
-        for (Index j = 0; j < k; ++j)
-          for (Index i = 0; i < k; ++i) {
-            ma(i, j) = (*ms[a].m)(ia[static_cast<std::size_t>(i)], ia[static_cast<std::size_t>(j)]);
-            mb(i, j) = (*ms[b].m)(ib[static_cast<std::size_t>(i)], ib[static_cast<std::size_t>(j)]);
-          }
-        const Eigen::VectorXd sa = column_sums(ma), sb = column_sums(mb);
-        std::vector<std::size_t> keep;
-        for (Index j = 0; j < k; ++j)
-          if (sa(j) > 0.0 && sb(j) > 0.0) keep.push_back(static_cast<std::size_t>(j));
-        if (static_cast<Index>(keep.size()) == k) {
-          for (Index j = 0; j < k; ++j) {
-            ma.col(j) /= sa(j);
-            mb.col(j) /= sb(j);
-          }
-          break;
-        }
-        std::vector<std::size_t> c2;
-        std::vector<Index> ia2, ib2;
-        for (std::size_t j : keep) {
-          c2.push_back(common[j]);
-          ia2.push_back(ia[j]);
-          ib2.push_back(ib[j]);
-        }
-        common.swap(c2);
-        ia.swap(ia2);
-        ib.swap(ib2);
-      }
-      CkRecord rec;
-      rec.lag_steps = tau;
-      rec.n = n;
-      rec.n_sites = common.size();
-      if (common.empty()) {
-        rec.err = kNaN;
-        out.push_back(rec);
-        continue;
-      }
-      if (power_n == 0 || common != cached_sites) {
-        cached_sites = common;
-        base = ma;
-        power = ma;
-        power_n = 1;
-      }
-      Eigen::MatrixXd next;
-      while (power_n < n) {
-        next.noalias() = power * base;
-        power.swap(next);
-        ++power_n;
-      }
-      rec.err = matrix_two_norm(mb - power, options.dense_svd_max) /
-                matrix_two_norm(mb, options.dense_svd_max);
-      out.push_back(rec);
-    }
-  }
-  return out;
+  return ck_run(ms, options);
 }
 
 std::vector<CkRecord> chapman_kolmogorov_test(const std::vector<MarkovModel>& models,
                                               const CkOptions& options) {
-  std::vector<LagTransitionMatrix> t;
-  t.reserve(models.size());
-  for (const MarkovModel& m : models) t.push_back(lag_transition_matrix(m));
-  return chapman_kolmogorov_test(t, options);
+  const char* fn = "chapman_kolmogorov_test";
+  if (options.max_n < 0) fail(fn, "max_n must be >= 0");
+  std::vector<CkModel> ms;
+  ms.reserve(models.size());
+  for (const MarkovModel& t : models) {
+    const std::string which = "lag " + std::to_string(t.lag_steps);
+    if (t.lag_steps <= 0) fail(fn, which + ": lag_steps must be > 0");
+    const SpMat& m = t.transition_matrix;
+    check_square(m.rows(), m.cols(), fn, "each transition matrix");
+    if (m.rows() == 0) fail(fn, which + ": empty transition matrix");
+    check_finite(m, fn, "a transition matrix");
+    check_column_stochastic(column_sums(m), fn);
+    CkModel c;
+    c.lag = t.lag_steps;
+    c.sites = t.connectivity.kept;
+    ck_check_sites(c, m.rows(), which, fn);
+    c.m = m;
+    c.m.makeCompressed();
+    ms.push_back(std::move(c));
+  }
+  return ck_run(ms, options);
 }
 
 }  // namespace ionmsm

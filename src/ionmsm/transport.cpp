@@ -1,5 +1,6 @@
 #include "ionmsm/transport.hpp"
 
+#include <Eigen/IterativeLinearSolvers>
 #include <Eigen/SparseLU>
 #include <algorithm>
 #include <cmath>
@@ -239,13 +240,31 @@ class LinearSolver {
       sa_.resize(n, n);
       sa_.setFromTriplets(t.begin(), t.end());
       sa_.makeCompressed();
-      factorise(slu_, sa_);
     }
   }
-  Eigen::MatrixXd solve(const Eigen::MatrixXd& b) const {
-    return check(dense_ ? Eigen::MatrixXd(lu_.solve(b)) : Eigen::MatrixXd(slu_.solve(b)));
+  /// "dense LU", "BiCGSTAB" (every sparse solve converged iteratively) or "sparse LU".
+  const char* method() const {
+    return dense_ ? "dense LU" : (have_slu_ ? "sparse LU" : "BiCGSTAB");
+  }
+  int iterations() const { return iterations_; }
+  Eigen::MatrixXd solve(const Eigen::MatrixXd& b) {
+    if (dense_) return check(Eigen::MatrixXd(lu_.solve(b)));
+    Eigen::MatrixXd x;
+    if (iterative(sa_, b, x)) return x;
+    ensure_lu();
+    return check(Eigen::MatrixXd(slu_.solve(b)));
   }
   Eigen::MatrixXd solve_transposed(const Eigen::MatrixXd& b) {
+    if (!dense_) {
+      if (!have_at_) {
+        at_ = sa_.transpose();
+        at_.makeCompressed();
+        have_at_ = true;
+      }
+      Eigen::MatrixXd x;
+      if (iterative(at_, b, x)) return x;
+      ensure_lu();
+    }
     if (dense_) {
       if (!have_lu_t_) {
         lu_t_.compute(a_.transpose());
@@ -268,6 +287,36 @@ class LinearSolver {
 
  private:
   using SparseLu = Eigen::SparseLU<Eigen::SparseMatrix<double>, Eigen::COLAMDOrdering<int>>;
+  // BiCGSTAB with a Jacobi preconditioner per right-hand side column (the systems are I - Q,
+  // Q substochastic: diagonally dominant M-matrices); accepted only if every column's true
+  // relative residual is <= 1e-12, otherwise the caller falls back to the sparse LU.
+  bool iterative(const Eigen::SparseMatrix<double>& a, const Eigen::MatrixXd& b,
+                 Eigen::MatrixXd& x) {
+    Eigen::BiCGSTAB<Eigen::SparseMatrix<double>, Eigen::DiagonalPreconditioner<double>> it;
+    it.setTolerance(1e-14);
+    it.setMaxIterations(5000);
+    it.compute(a);
+    if (it.info() != Eigen::Success) return false;
+    x.resize(b.rows(), b.cols());
+    for (Eigen::Index c = 0; c < b.cols(); ++c) {
+      const Eigen::VectorXd bc = b.col(c);
+      const double bn = bc.norm();
+      if (bn == 0.0) {
+        x.col(c).setZero();
+        continue;
+      }
+      Eigen::VectorXd xc = it.solve(bc);
+      iterations_ += static_cast<int>(it.iterations());
+      if (!xc.allFinite() || !((a * xc - bc).norm() <= 1e-12 * bn)) return false;
+      x.col(c) = xc;
+    }
+    return true;
+  }
+  void ensure_lu() {
+    if (have_slu_) return;
+    factorise(slu_, sa_);
+    have_slu_ = true;
+  }
   void factorise(SparseLu& lu, Eigen::SparseMatrix<double>& a) const {
     lu.analyzePattern(a);
     lu.factorize(a);
@@ -286,7 +335,9 @@ class LinearSolver {
   Eigen::MatrixXd a_;
   Eigen::PartialPivLU<Eigen::MatrixXd> lu_, lu_t_;
   bool have_lu_t_ = false;
-  Eigen::SparseMatrix<double> sa_;
+  Eigen::SparseMatrix<double> sa_, at_;
+  bool have_at_ = false, have_slu_ = false;
+  int iterations_ = 0;
   SparseLu slu_;
 #if !EIGEN_VERSION_AT_LEAST(3, 4, 0)
   SparseLu slu_t_;
@@ -300,7 +351,18 @@ struct ClassResult {
   Eigen::Matrix3d s2 = Eigen::Matrix3d::Zero();
   Eigen::Vector3d m = Eigen::Vector3d::Zero();
   double residual = 0.0;
+  std::string solver = "none";  // LinearSolver::method(), "none" for a single-site class
+  int iterations = 0;
 };
+
+// Keeps the most expensive solver method seen: none < dense LU < BiCGSTAB < sparse LU.
+void note_solver(DiffusionTensorResult& res, const std::string& method, int iterations) {
+  auto rank = [](const std::string& m) {
+    return m == "sparse LU" ? 3 : m == "BiCGSTAB" ? 2 : m == "dense LU" ? 1 : 0;
+  };
+  if (rank(method) > rank(res.linear_solver)) res.linear_solver = method;
+  res.solver_iterations += iterations;
+}
 
 // Stationary distribution and asymptotic covariance of one closed class (see header).
 ClassResult analyse_class(const std::vector<int>& states, const std::vector<StatePair>& pairs,
@@ -360,6 +422,8 @@ ClassResult analyse_class(const std::vector<int>& states, const std::vector<Stat
       if (i != k) g.row(i) = y.row(red(i));
     const Eigen::RowVector3d mean_g = pi.transpose() * g;  // enforce pi^T g = 0
     g.rowwise() -= mean_g;
+    r.solver = solver.method();
+    r.iterations = solver.iterations();
   }
   // stationarity residual
   Eigen::VectorXd flow = -pi;
@@ -814,6 +878,7 @@ DiffusionTensorResult exact_diffusion_tensor(const TransportStatistics& stats, d
     }
     LinearSolver solver(nt, trip, options.dense_max_states, res.used_sparse_solver, "absorption");
     const Eigen::MatrixXd y = solver.solve_transposed(rhs);
+    note_solver(res, solver.method(), solver.iterations());
     for (const auto& q : pairs) {
       const int i = tloc[static_cast<std::size_t>(q.from)];
       const int c = class_of[static_cast<std::size_t>(q.to)];
@@ -837,6 +902,7 @@ DiffusionTensorResult exact_diffusion_tensor(const TransportStatistics& stats, d
     cd.D0_A2_per_ps = sym_clean(r.s2) / (2.0 * tau_ps);
     cd.drift_velocity_A_per_ps = r.m / tau_ps;
     res.max_stationary_residual = std::max(res.max_stationary_residual, r.residual);
+    note_solver(res, r.solver, r.iterations);
     for (std::size_t k = 0; k < states.size(); ++k)
       res.limiting_distribution[static_cast<std::size_t>(cd.sites[k])] += cd.weight * r.pi[k];
     res.D_A2_per_ps += cd.weight * cd.D_A2_per_ps;

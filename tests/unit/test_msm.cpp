@@ -1083,3 +1083,76 @@ TEST(MsmCk, FromEstimatedModels) {
   EXPECT_EQ(recs[1].n, 3);
   for (const auto& r : recs) EXPECT_LT(r.err, 1e-14);
 }
+
+// The matrix-free CK path (sparse products M(M(...M x)) and Lanczos on A^T A, never forming
+// M^n) equals the dense path (repeated dense products, SVD) to 1e-8 on random sparse chains
+// with different site subsets per lag, and the MarkovModel overload gives the same records.
+TEST(MsmCk, MatrixFreePathEqualsDensePath) {
+  Rng rng(21);
+  const int n = 60;
+  std::vector<ionmsm::LagTransitionMatrix> models;
+  for (std::int64_t lag : {3, 6, 9, 12, 24}) {
+    std::vector<std::size_t> sites;
+    for (int s = 0; s < n; ++s)
+      if (rng.uniform() > 0.05 || s == 0) sites.push_back(static_cast<std::size_t>(s));
+    const int k = static_cast<int>(sites.size());
+    models.push_back({lag, sites, column_normalise(random_counts(k, rng, 0.9, 40))});
+  }
+  ionmsm::CkOptions dense, free;
+  dense.dense_max_sites = 1000;
+  free.dense_max_sites = 0;
+  const auto rd = ionmsm::chapman_kolmogorov_test(models, dense);
+  const auto rf = ionmsm::chapman_kolmogorov_test(models, free);
+  ASSERT_EQ(rd.size(), 7u);  // 3:(6,9,12,24) 6:(12,24) 12:(24)
+  ASSERT_EQ(rf.size(), rd.size());
+  for (std::size_t a = 0; a < rd.size(); ++a) {
+    EXPECT_FALSE(rd[a].matrix_free);
+    EXPECT_TRUE(rf[a].matrix_free);
+    EXPECT_TRUE(rf[a].converged);
+    EXPECT_EQ(rf[a].lag_steps, rd[a].lag_steps);
+    EXPECT_EQ(rf[a].n, rd[a].n);
+    EXPECT_EQ(rf[a].n_sites, rd[a].n_sites);
+    EXPECT_GT(rd[a].err, 1e-3);
+    EXPECT_NEAR(rf[a].err, rd[a].err, 1e-8) << a;
+  }
+  // Estimated models (sparse input, no dense conversion on the matrix-free path).
+  std::vector<ionmsm::MarkovModel> est;
+  for (const auto& m : models) {
+    Eigen::MatrixXd c = Eigen::MatrixXd::Zero(n, n);
+    for (std::size_t j = 0; j < m.sites.size(); ++j)
+      for (std::size_t i = 0; i < m.sites.size(); ++i)
+        c(static_cast<Eigen::Index>(m.sites[i]), static_cast<Eigen::Index>(m.sites[j])) =
+            std::round(1e6 * m.transition_matrix(static_cast<Eigen::Index>(i),
+                                                 static_cast<Eigen::Index>(j)));
+    est.push_back(ionmsm::estimate_markov_model(lag_from_matrix(m.lag_steps, c, true), n));
+  }
+  const auto ed = ionmsm::chapman_kolmogorov_test(est, dense);
+  const auto ef = ionmsm::chapman_kolmogorov_test(est, free);
+  ASSERT_EQ(ed.size(), ef.size());
+  for (std::size_t a = 0; a < ed.size(); ++a) EXPECT_NEAR(ef[a].err, ed[a].err, 1e-8) << a;
+}
+
+// Above 2000 sites the sparse stationary solve is iterative (BiCGSTAB, residual-checked):
+// Metropolis chain on a 2500-site ring with a random target pi has exactly that pi.
+TEST(MsmEstimators, LargeSparseStationaryDistributionIsIterativeAndExact) {
+  Rng rng(5);
+  const int n = 2500;
+  Eigen::VectorXd pi(n);
+  for (int i = 0; i < n; ++i) pi(i) = 0.5 + rng.uniform();
+  pi /= pi.sum();
+  std::vector<Eigen::Triplet<double>> t;
+  for (int j = 0; j < n; ++j) {
+    double stay = 1.0;
+    for (int d : {-1, 1}) {
+      const int i = (j + d + n) % n;
+      const double p = 0.25 * std::min(1.0, pi(i) / pi(j));  // proposal 1/4 each side
+      t.emplace_back(i, j, p);
+      stay -= p;
+    }
+    t.emplace_back(j, j, stay);
+  }
+  SpMat m(n, n);
+  m.setFromTriplets(t.begin(), t.end());
+  const Eigen::VectorXd got = ionmsm::stationary_distribution(m);
+  EXPECT_LT((got - pi).cwiseAbs().maxCoeff() / pi.maxCoeff(), 1e-9);
+}
