@@ -3,7 +3,9 @@
 
 For each configuration the same input runs with and without `fix msm`, alternating, REPEATS
 times; the reported overhead is the median over pairs of (loop time with / loop time without - 1).
-Pairs run back to back, so slow drifts of the machine cancel.
+Pairs run back to back, so slow drifts of the machine cancel. Lags are geometric from 1 to
+CAP = 64 samples (multitau: 1..8, 10, 12, ...), and an untimed warm-up run of CAP samples
+precedes the timed run (in both members of a pair) so that every lag is active while timed.
 
 Systems:
   meam     Li13Si4 2x1x3 (204 atoms, 156 Li), Cui 2012 MEAM, Si held (examples/li13si4)
@@ -42,6 +44,7 @@ fix lang li langevin 500 500 0.1 4928
 thermo 0
 run 200
 {fixmsm}
+run {warm}
 run {steps}
 """
 
@@ -71,6 +74,7 @@ fix bd li brownian 500 4242 gamma_t 41.57 rng gaussian
 thermo 0
 run 20
 {fixmsm}
+run {warm}
 run {steps}
 """
 
@@ -99,14 +103,23 @@ def run(deck, ranks, workdir):
     return loop_time(log)
 
 
-def lags_for(nlags, nevery):
-    # roughly log-spaced lags from Nevery to ~Nevery * 2^(nlags/3)
-    lags, L = [], 1
-    while len(lags) < nlags:
-        if L not in lags:
-            lags.append(L)
-        L = max(L + 1, int(round(L * 1.25)))
+def lags_for(nlags, nevery, multitau=False):
+    if multitau:
+        # 1..8, then 10 12 14 16, 20 24 28 32, ...: every lag m 2^j with m <= 16 (any M >= 16)
+        cands = sorted({m << j for j in range(20) for m in range(1, 17)})
+        picked = [c for c in cands if c <= 8] + [c for c in cands if c > 8 and
+                                                   (c >> (c.bit_length() - 4)) % 2 == 0 and
+                                                   c % (1 << max(0, c.bit_length() - 4)) == 0]
+        return " ".join(str(l * nevery) for l in sorted(set(picked))[:nlags])
+    # nlags distinct, roughly geometric lags from 1 to CAP samples
+    lags = []
+    for i in range(nlags):
+        v = int(round(CAP ** (i / max(1, nlags - 1))))
+        lags.append(max(v, lags[-1] + 1) if lags else v)
     return " ".join(str(l * nevery) for l in lags)
+
+
+CAP = 64  # longest lag in samples; a warm-up run of CAP samples precedes the timed run
 
 
 def main():
@@ -129,20 +142,21 @@ def main():
             for nlags in a.nlags:
                 for hist in a.history:
                     with tempfile.TemporaryDirectory() as wd:
-                        lags = lags_for(nlags, nevery)
+                        lags = lags_for(nlags, nevery, hist.startswith("multitau"))
                         hkw = "" if hist == "full" else f" history {hist}"
                         if a.system == "meam":
                             fixmsm = (f"fix m li msm {nevery} sites file li_sites.txt lags {lags} "
                                       f"file counts.h5{hkw}")
                             tmpl = dict(root=ROOT, pot=os.path.join(ROOT, "potentials", "LiSi_Cui2012"),
-                                        steps=a.steps)
+                                        steps=a.steps, warm=CAP * nevery)
                             deck = MEAM
                             natoms = 204
                         else:
                             nside = max(2, int(round((a.natoms * 1.0) ** (1 / 3))))
                             fixmsm = (f"fix m li msm {nevery} sites group sites lags {lags} "
                                       f"file counts.h5{hkw}")
-                            tmpl = dict(nside=nside, natoms=a.natoms, steps=a.steps)
+                            tmpl = dict(nside=nside, natoms=a.natoms, steps=a.steps,
+                                        warm=CAP * nevery)
                             deck = CHEAP
                             natoms = a.natoms
                         ratios, t0s, t1s = [], [], []

@@ -148,6 +148,13 @@ def plot_msd(plt, report):
             ax.plot([0] + [p[0] for p in pts], [0] + [p[1] for p in pts], styles[method],
                     color=colors[method], lw=1.5, label=labels[method])
             series.append({"name": "%s/%s" % (comp, method), "n_points": len(pts)})
+        md = msd.get("md_projected", {})
+        mpts = [(x, y) for x, y in zip(md.get("time_ps", []), md.get(comp, []))
+                if finite(x) and finite(y)]
+        if mpts:
+            ax.plot([p[0] for p in mpts], [p[1] for p in mpts], "o", color="black", ms=4,
+                    label="MD, site-projected (in situ)")
+            series.append({"name": "%s/md_projected" % comp, "n_points": len(mpts)})
         ax.set_title("MSD %s" % comp)
         ax.set_ylabel("MSD [%s^2]" % length)
         ax.legend(fontsize=7)
