@@ -114,6 +114,26 @@ int run_info(const std::vector<std::string>& args) {
                          " deg");
   line("box volume", num(std::abs(d.box_h.determinant())));
 
+  if (!d.history.empty())
+    line("history", d.history == "multitau"
+                        ? "multitau M = " + std::to_string(d.history_m)
+                        : d.history);
+  if (d.doubles_per_atom > 0)
+    line("per-atom state", std::to_string(d.doubles_per_atom) + " doubles (" +
+                               std::to_string(8 * d.doubles_per_atom) + " bytes)");
+  if (!d.assign.empty()) {
+    std::string as = d.assign;
+    if (d.assign == "core") {
+      std::uint64_t samples = 0;
+      for (auto o : d.occupancy) samples += o;
+      as += " R = " + num(d.core_radius) + ", outside every core: " +
+            (samples ? fmt("%.4f", static_cast<double>(d.n_outside_core) /
+                                       static_cast<double>(samples))
+                     : std::string("-"));
+    }
+    line("assign", as);
+  }
+  line("MD moments", d.has_displacement ? "yes (MD site-projected MSD per lag)" : "no");
   line("lags", std::to_string(d.lags.size()));
   if (!d.lags.empty()) {
     const std::vector<std::string> head = {"lag_steps", physical ? "lag_ps" : "lag_time",
