@@ -316,14 +316,7 @@ void FixMSM::sites_from_file(const std::string &path)
       msg = e.what();
     }
   }
-  MPI_Bcast(&ok, 1, MPI_INT, 0, world);
-  if (!ok) {
-    int len = static_cast<int>(msg.size());
-    MPI_Bcast(&len, 1, MPI_INT, 0, world);
-    msg.resize(len);
-    MPI_Bcast(msg.data(), len, MPI_CHAR, 0, world);
-    error->all(FLERR, "Fix msm sites file: {}", msg);
-  }
+  stop_unless_ok_on_rank0(ok, msg, "Fix msm sites file: ");
   long n = static_cast<long>(coords.size());
   MPI_Bcast(&n, 1, MPI_LONG, 0, world);
   MPI_Bcast(&fractional, 1, MPI_INT, 0, world);
@@ -456,14 +449,7 @@ void FixMSM::append_existing()
       msg = e.what();
     }
   }
-  MPI_Bcast(&ok, 1, MPI_INT, 0, world);
-  if (!ok) {
-    int len = static_cast<int>(msg.size());
-    MPI_Bcast(&len, 1, MPI_INT, 0, world);
-    msg.resize(len);
-    MPI_Bcast(msg.data(), len, MPI_CHAR, 0, world);
-    error->all(FLERR, "Fix msm append yes: cannot append to '{}': {}", outfile, msg);
-  }
+  stop_unless_ok_on_rank0(ok, msg, "Fix msm append yes: cannot append to '" + outfile + "': ");
   MPI_Bcast(&found, 1, MPI_INT, 0, world);
   MPI_Bcast(&base_first_step, 1, MPI_LMP_BIGINT, 0, world);
   MPI_Bcast(&base_last_step, 1, MPI_LMP_BIGINT, 0, world);
@@ -476,6 +462,22 @@ void FixMSM::update_box()
   locator->set_box(ionmsm::Box::from_lammps(domain->boxlo, domain->boxhi, domain->xy,
                                             domain->xz, domain->yz));
   assigner->refresh();
+}
+
+/* ----------------------------------------------------------------------
+   rank 0 did something that may have failed (reading a file, writing the counts): every rank
+   learns the outcome, and on failure all ranks stop with rank 0's message
+------------------------------------------------------------------------- */
+
+void FixMSM::stop_unless_ok_on_rank0(int ok, std::string msg, const std::string &context)
+{
+  MPI_Bcast(&ok, 1, MPI_INT, 0, world);
+  if (ok) return;
+  int len = static_cast<int>(msg.size());
+  MPI_Bcast(&len, 1, MPI_INT, 0, world);
+  msg.resize(len);
+  MPI_Bcast(msg.data(), len, MPI_CHAR, 0, world);
+  error->all(FLERR, "{}{}", context, msg);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -744,14 +746,7 @@ void FixMSM::write_counts()
       msg = e.what();
     }
   }
-  MPI_Bcast(&ok, 1, MPI_INT, 0, world);
-  if (!ok) {
-    int len = static_cast<int>(msg.size());
-    MPI_Bcast(&len, 1, MPI_INT, 0, world);
-    msg.resize(len);
-    MPI_Bcast(msg.data(), len, MPI_CHAR, 0, world);
-    error->all(FLERR, "Fix msm: {}", msg);
-  }
+  stop_unless_ok_on_rank0(ok, msg, "Fix msm: ");
 }
 
 /* ----------------------------------------------------------------------

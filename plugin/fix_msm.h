@@ -105,6 +105,7 @@ class FixMSM : public Fix {
   void update_box();
   void sample();
   void check_output_path();
+  void stop_unless_ok_on_rank0(int ok, std::string msg, const std::string &context);
   void fill_config(ionmsm::CountsData &data);
   void fill_counts_data(ionmsm::CountsData &data, const std::vector<bigint> &rows,
                         const std::vector<double> &moments, bigint outside);
