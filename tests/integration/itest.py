@@ -622,6 +622,30 @@ def case_li13si4_example():
         if n != max(0, nsamp - L // 10) or t != n * natoms:
             fail(f"lag {L}: n_origins {n}, total {t}")
     ok(f"156 sites, {nsamp} samples, counts conserve atoms for lags {list(lags)}")
+    # Hot and short (1500 K, Si still held, 3 ps): Li hops often enough that the counts
+    # percolate through the periodic cell, so `ionmsm analyze` must give D > 0 along every axis
+    # (incl. the channel, x) at every lag, and 0 < f <= 1 at the shortest lag (at long lags
+    # 3 ps of data are too few origins for f, which scatters above 1).
+    run_lmp(os.path.join(ex, "in.li13si4"),
+            {"T": 1500, "neq": 200, "nprod": 3000, "nevery": 10, "out": "hot.h5",
+             "potdir": os.path.join(ARGS.src, "potentials", "LiSi_Cui2012"), "datadir": ex},
+            nprocs=2, log="log.hot")
+    out = os.path.join(ARGS.work, "hot_analysis")
+    ionmsm("analyze", os.path.join(ARGS.work, "hot.h5"), "--out", out, "--no-plots")
+    with open(os.path.join(out, "report.json")) as fh:
+        diff = json.load(fh)["diffusion"]
+    if len(diff) < 5:
+        fail(f"diffusion reported for only {len(diff)} lags")
+    for d in diff:
+        D = d["D_tensor_A2_per_ps"]
+        if not all(D[i][i] is not None and D[i][i] > 1e-3 for i in range(3)):
+            fail(f"lag {d['lag_steps']}: D diagonal {[D[i][i] for i in range(3)]} not > 0")
+    f0 = diff[0]["correlation_factor"]["trace"]
+    if not (f0 is not None and 0.0 < f0 <= 1.0):
+        fail(f"correlation factor at the shortest lag {f0} not in (0, 1]")
+    ok(f"1500 K: D_xx = {diff[0]['D_tensor_A2_per_ps'][0][0]:.3f} ... "
+       f"{diff[-1]['D_tensor_A2_per_ps'][0][0]:.3f} A^2/ps > 0 at all {len(diff)} lags, "
+       f"f = {f0:.3f} at the shortest lag")
 
 
 MT_LAGS = [1, 2, 5, 8, 12, 16, 40, 64, 96, 128, 320, 512, 768, 1024]
