@@ -37,29 +37,14 @@ while [ $# -gt 0 ]; do
     *) echo "$0: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
 done
-EX="$ROOT/examples/li13si4"
-LMP=("$LMP_WRAPPER")
-if [ "$NP" -gt 1 ]; then
-  export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
-  LMP=(mpirun -np "$NP" "$LMP_WRAPPER")
-fi
-HAVE_ANALYZE=0
-"$IONMSM" analyze --help > /dev/null 2>&1 && HAVE_ANALYZE=1
+source "$ROOT/examples/li13si4_point.sh"
+li13si4_setup
 mkdir -p "$OUT"
 t0=$SECONDS
 for k in $SIZES; do
   d="$OUT/size_$k"
-  mkdir -p "$d"
-  rm -f "$d/counts.h5"
   echo "[finite_size] size ${k}x: cell $((2 * k)) x 1 x 3, $((204 * k)) atoms, $NEQ + $NPROD steps at $T K" >&2
-  (cd "$d" && "${LMP[@]}" -in "$EX/in.li13si4" -log log.lammps -screen none \
-     -var potdir "$ROOT/potentials/LiSi_Cui2012" -var datadir "$EX" \
-     -var nx $((2 * k)) -var ny 1 -var nz 3 -var T "$T" -var neq "$NEQ" -var nprod "$NPROD" \
-     -var nevery "$NEVERY" -var seed $((4928 + k)) -var out counts.h5)
-  if [ "$HAVE_ANALYZE" = 1 ]; then
-    (cd "$d" && "$IONMSM" analyze counts.h5 --out analysis > analyze.log 2>&1) || {
-      echo "[finite_size] ionmsm analyze failed for size $k:" >&2; tail -n 20 "$d/analyze.log" >&2; exit 1; }
-  fi
+  li13si4_point finite_size "$d" $((2 * k)) 1 3 "$T" $((4928 + k))
   echo "[finite_size] size ${k}x done ($((SECONDS - t0)) s so far)" >&2
 done
 if [ "$HAVE_ANALYZE" = 0 ]; then

@@ -37,29 +37,14 @@ while [ $# -gt 0 ]; do
   esac
 done
 read -r NX NY NZ <<< "$CELL"
-EX="$ROOT/examples/li13si4"
-LMP=("$LMP_WRAPPER")
-if [ "$NP" -gt 1 ]; then
-  export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
-  LMP=(mpirun -np "$NP" "$LMP_WRAPPER")
-fi
-HAVE_ANALYZE=0
-"$IONMSM" analyze --help > /dev/null 2>&1 && HAVE_ANALYZE=1
+source "$ROOT/examples/li13si4_point.sh"
+li13si4_setup
 mkdir -p "$OUT"
 t0=$SECONDS
 for T in $TEMPS; do
   d="$OUT/T_$T"
-  mkdir -p "$d"
-  rm -f "$d/counts.h5"
   echo "[temperature] $T K: cell $NX x $NY x $NZ, $NEQ + $NPROD steps" >&2
-  (cd "$d" && "${LMP[@]}" -in "$EX/in.li13si4" -log log.lammps -screen none \
-     -var potdir "$ROOT/potentials/LiSi_Cui2012" -var datadir "$EX" \
-     -var nx "$NX" -var ny "$NY" -var nz "$NZ" -var T "$T" -var neq "$NEQ" -var nprod "$NPROD" \
-     -var nevery "$NEVERY" -var seed $((1000 + T)) -var out counts.h5)
-  if [ "$HAVE_ANALYZE" = 1 ]; then
-    (cd "$d" && "$IONMSM" analyze counts.h5 --out analysis > analyze.log 2>&1) || {
-      echo "[temperature] ionmsm analyze failed at $T K:" >&2; tail -n 20 "$d/analyze.log" >&2; exit 1; }
-  fi
+  li13si4_point temperature "$d" "$NX" "$NY" "$NZ" "$T" $((1000 + T))
   echo "[temperature] $T K done ($((SECONDS - t0)) s so far)" >&2
 done
 if [ "$HAVE_ANALYZE" = 0 ]; then
