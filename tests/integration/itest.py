@@ -17,27 +17,13 @@ import h5py
 import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+from itest_common import fail, lammps_env, ok  # noqa: E402
 ARGS = None
 
 
-def fail(msg):
-    print(f"FAIL: {msg}", flush=True)
-    sys.exit(1)
-
-
-def ok(msg):
-    print(f"ok: {msg}", flush=True)
-
-
 def lmp_env():
-    env = dict(os.environ)
-    env["LAMMPS_PLUGIN_PATH"] = ARGS.plugin_dir
-    env["OMPI_ALLOW_RUN_AS_ROOT"] = "1"
-    env["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] = "1"
-    env["OMPI_MCA_rmaps_base_oversubscribe"] = "1"
-    env["OMPI_MCA_btl_vader_single_copy_mechanism"] = "none"
-    env.setdefault("OMP_NUM_THREADS", "1")
-    return env
+    return lammps_env(ARGS.plugin_dir)
 
 
 def run_lmp(infile, variables, nprocs=1, cwd=None, expect_fail=False, log="log.lammps"):

@@ -22,28 +22,16 @@ import h5py
 import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+from itest_common import fail, lammps_env, ok  # noqa: E402
 ARGS = None
 # f = D / D0 may exceed 1 by round-off (and, in very short runs, by sampling noise of the
 # correlation term); anything above this is a real failure.
 F_MAX = 1.0 + 1e-6
 
 
-def fail(msg):
-    print(f"FAIL: {msg}", flush=True)
-    sys.exit(1)
-
-
-def ok(msg):
-    print(f"ok: {msg}", flush=True)
-
-
 def env():
-    e = dict(os.environ)
-    e["LAMMPS_PLUGIN_PATH"] = ARGS.plugin_dir
-    e["OMPI_ALLOW_RUN_AS_ROOT"] = "1"
-    e["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] = "1"
-    e["OMPI_MCA_rmaps_base_oversubscribe"] = "1"
-    e.setdefault("OMP_NUM_THREADS", "1")
+    e = lammps_env(ARGS.plugin_dir)
     # the example scripts call these instead of scripts/lmp and build/ionmsm
     e["IONMSM"] = ARGS.ionmsm
     e["IONMSM_LMP"] = os.path.join(ARGS.work, "lmp-wrapper")
