@@ -564,19 +564,8 @@ int run_analyze(const std::vector<std::string>& args) {
   std::unique_ptr<TransportStatistics> sel_stats;
   CountsData one_lag;  // the file's metadata and sites with a single (trimmed) lag
   if (opt.transport_within_components) {
-    one_lag.units = data.units;
-    one_lag.timestep = data.timestep;
-    one_lag.timestep_ps = data.timestep_ps;
-    one_lag.nevery = data.nevery;
-    one_lag.first_step = data.first_step;
-    one_lag.last_step = data.last_step;
-    one_lag.n_samples = data.n_samples;
-    one_lag.n_atoms = data.n_atoms;
-    one_lag.box_origin = data.box_origin;
-    one_lag.box_h = data.box_h;
-    one_lag.site_fractional = data.site_fractional;
-    one_lag.site_labels = data.site_labels;
-    one_lag.occupancy = data.occupancy;
+    one_lag = data;
+    one_lag.lags.clear();
   }
   for (std::size_t i = 0; i < nl; ++i) {
     const LagCounts& lc = data.lags[i];

@@ -1468,28 +1468,40 @@ void ck_check_sites(CkModel& c, Index rows, const std::string& which, const char
 
 }  // namespace
 
+namespace {
+
+// One validated CK model from a lag's transition matrix (dense or sparse) and its site list.
+template <class Matrix>
+CkModel make_ck_model(std::int64_t lag_steps, const Matrix& m, const std::vector<std::size_t>& sites,
+                      const char* fn) {
+  const std::string which = "lag " + std::to_string(lag_steps);
+  if (lag_steps <= 0) fail(fn, which + ": lag_steps must be > 0");
+  check_square(m.rows(), m.cols(), fn, "each transition matrix");
+  if (m.rows() == 0) fail(fn, which + ": empty transition matrix");
+  check_finite(m, fn, "a transition matrix");
+  check_column_stochastic(column_sums(m), fn);
+  CkModel c;
+  c.lag = lag_steps;
+  c.sites = sites;
+  ck_check_sites(c, m.rows(), which, fn);
+  if constexpr (std::is_same_v<Matrix, SpMat>)
+    c.m = m;
+  else
+    c.m = m.sparseView(0.0, 0.0);  // drops exact zeros only: the same numbers
+  c.m.makeCompressed();
+  return c;
+}
+
+}  // namespace
+
 std::vector<CkRecord> chapman_kolmogorov_test(const std::vector<LagTransitionMatrix>& models,
                                               const CkOptions& options) {
   const char* fn = "chapman_kolmogorov_test";
   if (options.max_n < 0) fail(fn, "max_n must be >= 0");
   std::vector<CkModel> ms;
   ms.reserve(models.size());
-  for (const LagTransitionMatrix& t : models) {
-    const std::string which = "lag " + std::to_string(t.lag_steps);
-    if (t.lag_steps <= 0) fail(fn, which + ": lag_steps must be > 0");
-    const Eigen::MatrixXd& m = t.transition_matrix;
-    check_square(m.rows(), m.cols(), fn, "each transition matrix");
-    if (m.rows() == 0) fail(fn, which + ": empty transition matrix");
-    check_finite(m, fn, "a transition matrix");
-    check_column_stochastic(column_sums(m), fn);
-    CkModel c;
-    c.lag = t.lag_steps;
-    c.sites = t.sites;
-    ck_check_sites(c, m.rows(), which, fn);
-    c.m = m.sparseView(0.0, 0.0);  // drops exact zeros only: the same numbers
-    c.m.makeCompressed();
-    ms.push_back(std::move(c));
-  }
+  for (const LagTransitionMatrix& t : models)
+    ms.push_back(make_ck_model(t.lag_steps, t.transition_matrix, t.sites, fn));
   return ck_run(ms, options);
 }
 
@@ -1499,22 +1511,8 @@ std::vector<CkRecord> chapman_kolmogorov_test(const std::vector<MarkovModel>& mo
   if (options.max_n < 0) fail(fn, "max_n must be >= 0");
   std::vector<CkModel> ms;
   ms.reserve(models.size());
-  for (const MarkovModel& t : models) {
-    const std::string which = "lag " + std::to_string(t.lag_steps);
-    if (t.lag_steps <= 0) fail(fn, which + ": lag_steps must be > 0");
-    const SpMat& m = t.transition_matrix;
-    check_square(m.rows(), m.cols(), fn, "each transition matrix");
-    if (m.rows() == 0) fail(fn, which + ": empty transition matrix");
-    check_finite(m, fn, "a transition matrix");
-    check_column_stochastic(column_sums(m), fn);
-    CkModel c;
-    c.lag = t.lag_steps;
-    c.sites = t.connectivity.kept;
-    ck_check_sites(c, m.rows(), which, fn);
-    c.m = m;
-    c.m.makeCompressed();
-    ms.push_back(std::move(c));
-  }
+  for (const MarkovModel& t : models)
+    ms.push_back(make_ck_model(t.lag_steps, t.transition_matrix, t.connectivity.kept, fn));
   return ck_run(ms, options);
 }
 
