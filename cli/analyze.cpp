@@ -15,9 +15,11 @@
 #include <cstdlib>
 #include <filesystem>
 #include <iostream>
+#include <limits>
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <random>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -26,6 +28,7 @@
 #include <vector>
 
 #include "analyze_util.hpp"
+#include "ionmsm/blocks.hpp"
 #include "ionmsm/counts_file.hpp"
 #include "ionmsm/msm.hpp"
 #include "ionmsm/transport.hpp"
@@ -51,7 +54,7 @@ extern const char kAnalyzeHelp[] =
     "\n"
     "Writes into DIR (created if missing; each file written to a temporary and renamed):\n"
     "  report.json (schema: docs/report-schema.md), implied_timescales.csv, spectrum.csv,\n"
-    "  ck_test.csv, diffusion.csv, msd.csv, jump_network.csv, and with plots\n"
+    "  ck_test.csv, diffusion.csv, msd.csv, jump_network.csv, bootstrap.csv, and with plots\n"
     "  implied_timescales.png, ck_test.png, msd.png, spectrum.png, jump_network.png and\n"
     "  plots.json (made by scripts/plot_report.py with /usr/bin/python3 and matplotlib).\n"
     "Lengths are in the counts file's length unit (Angstrom for metal/real), times in ps; for\n"
@@ -82,6 +85,14 @@ extern const char kAnalyzeHelp[] =
     "                       n tau in the file; models above 200 sites are tested matrix-free;\n"
     "                       the test is skipped with a warning if the dense matrix powers of\n"
     "                       the smaller ones would cost more than 2e11 flops)\n"
+    "  --bootstrap N        block bootstrap with N replicates (default 100 if the counts file\n"
+    "                       has blocks, i.e. fix msm ran with 'blocks Nb'; 0: off): each\n"
+    "                       replicate draws the file's blocks with replacement and re-estimates\n"
+    "                       the slowest timescales and the exact D of every lag; report.json\n"
+    "                       \"bootstrap\" and bootstrap.csv give mean, standard deviation and\n"
+    "                       the 95 % percentile interval. Asking for it on a file without\n"
+    "                       blocks is an error\n"
+    "  --seed S             random seed of the bootstrap (default 1; same seed, same result)\n"
     "  --no-plots           do not run the plot script\n"
     "  --plots-required     exit with status 1 if plotting fails (default: warn, exit 0)\n"
     "  --progress           progress lines on stderr (default: only when stderr is a terminal\n"
@@ -127,6 +138,8 @@ struct Options {
   bool progress = false;
   bool transport_within_components = true;  ///< --transport-counts components (default) | all
   std::int64_t ck_max_n = 0;                ///< --ck-max-n; 0 = every n
+  std::optional<std::int64_t> bootstrap;    ///< --bootstrap N (default: 100 with blocks)
+  std::uint64_t seed = 1;                   ///< --seed
 };
 
 Options parse_options(const std::vector<std::string>& args_in) {
@@ -157,7 +170,9 @@ Options parse_options(const std::vector<std::string>& args_in) {
                                    {"--plots-required", false},
                                    {"--progress", false},
                                    {"--transport-counts", true},
-                                   {"--ck-max-n", true}});
+                                   {"--ck-max-n", true},
+                                   {"--bootstrap", true},
+                                   {"--seed", true}});
   require_positional(verb, p, {"FILE.h5"});
   Options o;
   o.input = p.positional[0];
@@ -219,6 +234,18 @@ Options parse_options(const std::vector<std::string>& args_in) {
     o.ck_max_n = parse_int(verb, "--ck-max-n", *v);
     if (o.ck_max_n < 2 || o.ck_max_n > 1000000000)
       throw UsageError(verb + ": --ck-max-n must be >= 2, got " + *v);
+  }
+  if (auto v = p.value("--bootstrap")) {
+    o.bootstrap = parse_int(verb, "--bootstrap", *v);
+    if (*o.bootstrap < 0 || *o.bootstrap > 1000000)
+      throw UsageError(verb + ": --bootstrap must be in [0, 1000000] replicates, got " + *v);
+    if (*o.bootstrap == 1)
+      throw UsageError(verb + ": --bootstrap needs at least 2 replicates (0 turns it off)");
+  }
+  if (auto v = p.value("--seed")) {
+    const std::int64_t seed = parse_int(verb, "--seed", *v);
+    if (seed < 0) throw UsageError(verb + ": --seed must be >= 0, got " + *v);
+    o.seed = static_cast<std::uint64_t>(seed);
   }
   o.plots = !p.has("--no-plots");
   o.plots_required = p.has("--plots-required");
@@ -371,6 +398,30 @@ LagCounts within_components(const LagCounts& lc, std::size_t nsites, std::uint64
   return out;
 }
 
+/// The spectrum of a model as `ionmsm analyze` reports it: at least the leading n_eigenvalues.
+Spectrum leading_spectrum(const MarkovModel& model, Estimator estimator, int n_eigenvalues) {
+  SpectrumOptions so;
+  const auto n = static_cast<std::size_t>(model.transition_matrix.rows());
+  // Only the leading K eigenvalues are reported: above kDenseSpectrumMaxSites kept sites
+  // (when K is small against n) compute just those by Spectra instead of all n by the
+  // O(n^3) dense solver.
+  const int k_sparse = std::max(n_eigenvalues, kDefaultSparseEigenvalues);
+  const bool sparse = n > so.sparse_threshold ||
+                      (n > kDenseSpectrumMaxSites &&
+                       static_cast<std::size_t>(4 * static_cast<std::size_t>(k_sparse)) <= n);
+  so.method = sparse ? SpectrumMethod::Sparse : SpectrumMethod::Dense;
+  // Krylov methods see exactly degenerate eigenvalues (symmetric lattices) only through
+  // round-off: compute twice as many as reported so that multiplicities near the cut are
+  // complete, then keep the leading k_sparse.
+  so.num_eigenvalues = sparse ? 2 * k_sparse : 0;
+  Spectrum sp = estimator == Estimator::Reversible
+                    ? compute_reversible_spectrum(model.transition_matrix, model.stationary, so)
+                    : compute_spectrum(model.transition_matrix, so);
+  if (sparse && sp.eigenvalues.size() > k_sparse)
+    sp.eigenvalues = sp.eigenvalues.head(k_sparse).eval();
+  return sp;
+}
+
 const char* ck_record_status(const CkRecord& c) {
   if (std::isfinite(c.err)) return "ok";
   if (c.n_sites == 0) return "undefined (no common sites)";
@@ -381,6 +432,136 @@ std::string available_lags(const CountsData& d) {
   std::string s;
   for (const auto& lc : d.lags) s += (s.empty() ? "" : ", ") + std::to_string(lc.lag_steps);
   return s.empty() ? "none" : s;
+}
+
+// ------------------------------------------------------------------ block bootstrap
+
+constexpr int kBootstrapTimescales = 5;      // slowest relaxation timescales per lag
+constexpr double kBootstrapCoverage = 0.95;  // percentile interval
+constexpr std::int64_t kDefaultBootstrap = 100;
+constexpr std::size_t kMinBootstrapBlocks = 10;  // fewer: error bars flagged as unreliable
+
+/// Bootstrap values of one lag: values[q][r] for quantity q and replicate r (NaN: undefined).
+/// Quantities: the K slowest relaxation timescales (eigenvalues 2 .. K+1), then D_xx, D_yy,
+/// D_zz, D_total and the correlation factor f (trace).
+struct BootstrapLag {
+  std::size_t index = 0;
+  std::int64_t lag_steps = 0;
+  double lag_time = 0.0;
+  std::vector<std::vector<double>> values;
+};
+
+struct BootstrapResult {
+  std::string status = "off";  ///< ok | insufficient | absent | off
+  std::string message;
+  std::int64_t n_replicates = 0;
+  int n_timescales = 0;
+  std::vector<BootstrapLag> lags;
+};
+
+const char* const kBootstrapTransport[] = {"D_xx", "D_yy", "D_zz", "D_total", "f_trace"};
+
+BootstrapResult run_bootstrap(const CountsData& data, const Options& opt, double time_per_step,
+                              const Progress& progress) {
+  BootstrapResult res;
+  if (data.block_steps <= 0) {
+    res.status = "absent";
+    res.message = "the counts file has no blocks (run fix msm with 'blocks Nb' for error bars)";
+    return res;
+  }
+  res.n_replicates = opt.bootstrap.value_or(kDefaultBootstrap);
+  if (res.n_replicates == 0) {
+    res.status = "off";
+    res.message = "--bootstrap 0";
+    return res;
+  }
+  const std::size_t nb = data.blocks.size();
+  if (nb < 2) {
+    res.status = "insufficient";
+    res.message = "the counts file has " + std::to_string(nb) +
+                  " block(s); a bootstrap needs at least 2 (use a shorter 'blocks Nb')";
+    res.n_replicates = 0;
+    return res;
+  }
+  res.status = "ok";
+  if (nb < kMinBootstrapBlocks)
+    res.message = "only " + std::to_string(nb) + " blocks: the error bars are themselves "
+                  "uncertain (aim for >= " + std::to_string(kMinBootstrapBlocks) + " blocks)";
+  const int K = std::max(1, std::min(kBootstrapTimescales, opt.n_eigenvalues - 1));
+  res.n_timescales = K;
+  const auto R = static_cast<std::size_t>(res.n_replicates);
+  // the multiplicities are drawn in order from one generator: the result depends on the seed
+  // only, never on the thread scheduling
+  std::mt19937_64 rng(opt.seed);
+  std::vector<std::vector<std::uint64_t>> weights(R);
+  for (auto& w : weights) w = bootstrap_weights(nb, rng);
+  const std::size_t nq = static_cast<std::size_t>(K) + 5;
+  for (std::size_t i = 0; i < data.lags.size(); ++i) {
+    if (data.lags[i].total() == 0) continue;
+    BootstrapLag bl;
+    bl.index = i;
+    bl.lag_steps = data.lags[i].lag_steps;
+    bl.lag_time = static_cast<double>(bl.lag_steps) * time_per_step;
+    bl.values.assign(nq, std::vector<double>(R, std::numeric_limits<double>::quiet_NaN()));
+    res.lags.push_back(std::move(bl));
+  }
+  CountsData base = data;  // metadata and sites; counts come from the blocks
+  base.lags.clear();
+  base.blocks.clear();
+  base.block_steps = 0;
+  MsmOptions msm_opt;
+  msm_opt.estimator = opt.estimator;
+  const std::size_t ntasks = res.lags.size() * R;
+  auto task = [&](std::size_t t) {
+    BootstrapLag& bl = res.lags[t / R];
+    const std::size_t r = t % R;
+    const LagCounts lc = weighted_lag_counts(data.blocks, weights[r], bl.index, bl.lag_steps);
+    if (lc.total() == 0) return;
+    try {
+      const MarkovModel model = estimate_markov_model(lc, data.nsites(), msm_opt);
+      const Spectrum sp = leading_spectrum(model, opt.estimator, K + 1);
+      const auto ts = implied_timescales(sp.eigenvalues, bl.lag_time);
+      for (int k = 1; k <= K && static_cast<std::size_t>(k) < ts.size(); ++k)
+        if (ts[static_cast<std::size_t>(k)].status == TimescaleStatus::Ok)
+          bl.values[static_cast<std::size_t>(k - 1)][r] = ts[static_cast<std::size_t>(k)].timescale;
+    } catch (const std::exception&) {
+      // an undefined replicate (e.g. a failed estimate) stays NaN and is counted as such
+    }
+    try {
+      CountsData one = base;
+      one.occupancy = weighted_occupancy(data.blocks, weights[r]);
+      std::uint64_t one_way = 0;
+      std::size_t ncomp = 0;
+      one.lags.assign(1, opt.transport_within_components
+                             ? within_components(lc, data.nsites(), one_way, ncomp)
+                             : lc);
+      const TransportStatistics st = build_transport_statistics(one, 0);
+      const DiffusionTensorResult d = exact_diffusion_tensor(st, bl.lag_time);
+      const double v[5] = {d.D_A2_per_ps(0, 0), d.D_A2_per_ps(1, 1), d.D_A2_per_ps(2, 2),
+                           d.D_total_A2_per_ps, d.correlation_factor_total};
+      for (std::size_t q = 0; q < 5; ++q) bl.values[static_cast<std::size_t>(K) + q][r] = v[q];
+    } catch (const std::exception&) {
+    }
+  };
+  progress("bootstrap: " + std::to_string(R) + " replicates of " + std::to_string(nb) +
+           " blocks, " + std::to_string(res.lags.size()) + " lags");
+  std::atomic<std::size_t> next{0};
+  auto worker = [&] {
+    for (std::size_t t = next++; t < ntasks; t = next++) task(t);
+  };
+  const unsigned hw = std::thread::hardware_concurrency();
+  const std::size_t nthreads = std::min<std::size_t>(ntasks, hw >= 2 ? 2 : 1);
+  std::vector<std::thread> pool;
+  for (std::size_t t = 1; t < nthreads; ++t) pool.emplace_back(worker);
+  worker();
+  for (auto& th : pool) th.join();
+  return res;
+}
+
+Json summary_json(const BootstrapSummary& s) {
+  return {{"mean", json_number(s.mean)}, {"std", json_number(s.std)},
+          {"low", json_number(s.low)},   {"high", json_number(s.high)},
+          {"n", s.n},                    {"n_undefined", s.n_undefined}};
 }
 
 }  // namespace
@@ -401,6 +582,10 @@ int run_analyze(const std::vector<std::string>& args) {
     throw std::runtime_error("'" + in + "' has no transition counts (every lag is empty; was " +
                              "anything sampled?); nothing to analyse");
 
+  if (opt.bootstrap && *opt.bootstrap > 0 && data.block_steps <= 0)
+    throw std::runtime_error("--bootstrap " + std::to_string(*opt.bootstrap) + ": '" + in +
+                             "' has no blocks (/blocks); run fix msm with 'blocks Nb' to get "
+                             "count snapshots for error bars");
   const bool physical_time = data.timestep_ps > 0.0;
   const double time_per_step = physical_time ? data.timestep_ps : 1.0;
   const std::string time_unit = physical_time ? "ps" : "timesteps";
@@ -471,26 +656,7 @@ int run_analyze(const std::vector<std::string>& args) {
     try {
       r.model = estimate_markov_model(lc, data.nsites(), msm_opt);
       r.have_model = true;
-      SpectrumOptions so;
-      const auto n = static_cast<std::size_t>(r.model.transition_matrix.rows());
-      // Only the leading K eigenvalues are reported: above kDenseSpectrumMaxSites kept sites
-      // (when K is small against n) compute just those by Spectra instead of all n by the
-      // O(n^3) dense solver.
-      const int k_sparse = std::max(opt.n_eigenvalues, kDefaultSparseEigenvalues);
-      const bool sparse = n > so.sparse_threshold ||
-                          (n > kDenseSpectrumMaxSites &&
-                           static_cast<std::size_t>(4 * static_cast<std::size_t>(k_sparse)) <= n);
-      so.method = sparse ? SpectrumMethod::Sparse : SpectrumMethod::Dense;
-      // Krylov methods see exactly degenerate eigenvalues (symmetric lattices) only through
-      // round-off: compute twice as many as reported so that multiplicities near the cut are
-      // complete, then keep the leading k_sparse.
-      so.num_eigenvalues = sparse ? 2 * k_sparse : 0;
-      r.spectrum = opt.estimator == Estimator::Reversible
-                       ? compute_reversible_spectrum(r.model.transition_matrix,
-                                                     r.model.stationary, so)
-                       : compute_spectrum(r.model.transition_matrix, so);
-      if (sparse && r.spectrum.eigenvalues.size() > k_sparse)
-        r.spectrum.eigenvalues = r.spectrum.eigenvalues.head(k_sparse).eval();
+      r.spectrum = leading_spectrum(r.model, opt.estimator, opt.n_eigenvalues);
       r.have_spectrum = true;
       r.timescales = implied_timescales(r.spectrum.eigenvalues, r.lag_time);
     } catch (const std::exception& e) {
@@ -606,6 +772,11 @@ int run_analyze(const std::vector<std::string>& args) {
     }
     transport.push_back(std::move(t));
   }
+
+  // ---------------------------------------------------------------- block bootstrap
+  const BootstrapResult boot = run_bootstrap(data, opt, time_per_step, progress);
+  if (boot.status == "insufficient" || (boot.status == "ok" && !boot.message.empty()))
+    warnings.push_back("bootstrap: " + boot.message);
 
   // ---------------------------------------------------------------- MSD and jump network
   const LagCounts& sel_lag = data.lags[sel_index];
@@ -898,6 +1069,43 @@ int run_analyze(const std::vector<std::string>& args) {
     rep["diffusion"] = arr;
   }
 
+  // bootstrap
+  {
+    Json b;
+    b["status"] = boot.status;
+    b["message"] = boot.message;
+    b["n_replicates"] = boot.n_replicates;
+    b["seed"] = opt.seed;
+    b["n_blocks"] = data.blocks.size();
+    b["block_steps"] = data.block_steps;
+    b["coverage"] = kBootstrapCoverage;
+    b["interval"] = "percentile";
+    b["transport_counts"] = opt.transport_within_components ? "components" : "all";
+    Json arr = Json::array();
+    for (const auto& bl : boot.lags) {
+      Json l;
+      l["lag_steps"] = bl.lag_steps;
+      l["lag_time_ps"] = json_number(bl.lag_time);
+      Json ts = Json::array();
+      for (int k = 0; k < boot.n_timescales; ++k) {
+        Json t = summary_json(summarize_bootstrap(bl.values[static_cast<std::size_t>(k)],
+                                                  kBootstrapCoverage));
+        t["k"] = k + 2;
+        ts.push_back(t);
+      }
+      l["timescales_ps"] = ts;
+      const std::size_t K = static_cast<std::size_t>(boot.n_timescales);
+      auto q = [&](std::size_t i) {
+        return summary_json(summarize_bootstrap(bl.values[K + i], kBootstrapCoverage));
+      };
+      l["D_A2_per_ps"] = {{"xx", q(0)}, {"yy", q(1)}, {"zz", q(2)}, {"total", q(3)}};
+      l["correlation_factor"] = {{"trace", q(4)}};
+      arr.push_back(l);
+    }
+    b["lags"] = arr;
+    rep["bootstrap"] = b;
+  }
+
   // msd
   {
     Json m;
@@ -1151,6 +1359,21 @@ int run_analyze(const std::vector<std::string>& args) {
     }
     files.emplace_back("jump_network.csv", s);
   }
+  {
+    std::string s = "lag_steps,lag_time_ps,quantity,mean,std,low,high,n,n_undefined\n";
+    const std::size_t K = static_cast<std::size_t>(boot.n_timescales);
+    for (const auto& bl : boot.lags) {
+      for (std::size_t q = 0; q < bl.values.size(); ++q) {
+        const BootstrapSummary b = summarize_bootstrap(bl.values[q], kBootstrapCoverage);
+        const std::string name =
+            q < K ? "t" + std::to_string(q + 2) + "_ps" : kBootstrapTransport[q - K];
+        s += csv_join({std::to_string(bl.lag_steps), format_number(bl.lag_time), name,
+                       format_number(b.mean), format_number(b.std), format_number(b.low),
+                       format_number(b.high), std::to_string(b.n), std::to_string(b.n_undefined)});
+      }
+    }
+    files.emplace_back("bootstrap.csv", s);
+  }
 
   // ================================================================ write
   {
@@ -1208,6 +1431,14 @@ int run_analyze(const std::vector<std::string>& args) {
        << f(r.D_total_A2_per_ps) << " " << len_unit << "^2/"
        << (physical_time ? time_unit : std::string("timestep"))
        << "; correlation factor f = " << f(r.correlation_factor_total) << "\n";
+    for (const auto& bl : boot.lags) {
+      if (bl.index != sel_index) continue;
+      const BootstrapSummary b = summarize_bootstrap(
+          bl.values[static_cast<std::size_t>(boot.n_timescales) + 3], kBootstrapCoverage);
+      os << "  bootstrap (" << boot.n_replicates << " replicates of " << data.blocks.size()
+         << " blocks): D_total = " << f(b.mean) << " +- " << f(b.std) << ", 95 % interval ["
+         << f(b.low) << ", " << f(b.high) << "]\n";
+    }
   }
   os << "  wrote report.json and " << files.size() << " CSV files";
   if (opt.plots) os << (plots_ok ? ", 5 plots and plots.json" : " (no plots)");

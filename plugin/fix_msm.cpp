@@ -15,6 +15,7 @@
 #include "memory.h"
 #include "update.h"
 
+#include "ionmsm/blocks.hpp"
 #include "ionmsm/counting.hpp"
 #include "ionmsm/counts_file.hpp"
 #include "ionmsm/geometry.hpp"
@@ -34,7 +35,7 @@ using namespace FixConst;
 
 namespace {
 constexpr std::int64_t kRestartMagic = 0x4d534d4e4f49;    // "IONMSM"
-constexpr std::int64_t kRestartVersion = 2;
+constexpr std::int64_t kRestartVersion = 3;    // 3: blocks
 
 std::int64_t bits_of(double v)
 {
@@ -56,7 +57,8 @@ FixMSM::FixMSM(LAMMPS *lmp, int narg, char **arg) :
     Fix(lmp, narg, arg), nevery_steps(0), nout(0), ndoubles(0), hist(nullptr), last_sampled(-1),
     first_sampled(-1), natoms_group(0), counting_started(false), dt_used(-1.0),
     history_mode("full"), history_m(0), assign_mode("nearest"), core_radius(0.0),
-    assign_ndoubles(0), append(false), base_first_step(-1), base_last_step(-1), n_outside(0)
+    assign_ndoubles(0), append(false), base_first_step(-1), base_last_step(-1), n_outside(0),
+    block_steps(0)
 {
   for (int i = 0; i < narg; ++i) command_line += (i ? " " : "") + std::string(arg[i]);
   command_line = "fix " + command_line;
@@ -80,9 +82,17 @@ FixMSM::FixMSM(LAMMPS *lmp, int narg, char **arg) :
     std::vector<Eigen::Vector3d> f;
     for (std::size_t s = 0; s < counter->nsites(); ++s) f.push_back(locator->fractional(s));
     counter->set_site_fractional(f);
+    if (block_steps > 0)
+      recorder = std::make_unique<ionmsm::BlockRecorder>(block_steps / nevery_steps,
+                                                         counter->nsites(), lags.size());
   } catch (std::exception &e) {
     error->all(FLERR, "Fix msm: {}", e.what());
   }
+  if (block_steps > 0 && block_steps < lags.back() && comm->me == 0)
+    error->warning(FLERR, "Fix msm blocks {} is shorter than the longest lag {}: pairs of one "
+                   "block then depend on the previous blocks, and bootstrap error bars come out "
+                   "too small (use blocks of at least 10 times the longest lag)",
+                   block_steps, lags.back());
   // per-atom prefix before the counter record: core: the committed site; nearest: the last
   // assignment {site, n_x, n_y, n_z}, a hint that lets SiteAssigner skip the search exactly
   assign_ndoubles = assign_mode == "core" ? 1 : 4;
@@ -119,14 +129,15 @@ FixMSM::~FixMSM()
 
 /* ----------------------------------------------------------------------
    fix ID group msm Nevery sites group|file ARG lags L1 L2 ... file OUT.h5 [keyword value ...]
-   keywords: every Nout | history full|multitau M | assign nearest|core R | append yes|no
+   keywords: every Nout | history full|multitau M | assign nearest|core R | append yes|no |
+             blocks Nb
 ------------------------------------------------------------------------- */
 
 void FixMSM::parse_args(int narg, char **arg)
 {
   const std::string usage =
       "fix ID group-ID msm Nevery sites group|file ARG lags L1 L2 ... file OUT.h5 [every Nout] "
-      "[history full|multitau M] [assign nearest|core R] [append yes|no]";
+      "[history full|multitau M] [assign nearest|core R] [append yes|no] [blocks Nb]";
   if (narg < 4) error->all(FLERR, "Illegal fix msm command: missing Nevery; usage: {}", usage);
   nevery_steps = utils::bnumeric(FLERR, arg[3], false, lmp);
   if (nevery_steps <= 0)
@@ -214,6 +225,20 @@ void FixMSM::parse_args(int narg, char **arg)
         error->all(FLERR, "Fix msm keyword 'assign' expects 'nearest' or 'core R', got '{}'",
                    mode);
       }
+    } else if (kw == "blocks") {
+      if (iarg + 1 >= narg)
+        error->all(FLERR, "Fix msm keyword 'blocks' needs a block length Nb (timesteps)");
+      if (!utils::is_integer(arg[iarg + 1]))
+        error->all(FLERR, "Fix msm keyword 'blocks' expects a positive integer number of "
+                   "timesteps, got '{}'", arg[iarg + 1]);
+      block_steps = utils::bnumeric(FLERR, arg[iarg + 1], false, lmp);
+      if (block_steps <= 0)
+        error->all(FLERR, "Fix msm blocks Nb must be a positive number of timesteps, got {}",
+                   block_steps);
+      if (block_steps % nevery_steps)
+        error->all(FLERR, "Fix msm blocks {} is not a multiple of Nevery = {}", block_steps,
+                   nevery_steps);
+      iarg += 2;
     } else if (kw == "append") {
       if (iarg + 1 >= narg) error->all(FLERR, "Fix msm keyword 'append' needs a value: yes or no");
       const std::string v = arg[iarg + 1];
@@ -439,6 +464,7 @@ void FixMSM::append_existing()
       counter->add_packed_counts(buf.data(), buf.size());
       counter->add_totals(old.n_samples, origins);
       counter->add_packed_moments(moments.data(), moments.size());
+      if (recorder) recorder->set_base(old.blocks, ionmsm::totals_block(old));
       n_outside += static_cast<bigint>(old.n_outside_core);
       if (old.n_samples > 0) {
         base_first_step = old.first_step;
@@ -525,7 +551,10 @@ void FixMSM::sample()
     error->all(FLERR, "Fix msm: the timestep changed from {} to {}; lags are counted in steps, so "
                "counts taken with different timesteps cannot be combined", dt_used, update->dt);
   update_box();
+  // a sample in a new block: store the finished block first (collective)
+  if (recorder && recorder->starts_new_block(step / nevery_steps)) close_block();
   try {
+    if (recorder) recorder->open(step / nevery_steps);
     counter->begin_sample(step / nevery_steps);
     counter->set_cell(locator->box().h());
   } catch (std::exception &e) {
@@ -679,6 +708,7 @@ void FixMSM::fill_config(ionmsm::CountsData &d)
   d.assign = assign_mode;
   d.core_radius = assign_mode == "core" ? core_radius : 0.0;
   d.has_displacement = true;
+  d.block_steps = block_steps;
 }
 
 void FixMSM::fill_counts_data(ionmsm::CountsData &d, const std::vector<bigint> &rows,
@@ -727,6 +757,43 @@ void FixMSM::fill_counts_data(ionmsm::CountsData &d, const std::vector<bigint> &
   }
 }
 
+/* ----------------------------------------------------------------------
+   blocks Nb: the open block ends; rank 0 stores the counts taken since the last block ended
+------------------------------------------------------------------------- */
+
+void FixMSM::close_block()
+{
+  std::vector<bigint> rows = reduced_rows();    // collective
+  if (comm->me != 0) {
+    recorder->close_without_data();
+    return;
+  }
+  int ok = 1;
+  std::string msg;
+  try {
+    const std::size_t ns = counter->nsites();
+    ionmsm::CountBlock cum = ionmsm::empty_block(ns, lags.size(), -1);
+    cum.n_samples = counter->n_samples();
+    for (std::size_t s = 0; s < ns; ++s) cum.occupancy[s] = static_cast<std::uint64_t>(rows[s]);
+    for (std::size_t l = 0; l < lags.size(); ++l) cum.n_origins[l] = counter->n_origins(l);
+    for (std::size_t k = ns; k + 7 <= rows.size(); k += 7) {
+      ionmsm::TransitionCount t;
+      t.from = static_cast<ionmsm::SiteIndex>(rows[k + 1]);
+      t.to = static_cast<ionmsm::SiteIndex>(rows[k + 2]);
+      t.shift = {static_cast<std::int32_t>(rows[k + 3]), static_cast<std::int32_t>(rows[k + 4]),
+                 static_cast<std::int32_t>(rows[k + 5])};
+      t.count = static_cast<std::uint64_t>(rows[k + 6]);
+      cum.rows[static_cast<std::size_t>(rows[k])].push_back(t);
+    }
+    recorder->close(cum);
+  } catch (std::exception &e) {
+    ok = 0;
+    msg = e.what();
+  }
+  // rank 0 only: a failure here is an internal inconsistency, never bad input
+  if (!ok) error->one(FLERR, "Fix msm: cannot store the finished block: {}", msg);
+}
+
 void FixMSM::write_counts()
 {
   natoms_group = group->count(igroup);
@@ -740,6 +807,7 @@ void FixMSM::write_counts()
     try {
       ionmsm::CountsData d;
       fill_counts_data(d, rows, moments, outside);
+      if (recorder) d.blocks = recorder->blocks(ionmsm::totals_block(d));
       ionmsm::write_counts_file(outfile, d);
     } catch (std::exception &e) {
       ok = 0;
@@ -860,6 +928,12 @@ void FixMSM::write_restart(FILE *fp)
   }
   buf.push_back(static_cast<std::int64_t>(packed.size()));
   buf.insert(buf.end(), packed.begin(), packed.end());
+  // version 3: blocks (length in steps, then the recorder state; 0 values without blocks)
+  buf.push_back(block_steps);
+  std::vector<std::int64_t> bstate;
+  if (recorder) bstate = recorder->pack();
+  buf.push_back(static_cast<std::int64_t>(bstate.size()));
+  buf.insert(buf.end(), bstate.begin(), bstate.end());
   int size = static_cast<int>(buf.size() * sizeof(std::int64_t));
   fwrite(&size, sizeof(int), 1, fp);
   fwrite(buf.data(), sizeof(std::int64_t), buf.size(), fp);
@@ -870,8 +944,13 @@ void FixMSM::restart(char *raw)
   // LAMMPS passes the bytes after the size; the layout is ours (see write_restart)
   auto *p = reinterpret_cast<std::int64_t *>(raw);
   std::size_t k = 0;
-  if (p[k++] != kRestartMagic || p[k++] != kRestartVersion)
-    error->all(FLERR, "Fix msm restart: global state was not written by this fix msm version");
+  if (p[k++] != kRestartMagic)
+    error->all(FLERR, "Fix msm restart: the global state of fix {} was not written by fix msm", id);
+  const std::int64_t version = p[k++];
+  if (version != kRestartVersion)
+    error->all(FLERR, "Fix msm restart: the restart file holds fix msm state version {}, this "
+               "fix msm reads version {} (write the restart with the same ionmsm version)",
+               version, kRestartVersion);
   bigint nev = p[k++];
   if (nev != nevery_steps)
     error->all(FLERR, "Fix msm restart: Nevery was {} in the restart file but is {} now; counts "
@@ -927,6 +1006,7 @@ void FixMSM::restart(char *raw)
   std::vector<double> moments;
   for (std::int64_t q = 0; q < nmom; ++q) moments.push_back(double_of(p[k++]));
   std::int64_t nclock = p[k++];
+  bigint old_blocks = 0;
   try {
     // the restart holds everything counted so far (also counts appended from OUT.h5 when the
     // fix was first defined): start from zero, whatever 'append' added in the constructor
@@ -944,8 +1024,23 @@ void FixMSM::restart(char *raw)
       counter->add_packed_moments(moments.data(), moments.size());
       n_outside = outside_total;
     }
+    k += npacked;
+    old_blocks = p[k++];
+    const std::int64_t nblock = p[k++];
+    if (recorder && old_blocks == block_steps) {
+      // every rank tracks the open block; only rank 0 keeps the stored blocks
+      recorder->unpack(p + k, static_cast<std::size_t>(nblock));
+      if (comm->me != 0) recorder->clear_data();
+    }
   } catch (std::exception &e) {
     error->all(FLERR, "Fix msm restart: {}", e.what());
+  }
+  if (old_blocks != block_steps) {
+    auto name = [](bigint b) {
+      return b > 0 ? fmt::format("blocks {}", b) : std::string("no blocks");
+    };
+    error->all(FLERR, "Fix msm restart: the restart file has {} but the fix now has {}; the "
+               "blocks would not add up to the counts", name(old_blocks), name(block_steps));
   }
   counting_started = last_sampled >= 0;
 }

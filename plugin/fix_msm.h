@@ -24,6 +24,7 @@ namespace ionmsm {
 class TransitionCounter;
 class SiteLocator;
 class SiteAssigner;
+class BlockRecorder;
 struct CountsData;
 }    // namespace ionmsm
 
@@ -90,6 +91,8 @@ class FixMSM : public Fix {
   bool append;
   bigint base_first_step, base_last_step;   // appended file's sampled steps (-1 if none)
   bigint n_outside;            // atom-samples outside every core (this rank; rank 0 + base)
+  bigint block_steps;          // blocks Nb (timesteps; 0 = no blocks)
+  std::unique_ptr<ionmsm::BlockRecorder> recorder;    // blocks (data on rank 0 only)
 
   std::unique_ptr<ionmsm::TransitionCounter> counter;
   std::unique_ptr<ionmsm::SiteLocator> locator;
@@ -113,6 +116,7 @@ class FixMSM : public Fix {
   void check_history_lags();
   void check_core_radius();
   void append_existing();
+  void close_block();
 };
 
 }    // namespace LAMMPS_NS

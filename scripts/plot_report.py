@@ -5,7 +5,8 @@
 
 Reads report.json only and writes into DIR (default: the report's directory):
 
-  implied_timescales.png  implied timescales t_k vs lag time, log-log (paper fig. 6b)
+  implied_timescales.png  implied timescales t_k vs lag time, log-log (paper fig. 6b), with
+                          the block-bootstrap 95 % intervals when report.json has them
   ck_test.png             Chapman-Kolmogorov error err(n) vs n, one curve per base lag (fig. 7)
   msd.png                 MSM MSD per direction (xx, yy, zz, total): minimum image (eq. 7),
                           replicated supercell and unfolded moments (fig. 9)
@@ -62,6 +63,12 @@ def plot_implied_timescales(plt, report):
     series = []
     kmax = max((len(l.get("implied_timescales_ps", [])) for l in lags), default=0)
     cmap = plt.get_cmap("viridis")
+    boot = {}  # (lag_time_ps, mode k) -> bootstrap summary
+    bs = report.get("bootstrap") or {}
+    if bs.get("status") == "ok":
+        for bl in bs.get("lags", []):
+            for t in bl.get("timescales_ps", []):
+                boot[(bl["lag_time_ps"], t["k"])] = t
     for k in range(1, kmax):  # k = index 1 is mode 2; mode 1 is stationary
         xs, ys = [], []
         for l in lags:
@@ -75,6 +82,19 @@ def plot_implied_timescales(plt, report):
         ax.plot(xs, ys, "o-", ms=3, lw=1, color=cmap(k / max(kmax, 2)),
                 label=("k=%d" % (k + 1)) if k < 9 else None)
         series.append({"name": "k=%d" % (k + 1), "n_points": len(xs)})
+        # block bootstrap: the percentile interval of this mode at the plotted lags
+        ex, elo, ehi = [], [], []
+        for x, y in zip(xs, ys):
+            b = boot.get((x, k + 1))
+            if b and finite(b.get("low")) and finite(b.get("high")):
+                ex.append(x)
+                elo.append(max(y - b["low"], 0.0))
+                ehi.append(max(b["high"] - y, 0.0))
+        if ex:
+            ys_at = [ys[xs.index(x)] for x in ex]
+            ax.errorbar(ex, ys_at, yerr=[elo, ehi], fmt="none", lw=0.8, capsize=2,
+                        color=cmap(k / max(kmax, 2)))
+            series.append({"name": "k=%d/bootstrap" % (k + 1), "n_points": len(ex)})
     taus = [l["lag_time_ps"] for l in lags if finite(l.get("lag_time_ps")) and l["lag_time_ps"] > 0]
     if taus:
         # below t = lag a process is faster than the lag and not resolved (shaded)

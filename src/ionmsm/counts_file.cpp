@@ -20,6 +20,7 @@
 #include <utility>
 #include <vector>
 
+#include "ionmsm/blocks.hpp"
 #include "ionmsm/version.hpp"
 
 namespace ionmsm {
@@ -29,6 +30,13 @@ namespace ionmsm {
 std::uint64_t LagCounts::total() const {
   std::uint64_t sum = 0;
   for (const auto& r : rows) sum += r.count;
+  return sum;
+}
+
+std::uint64_t CountBlock::total() const {
+  std::uint64_t sum = 0;
+  for (const auto& lag : rows)
+    for (const auto& r : lag) sum += r.count;
   return sum;
 }
 
@@ -146,6 +154,50 @@ void CountsData::validate() const {
              ": rows are not strictly sorted by (from, to, shift)");
     }
   }
+  if (block_steps < 0) fail("block_steps must be >= 0, got " + str(block_steps));
+  if (block_steps == 0 && !blocks.empty())
+    fail(str(blocks.size()) + " blocks but block_steps = 0 (no blocks)");
+  if (block_steps > 0) {
+    if (block_steps % nevery != 0)
+      fail("block_steps " + str(block_steps) + " is not a multiple of nevery = " + str(nevery));
+    CountBlock sum = empty_block(n, lags.size());
+    for (std::size_t b = 0; b < blocks.size(); ++b) {
+      const CountBlock& blk = blocks[b];
+      const std::string name = "block " + str(b) + " (index " + str(blk.index) + ")";
+      if (blk.occupancy.size() != n || blk.n_origins.size() != lags.size() ||
+          blk.rows.size() != lags.size())
+        fail(name + ": shape " + str(blk.occupancy.size()) + " sites x " +
+             str(blk.n_origins.size()) + " lags, expected " + str(n) + " x " + str(lags.size()));
+      for (std::size_t l = 0; l < blk.rows.size(); ++l)
+        for (std::size_t k = 0; k < blk.rows[l].size(); ++k) {
+          const TransitionCount& r = blk.rows[l][k];
+          if (r.from < 0 || static_cast<std::size_t>(r.from) >= n || r.to < 0 ||
+              static_cast<std::size_t>(r.to) >= n)
+            fail(name + ", lag index " + str(l) + ", row " + str(k) + ": site outside [0, " +
+                 str(n) + ")");
+          if (r.count == 0) fail(name + ", lag index " + str(l) + ", row " + str(k) + ": count is 0");
+          if (k > 0 && !row_less(blk.rows[l][k - 1], r))
+            fail(name + ", lag index " + str(l) + ": rows are not strictly sorted");
+        }
+      accumulate(sum, blk);
+    }
+    // the blocks partition the counts: they must sum to the totals exactly
+    const CountBlock tot = totals_block(*this);
+    if (sum.n_samples != tot.n_samples)
+      fail("blocks hold " + str(sum.n_samples) + " samples, the totals " + str(tot.n_samples));
+    if (sum.occupancy != tot.occupancy) fail("the blocks' occupancies do not sum to the totals");
+    for (std::size_t l = 0; l < lags.size(); ++l) {
+      if (sum.n_origins[l] != tot.n_origins[l])
+        fail(lag_name(lags[l]) + ": the blocks hold " + str(sum.n_origins[l]) +
+             " origins, the totals " + str(tot.n_origins[l]));
+      bool same = sum.rows[l].size() == tot.rows[l].size();
+      for (std::size_t k = 0; same && k < sum.rows[l].size(); ++k)
+        same = !row_less(sum.rows[l][k], tot.rows[l][k]) &&
+               !row_less(tot.rows[l][k], sum.rows[l][k]) &&
+               sum.rows[l][k].count == tot.rows[l][k].count;
+      if (!same) fail(lag_name(lags[l]) + ": the blocks' counts do not sum to the totals");
+    }
+  }
 }
 
 double time_unit_in_ps(const std::string& units) {
@@ -196,6 +248,10 @@ void check_appendable(const CountsData& old, const CountsData& now) {
   if (oa != na) fail("assign", "'" + oa + "'", "'" + na + "'");
   if (oa == "core" && old.core_radius != now.core_radius)
     fail("core radius", str(old.core_radius), str(now.core_radius));
+  if (old.block_steps != now.block_steps) {
+    auto name = [](std::int64_t b) { return b > 0 ? "blocks " + str(b) : std::string("no blocks"); };
+    fail("block length", name(old.block_steps), name(now.block_steps));
+  }
   if (now.has_displacement && !old.has_displacement)
     throw std::invalid_argument(
         "the existing file has no displacement sums (/lags/displacement_sum), so they cannot be "
@@ -452,6 +508,40 @@ void write_attribute(hid_t obj, const char* name, const std::string& value) {
   if (H5Awrite(attr, type, &p) < 0) h5fail(std::string("cannot write attribute '") + name + "'");
 }
 
+/// Optional /blocks group (docs/file-format.md, "Blocks").
+void write_blocks(hid_t file, const CountsData& d) {
+  write_attribute(file, "block_steps", d.block_steps);
+  Handle g = make_group(file, "blocks");
+  const std::size_t nb = d.blocks.size(), nl = d.lags.size(), ns = d.nsites();
+  std::vector<std::int64_t> index, row_offset{0};
+  std::vector<std::uint64_t> n_samples, origins, occupancy, count;
+  std::vector<std::int32_t> from, to, shift;
+  for (const auto& b : d.blocks) {
+    index.push_back(b.index);
+    n_samples.push_back(b.n_samples);
+    origins.insert(origins.end(), b.n_origins.begin(), b.n_origins.end());
+    occupancy.insert(occupancy.end(), b.occupancy.begin(), b.occupancy.end());
+    for (const auto& rows : b.rows) {
+      for (const auto& r : rows) {
+        from.push_back(r.from);
+        to.push_back(r.to);
+        shift.insert(shift.end(), {r.shift[0], r.shift[1], r.shift[2]});
+        count.push_back(r.count);
+      }
+      row_offset.push_back(static_cast<std::int64_t>(count.size()));
+    }
+  }
+  write_dataset(g, "index", index);
+  write_dataset(g, "n_samples", n_samples);
+  if (nl > 0) write_dataset(g, "n_origins", origins.data(), nb, nl);
+  if (ns > 0) write_dataset(g, "occupancy", occupancy.data(), nb, ns);
+  write_dataset(g, "row_offset", row_offset);
+  write_dataset(g, "from", from);
+  write_dataset(g, "to", to);
+  write_dataset(g, "shift", shift.data(), count.size(), 3);
+  write_dataset(g, "count", count);
+}
+
 void write_contents(hid_t file, const CountsData& d) {
   // root attributes
   write_attribute(file, "format", std::string(kCountsFormatTag));
@@ -581,6 +671,7 @@ void write_contents(hid_t file, const CountsData& d) {
       for (const auto& r : lc.rows) cnt[k++] = r.count;
     write_dataset(counts, "count", cnt);
   }
+  if (d.block_steps > 0) write_blocks(file, d);
 }
 
 // ------------------------------------------------------------------------------- reading
@@ -783,6 +874,54 @@ class Reader {
   hid_t file_;
 };
 
+void read_blocks(const Reader& rd, CountsData& d) {
+  hsize_t nb = 0;
+  const auto index = rd.read_dataset<std::int64_t>("/blocks/index", -1, 0, &nb);
+  const auto B = static_cast<long long>(nb);
+  const std::size_t nl = d.lags.size(), ns = d.nsites();
+  const auto n_samples = rd.read_dataset<std::uint64_t>("/blocks/n_samples", B, 0);
+  std::vector<std::uint64_t> origins, occupancy;
+  if (nl > 0) origins = rd.read_dataset<std::uint64_t>("/blocks/n_origins", B, nl);
+  if (ns > 0) occupancy = rd.read_dataset<std::uint64_t>("/blocks/occupancy", B, ns);
+  const auto offsets =
+      rd.read_dataset<std::int64_t>("/blocks/row_offset", B * static_cast<long long>(nl) + 1, 0);
+  hsize_t m = 0;
+  const auto count = rd.read_dataset<std::uint64_t>("/blocks/count", -1, 0, &m);
+  const auto M = static_cast<long long>(m);
+  const auto from = rd.read_dataset<std::int32_t>("/blocks/from", M, 0);
+  const auto to = rd.read_dataset<std::int32_t>("/blocks/to", M, 0);
+  const auto shift = rd.read_dataset<std::int32_t>("/blocks/shift", M, 3);
+  if (offsets.front() != 0 || offsets.back() != M)
+    rd.fail("/blocks/row_offset must start at 0 and end at the number of block rows (" +
+            std::to_string(M) + ")");
+  d.blocks.resize(static_cast<std::size_t>(nb));
+  for (std::size_t b = 0; b < d.blocks.size(); ++b) {
+    CountBlock& blk = d.blocks[b];
+    blk.index = index[b];
+    blk.n_samples = n_samples[b];
+    blk.n_origins.assign(origins.begin() + static_cast<std::ptrdiff_t>(b * nl),
+                         origins.begin() + static_cast<std::ptrdiff_t>((b + 1) * nl));
+    blk.occupancy.assign(occupancy.begin() + static_cast<std::ptrdiff_t>(b * ns),
+                         occupancy.begin() + static_cast<std::ptrdiff_t>((b + 1) * ns));
+    blk.rows.assign(nl, {});
+    for (std::size_t l = 0; l < nl; ++l) {
+      const std::int64_t begin = offsets[b * nl + l], end = offsets[b * nl + l + 1];
+      if (begin > end)
+        rd.fail("/blocks/row_offset decreases at block " + std::to_string(b) + ", lag index " +
+                std::to_string(l));
+      for (std::int64_t k = begin; k < end; ++k) {
+        const auto kk = static_cast<std::size_t>(k);
+        TransitionCount r;
+        r.from = from[kk];
+        r.to = to[kk];
+        r.shift = {shift[3 * kk], shift[3 * kk + 1], shift[3 * kk + 2]};
+        r.count = count[kk];
+        blk.rows[l].push_back(r);
+      }
+    }
+  }
+}
+
 CountsData read_contents(const Reader& rd) {
   CountsData d;
   d.ionmsm_version = rd.read_string_attribute("ionmsm_version");
@@ -891,6 +1030,10 @@ CountsData read_contents(const Reader& rd) {
       rd.fail("/lags/total_counts[" + std::to_string(i) + "] = " + std::to_string(totals[i]) +
               " but the rows of lag " + std::to_string(lc.lag_steps) + " steps sum to " +
               std::to_string(lc.total()));
+  }
+  if (rd.has_attribute("block_steps")) {
+    d.block_steps = rd.read_number_attribute<std::int64_t>("block_steps");
+    if (d.block_steps > 0) read_blocks(rd, d);
   }
   return d;
 }

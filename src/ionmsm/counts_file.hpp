@@ -24,6 +24,19 @@ struct LagCounts {
   std::uint64_t total() const;
 };
 
+/// Optional (/blocks): the counts of one block of samples. Block b holds every counted pair
+/// whose later sample lies in timesteps [b * block_steps, (b + 1) * block_steps), and the
+/// samples, origins and occupancy of those timesteps; summed over all blocks they give the
+/// file's totals exactly (docs/file-format.md, "Blocks").
+struct CountBlock {
+  std::int64_t index = 0;                          ///< b (blocks of appended runs may repeat)
+  std::uint64_t n_samples = 0;                     ///< samples taken in the block
+  std::vector<std::uint64_t> occupancy;            ///< per site, atom-samples in the block
+  std::vector<std::uint64_t> n_origins;            ///< per lag
+  std::vector<std::vector<TransitionCount>> rows;  ///< per lag, sorted by (from, to, shift)
+  std::uint64_t total() const;                     ///< all counts of all lags
+};
+
 struct CountsData {
   // provenance
   std::string ionmsm_version;
@@ -54,6 +67,8 @@ struct CountsData {
   double core_radius = 0.0;            ///< assign core: R in length units
   std::uint64_t n_outside_core = 0;    ///< assign core: atom-samples outside every core
   bool has_displacement = false;       ///< /lags/displacement_sum and _sq_sum present
+  std::int64_t block_steps = 0;        ///< > 0: /blocks present with blocks of this many steps
+  std::vector<CountBlock> blocks;      ///< block_steps > 0: in the order they were counted
 
   std::size_t nsites() const { return site_fractional.size(); }
   /// Cartesian site positions in the stored cell.
@@ -73,7 +88,8 @@ CountsData read_counts_file(const std::string& path);
 
 /// Checks that counts taken with `now` can be appended to (added to) those of `old`: same
 /// nevery, lags, sites (number and fractional coordinates within 1e-9), units, timestep, and,
-/// where both record them, history mode, M and assignment (incl. core radius). Throws
+/// where both record them, history mode, M and assignment (incl. core radius), and the block
+/// length (0 = no blocks; must match, so that no counts fall outside the blocks). Throws
 /// std::invalid_argument naming the first mismatch and both values.
 void check_appendable(const CountsData& old, const CountsData& now);
 

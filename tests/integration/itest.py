@@ -371,6 +371,10 @@ BAD_INPUTS = [
     ("fix m mobile msm 5 sites group sites lags 5 file c.h5 assign core 1.5", "core radius 1.5 must be less than half the minimum site separation"),
     ("fix m mobile msm 5 sites group sites lags 5 file c.h5 append", "'append' needs a value"),
     ("fix m mobile msm 5 sites group sites lags 5 file c.h5 append maybe", "'append' expects 'yes' or 'no', got 'maybe'"),
+    ("fix m mobile msm 5 sites group sites lags 5 file c.h5 blocks 0", "blocks Nb must be a positive number of timesteps, got 0"),
+    ("fix m mobile msm 5 sites group sites lags 5 file c.h5 blocks 12", "blocks 12 is not a multiple of Nevery = 5"),
+    ("fix m mobile msm 5 sites group sites lags 5 file c.h5 blocks many", "keyword 'blocks' expects a positive integer number of timesteps, got 'many'"),
+    ("fix m mobile msm 5 sites group sites lags 5 file c.h5 blocks", "keyword 'blocks' needs a block length Nb"),
     ("fix m mobile msm 5 sites group sites lags 5 file notcounts.h5 append yes", "cannot append to 'notcounts.h5': 'notcounts.h5' is not an HDF5 file"),
     ("fix m mobile msm 5 sites file cols.txt lags 5 file c.h5", "cols.txt:2: expected three coordinates"),
     ("fix m mobile msm 5 sites file manycols.txt lags 5 file c.h5", "too many columns (5)"),
@@ -514,6 +518,12 @@ def restart_equivalence(extra, lags=tuple(LAGS)):
             for key in ("lags/displacement_sum", "lags/displacement_sq_sum"):
                 if not np.allclose(a[key][:], b[key][:], rtol=1e-9, atol=1e-9):
                     fail(f"{key} differs after restart {before} -> {after}")
+            if ("blocks" in a) != ("blocks" in b):
+                fail("one file has /blocks, the other not")
+            if "blocks" in b:
+                if blocks_of(a) != blocks_of(b):
+                    fail(f"/blocks differ after restart {before} -> {after}")
+                ok(f"restart {before} -> {after}: {len(blocks_of(b))} blocks identical")
         ok(f"restart {before} -> {after}: n_origins, occupancy, clock identical")
     # a changed argument is refused
     with open(os.path.join(ARGS.work, "moved.txt"), "w") as fh:
@@ -526,7 +536,11 @@ def restart_equivalence(extra, lags=tuple(LAGS)):
         ("msm 5 sites", "msm 10 sites", "Nevery was 5 in the restart file but is 10 now"),
         ("sites file sites.txt", "sites file moved.txt", "differ from those the counts"),
     ]
-    if extra:
+    if extra.startswith("blocks"):
+        changes.append((extra, "", f"the restart file has {extra} but the fix now has no blocks"))
+        changes.append((extra, "blocks 400", f"the restart file has {extra} but the fix now has "
+                        "blocks 400"))
+    elif extra:
         changes.append((extra, "", "in the restart file but is"))
     else:
         changes.append(("file split.h5 ", "file split.h5 history multitau 64",
@@ -717,6 +731,104 @@ def counts_of(path):
         t = tuple(map(int, r.split(",")))
         out[t[:6]] = t[6]
     return out
+
+
+def blocks_of(f):
+    """/blocks of an open h5py file as a list of (index, n_samples, occupancy, n_origins,
+    {(lag_steps, from, to, sx, sy, sz): count})."""
+    g = f["blocks"]
+    lags = list(f["lags/lag_steps"][:])
+    off = g["row_offset"][:]
+    out = []
+    for b, idx in enumerate(g["index"][:]):
+        rows = {}
+        for li, L in enumerate(lags):
+            for r in range(off[b * len(lags) + li], off[b * len(lags) + li + 1]):
+                rows[(int(L), int(g["from"][r]), int(g["to"][r]))
+                     + tuple(int(v) for v in g["shift"][r])] = int(g["count"][r])
+        out.append((int(idx), int(g["n_samples"][b]), [int(v) for v in g["occupancy"][b]],
+                    [int(v) for v in g["n_origins"][b]], rows))
+    return out
+
+
+def case_blocks():
+    """blocks Nb: MD on 2 ranks (two runs, periodic writes); every block of the file equals the
+    slow reference's block (pairs by the block of their later sample) and the blocks sum to the
+    totals; ionmsm analyze puts bootstrap error bars on the timescales and D."""
+    B = 250
+    run_lmp(BROWNIAN, brownian_vars(dumpfile="traj.dump", every=500, extra=f"blocks {B}"),
+            nprocs=2)
+    ref, summ = slow(os.path.join(ARGS.work, "traj.dump"), 5, LAGS, [1], ["--sites-types", "2"],
+                     os.path.join(ARGS.work, "slow.json"), extra=["--block-steps", str(B)])
+    exp = ionmsm("export", os.path.join(ARGS.work, "counts.h5")).stdout
+    compare_csv(exp, ref, "fix msm with blocks vs slow reference (totals)")
+    with h5py.File(os.path.join(ARGS.work, "counts.h5"), "r") as f:
+        if int(f.attrs["block_steps"]) != B:
+            fail(f"block_steps attribute {f.attrs['block_steps']} != {B}")
+        got = blocks_of(f)
+    want = summ["blocks"]
+    if [str(b[0]) for b in got] != list(want.keys()):
+        fail(f"block indices {[b[0] for b in got]} != reference {list(want.keys())}")
+    for (idx, ns, occ, orig, rows) in got:
+        w = want[str(idx)]
+        wrows = {tuple(r[:6]): r[6] for r in w["counts"]}
+        if ns != w["n_samples"] or occ != w["occupancy"] or \
+                orig != [w["n_origins"][str(L)] for L in LAGS] or rows != wrows:
+            fail(f"block {idx} differs from the reference: samples {ns} vs {w['n_samples']}, "
+                 f"origins {orig} vs {w['n_origins']}, {len(rows)} vs {len(wrows)} rows")
+    ok(f"{len(got)} blocks of {B} steps equal the slow reference block by block")
+    # analyze: bootstrap over the blocks
+    out = os.path.join(ARGS.work, "analysis")
+    ionmsm("analyze", os.path.join(ARGS.work, "counts.h5"), "--out", out, "--no-plots",
+           "--bootstrap", "50")
+    with open(os.path.join(out, "report.json")) as fh:
+        bs = json.load(fh)["bootstrap"]
+    if bs["status"] != "ok" or bs["n_blocks"] != len(got) or bs["n_replicates"] != 50:
+        fail(f"bootstrap section: {bs['status']} {bs.get('message')} n_blocks {bs.get('n_blocks')}")
+    sel = [x for x in bs["lags"] if x["lag_steps"] == LAGS[0]][0]
+    d = sel["D_A2_per_ps"]["total"]
+    t1 = sel["timescales_ps"][0]
+    if not (d["n"] == 50 and d["std"] > 0 and d["low"] <= d["mean"] <= d["high"]):
+        fail(f"bootstrap D at lag {LAGS[0]}: {d}")
+    if not (t1["n"] > 0 and t1["std"] > 0 and t1["low"] <= t1["high"]):
+        fail(f"bootstrap t1 at lag {LAGS[0]}: {t1}")
+    ok(f"bootstrap (50 replicates of {len(got)} blocks): D_total at lag {LAGS[0]} = "
+       f"{d['mean']:.4g} +- {d['std']:.2g}, t1 = {t1['mean']:.4g} +- {t1['std']:.2g} ps")
+
+
+def case_append_blocks():
+    """append yes with blocks: the appended file's blocks are the first file's blocks followed by
+    the second run's; appending with another block length (or none) is refused."""
+    run_lmp(BROWNIAN, brownian_vars(nsteps=600, seed=1, out="a.h5", extra="blocks 200"),
+            log="log.a")
+    run_lmp(BROWNIAN, brownian_vars(nsteps=800, seed=2, out="b.h5", extra="blocks 200"),
+            nprocs=2, log="log.b")
+    shutil.copy(os.path.join(ARGS.work, "a.h5"), os.path.join(ARGS.work, "ab.h5"))
+    run_lmp(BROWNIAN, brownian_vars(nsteps=800, seed=2, out="ab.h5",
+                                    extra="blocks 200 append yes"), nprocs=2, log="log.ab")
+    with h5py.File(os.path.join(ARGS.work, "a.h5"), "r") as fa, \
+            h5py.File(os.path.join(ARGS.work, "b.h5"), "r") as fb, \
+            h5py.File(os.path.join(ARGS.work, "ab.h5"), "r") as fab:
+        a, b, ab = blocks_of(fa), blocks_of(fb), blocks_of(fab)
+    if ab != a + b:
+        fail(f"appended blocks ({len(ab)}) are not a's ({len(a)}) followed by b's ({len(b)})")
+    ok(f"appended file: {len(a)} + {len(b)} blocks in order")
+    for extra, expect in (("append yes", "block length differs: blocks 200 in the existing file, "
+                           "no blocks now"),
+                          ("blocks 400 append yes", "block length differs: blocks 200 in the "
+                           "existing file, blocks 400 now")):
+        rc, text = run_lmp(BROWNIAN, brownian_vars(nsteps=100, out="ab.h5", extra=extra),
+                           expect_fail=True, log="log.bad")
+        if rc == 0 or expect not in text:
+            print(text[-1500:])
+            fail(f"appending with '{extra}' was not refused with {expect!r}")
+    ok("appending without blocks or with another block length refused")
+
+
+def case_restart_blocks():
+    """restart equivalence with blocks 200 (the restart falls inside a block): identical blocks;
+    dropping or changing 'blocks' at the restart is refused."""
+    restart_equivalence("blocks 200")
 
 
 def case_append():

@@ -160,6 +160,9 @@ def main():
     ap.add_argument("--summary")
     ap.add_argument("--multitau", type=int, default=0)
     ap.add_argument("--core", type=float, default=0.0)
+    ap.add_argument("--block-steps", type=int, default=0,
+                    help="also split everything into blocks of this many timesteps (a pair "
+                         "belongs to the block of its later sample) and put them in the summary")
     a = ap.parse_args()
 
     frames = read_dump(a.dump)
@@ -210,6 +213,19 @@ def main():
             occupancy[s] += 1
         prev_k = k
     sset = set(sampled)
+    B = a.block_steps
+    blocks = {}  # block index -> {"n_samples", "occupancy", "n_origins": {L}, "counts": {key}}
+
+    def block(k):
+        b = (k * a.nevery) // B
+        return blocks.setdefault(b, {"n_samples": 0, "occupancy": [0] * len(frac_sites),
+                                     "n_origins": {str(L): 0 for L in a.lags}, "counts": {}})
+    if B:
+        for k in sampled:
+            block(k)["n_samples"] += 1
+        for aid, hist in samples.items():
+            for k, (s, n) in hist.items():
+                block(k)["occupancy"][s] += 1
     counts = {}
     origins = {}
     dsum = {}
@@ -221,6 +237,10 @@ def main():
         l = L // a.nevery
         sp = multitau_spacing(l, a.multitau) if a.multitau else 1
         origins[L] = sum(1 for k in sampled if k - l in sset and (k - l) % sp == 0)
+        if B:
+            for k in sampled:
+                if k - l in sset and (k - l) % sp == 0:
+                    block(k)["n_origins"][str(L)] += 1
         dsum[L] = np.zeros(3)
         dsq[L] = np.zeros((3, 3))
         dabs[L] = 0.0
@@ -235,6 +255,9 @@ def main():
                 shift = (n2[0] - n1[0], n2[1] - n1[1], n2[2] - n1[2])
                 key = (L, s1, s2) + shift
                 counts[key] = counts.get(key, 0) + 1
+                if B:
+                    bc = block(k + l)["counts"]
+                    bc[key] = bc.get(key, 0) + 1
                 if s1 != s2 or shift != (0, 0, 0):
                     dv = cells[k + l] @ (frac_sites[s2] - frac_sites[s1] + np.array(shift, float))
                     dsum[L] += dv
@@ -251,7 +274,13 @@ def main():
                        "n_outside_core": n_outside,
                        "displacement_sum": {str(L): dsum[L].tolist() for L in a.lags},
                        "displacement_sq_sum": {str(L): dsq[L].tolist() for L in a.lags},
-                       "displacement_scale": {str(L): dabs[L] for L in a.lags}}, fh)
+                       "displacement_scale": {str(L): dabs[L] for L in a.lags},
+                       "blocks": {str(b): {"n_samples": v["n_samples"],
+                                           "occupancy": v["occupancy"],
+                                           "n_origins": v["n_origins"],
+                                           "counts": [[int(x) for x in k] + [c] for k, c in
+                                                      sorted(v["counts"].items())]}
+                                  for b, v in sorted(blocks.items())}}, fh)
 
 
 if __name__ == "__main__":

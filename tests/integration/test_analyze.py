@@ -57,9 +57,12 @@ def close(a, b, rel=1e-9, abs_=1e-12):
 # ----------------------------------------------------------------------------- counts files
 
 def write_counts(path, *, units, timestep, timestep_ps, nevery, n_samples, n_atoms, box_h,
-                 origin, frac, occupancy, lags, format_version=1, labels=None):
+                 origin, frac, occupancy, lags, format_version=1, labels=None, block_steps=0,
+                 blocks=()):
     """lags: list of (lag_steps, n_origins, rows); rows: iterable of (from, to, sx, sy, sz, count)
-    with count > 0, in any order (sorted here as the format requires)."""
+    with count > 0, in any order (sorted here as the format requires).
+    blocks (optional /blocks, block_steps > 0): list of (index, n_samples, occupancy,
+    [(n_origins, rows) per lag])."""
     frac = np.asarray(frac, dtype=np.float64)
     box_h = np.asarray(box_h, dtype=np.float64)
     origin = np.asarray(origin, dtype=np.float64)
@@ -112,6 +115,25 @@ def write_counts(path, *, units, timestep, timestep_ps, nevery, n_samples, n_ato
         g.create_dataset("to", data=rows[:, 1].astype(np.int32))
         g.create_dataset("shift", data=rows[:, 2:5].astype(np.int32).reshape(-1, 3))
         g.create_dataset("count", data=rows[:, 5].astype(np.uint64))
+        if block_steps:
+            f.attrs["block_steps"] = np.int64(block_steps)
+            g = f.create_group("blocks")
+            brows, boff = [], [0]
+            for _, _, _, per_lag in blocks:
+                for _, lrows in per_lag:
+                    brows.extend(sorted(lrows))
+                    boff.append(len(brows))
+            brows = np.array(brows, dtype=np.int64).reshape(-1, 6)
+            g.create_dataset("index", data=np.array([b[0] for b in blocks], dtype=np.int64))
+            g.create_dataset("n_samples", data=np.array([b[1] for b in blocks], dtype=np.uint64))
+            g.create_dataset("occupancy", data=np.array([b[2] for b in blocks], dtype=np.uint64))
+            g.create_dataset("n_origins", data=np.array([[o for o, _ in b[3]] for b in blocks],
+                                                        dtype=np.uint64))
+            g.create_dataset("row_offset", data=np.array(boff, dtype=np.int64))
+            g.create_dataset("from", data=brows[:, 0].astype(np.int32))
+            g.create_dataset("to", data=brows[:, 1].astype(np.int32))
+            g.create_dataset("shift", data=brows[:, 2:5].astype(np.int32).reshape(-1, 3))
+            g.create_dataset("count", data=brows[:, 5].astype(np.uint64))
     assert n == len(occupancy)
 
 
@@ -246,13 +268,14 @@ def write_empty(path):
 
 # ----------------------------------------------------------------------------- running
 
-def run(ionmsm, args, env=None, expect=0, what=""):
+def run(ionmsm, args, env=None, expect=0, what="", quiet=False):
     e = dict(os.environ)
     e.update(env or {})
     t0 = time.time()
     p = subprocess.run([ionmsm] + args, capture_output=True, text=True, env=e, timeout=120)
     dt = time.time() - t0
-    print("  $ ionmsm %s  -> %d (%.1f s)" % (" ".join(args), p.returncode, dt))
+    if not quiet:
+        print("  $ ionmsm %s  -> %d (%.1f s)" % (" ".join(args), p.returncode, dt))
     if not check(p.returncode == expect, "%s: exit status %d, expected %d; stderr:\n%s"
                  % (what or " ".join(args), p.returncode, expect, p.stderr)):
         print(p.stdout, file=sys.stderr)
@@ -284,7 +307,7 @@ def read_csv(path):
 def check_common(out, rep, plots):
     """Structure checks shared by every successful run."""
     for key in ["format", "format_version", "ionmsm_version", "input", "units", "estimator",
-                "lags", "ck_test", "diffusion", "msd", "jump_network", "selected_lag"]:
+                "lags", "ck_test", "diffusion", "msd", "jump_network", "selected_lag", "bootstrap"]:
         check(key in rep, "report.json lacks '%s'" % key)
     check(rep["format"] == "ionmsm-report" and rep["format_version"] == 1, "report tag/version")
     for key in ["file", "file_name", "units", "timestep_ps", "nevery", "n_samples", "n_atoms",
@@ -302,7 +325,7 @@ def check_common(out, rep, plots):
             check(e["status"] == s, "eigenvalue status matches timescale_status")
     all_finite(rep)
     for name in ["implied_timescales.csv", "spectrum.csv", "ck_test.csv", "diffusion.csv",
-                 "msd.csv", "jump_network.csv", "report.json"]:
+                 "msd.csv", "jump_network.csv", "bootstrap.csv", "report.json"]:
         check(os.path.isfile(os.path.join(out, name)), "%s missing" % name)
     check(not [f for f in os.listdir(out) if ".tmp." in f], "temporary files left in " + out)
     with open(os.path.join(out, "implied_timescales.csv")) as f:
@@ -337,6 +360,19 @@ def expected_plot_series(rep):
         n = sum(1 for l in ok if k < len(l["timescale_status"]) and l["timescale_status"][k] == "ok")
         if n:
             its["k=%d" % (k + 1)] = n
+    bs = rep.get("bootstrap", {})
+    if bs.get("status") == "ok":
+        for k in range(1, kmax):
+            n = 0
+            for l in ok:
+                if not (k < len(l["timescale_status"]) and l["timescale_status"][k] == "ok"):
+                    continue
+                for bl in bs["lags"]:
+                    if bl["lag_steps"] == l["lag_steps"]:
+                        n += sum(1 for t in bl["timescales_ps"] if t["k"] == k + 1 and
+                                 t["low"] is not None and t["high"] is not None)
+            if n:
+                its["k=%d/bootstrap" % (k + 1)] = n
     its["lag_time"] = len(ok)
     exp["implied_timescales.png"] = its
     ck = {}
@@ -569,6 +605,131 @@ def expect_error(ionmsm, args, out, what, needle=None):
     check(not os.path.exists(os.path.join(out, "report.json")), "%s: report.json written" % what)
 
 
+def write_ring_blocks(path, seed, nblocks=200, block_samples=50, natoms=20, nsites=8, p=0.05,
+                      corrupt=False):
+    """An unbiased ring walk (hop +-1 with probability p each per sample, spacing 2.5 A along x),
+    simulated for real; lag 1 sample; blocks of block_samples samples (a pair belongs to the
+    block of its later sample)."""
+    rng = np.random.default_rng(seed)
+    n_samples = nblocks * block_samples
+    u = rng.random((n_samples - 1, natoms))
+    steps = np.where(u < p, 1, np.where(u < 2 * p, -1, 0))
+    unwrapped = np.vstack([rng.integers(0, nsites, natoms)[None, :],
+                           np.zeros((n_samples - 1, natoms), dtype=np.int64)])
+    unwrapped[1:] = steps
+    unwrapped = np.cumsum(unwrapped, axis=0)
+    site = np.mod(unwrapped, nsites)
+    cell = np.floor_divide(unwrapped, nsites)
+    blocks, tot = [], {}
+    tot_occ = np.zeros(nsites, dtype=np.int64)
+    for b in range(nblocks):
+        ks = np.arange(max(b * block_samples, 1), (b + 1) * block_samples)  # later samples
+        occ = np.bincount(site[b * block_samples:(b + 1) * block_samples].ravel(),
+                          minlength=nsites)
+        key = (site[ks - 1] * nsites + site[ks]) * 3 + (cell[ks] - cell[ks - 1] + 1)
+        cnt = np.bincount(key.ravel(), minlength=nsites * nsites * 3)
+        rows = [(int(k // 3 // nsites), int(k // 3 % nsites), int(k % 3) - 1, 0, 0, int(c))
+                for k, c in enumerate(cnt) if c > 0]
+        blocks.append((b, block_samples, occ.tolist(), [(len(ks), rows)]))
+        for r in rows:
+            tot[r[:5]] = tot.get(r[:5], 0) + r[5]
+        tot_occ += occ
+    if corrupt:  # the blocks no longer sum to the totals
+        tot[next(iter(tot))] += 1
+    n_origins = sum(bl[3][0][0] for bl in blocks)
+    write_counts(path, units="metal", timestep=0.001, timestep_ps=0.001, nevery=1,
+                 n_samples=n_samples, n_atoms=natoms,
+                 box_h=[[2.5 * nsites, 0, 0], [0, 10, 0], [0, 0, 10]], origin=[0, 0, 0],
+                 frac=[((i + 0.5) / nsites, 0.5, 0.5) for i in range(nsites)],
+                 occupancy=tot_occ.tolist(),
+                 lags=[(1, n_origins, [k + (c,) for k, c in tot.items()])],
+                 block_steps=block_samples, blocks=blocks)
+
+
+def test_bootstrap(ionmsm, work):
+    """Block bootstrap of D on real ring walks: the bootstrap standard deviation of one run
+    agrees with the spread of D over 100 independent runs of the same model (both estimate the
+    sampling error of the estimator; with 200 blocks and 100 runs each is known to about 5-7 %,
+    so the ratio is checked to [0.7, 1.43], about 4 sigma), the interval covers the estimate, D
+    agrees with the true a^2 p / tau, and the result depends on the seed only."""
+    print("block bootstrap (ring walk with blocks)")
+    h5 = os.path.join(work, "ring_blocks.h5")
+    p, a, tau = 0.05, 2.5, 0.001
+    write_ring_blocks(h5, seed=3, p=p)
+    out = os.path.join(work, "boot")
+    run(ionmsm, ["analyze", h5, "--out", out, "--no-plots", "--bootstrap", "200"], what="bootstrap")
+    rep = strict_json(os.path.join(out, "report.json"))
+    b = rep["bootstrap"]
+    check(b["status"] == "ok" and b["n_blocks"] == 200 and b["n_replicates"] == 200 and
+          b["block_steps"] == 50, "bootstrap section: %s" % {k: b[k] for k in b if k != "lags"})
+    d = b["lags"][0]["D_A2_per_ps"]["xx"]
+    d_point = rep["diffusion"][0]["D_tensor_A2_per_ps"][0][0]
+    # the true sampling spread: independent runs of the same model
+    indep = []
+    for seed in range(100, 200):
+        h = os.path.join(work, "ring_indep.h5")
+        write_ring_blocks(h, seed=seed, p=p)
+        o = os.path.join(work, "ring_indep")
+        run(ionmsm, ["analyze", h, "--out", o, "--no-plots", "--bootstrap", "0"], what="indep",
+            quiet=True)
+        indep.append(strict_json(os.path.join(o, "report.json"))["diffusion"][0]
+                     ["D_tensor_A2_per_ps"][0][0])
+    spread = float(np.std(indep, ddof=1))
+    d_true = a * a * p / tau
+    check(d["n"] == 200 and 0.7 < d["std"] / spread < 1.43,
+          "bootstrap std of D_xx %.4g vs spread over 100 independent runs %.4g"
+          % (d["std"], spread))
+    check(abs(float(np.mean(indep)) - d_true) < 4 * spread / math.sqrt(len(indep)) and
+          abs(d_point - d_true) < 4 * spread,
+          "D_xx %.5g (mean of runs %.5g) vs true %.5g" % (d_point, np.mean(indep), d_true))
+    check(d["low"] < d_point < d["high"] and abs(d["mean"] - d_point) < 0.5 * d["std"],
+          "bootstrap interval [%.5g, %.5g], mean %.5g around the estimate %.5g"
+          % (d["low"], d["high"], d["mean"], d_point))
+    print("  bootstrap std %.4g, spread of 100 independent runs %.4g" % (d["std"], spread))
+    with open(os.path.join(out, "bootstrap.csv")) as fh:
+        first = fh.read()
+    check("1,0.001,D_xx," in first, "bootstrap.csv has the D_xx row")
+    out2 = os.path.join(work, "boot_again")
+    run(ionmsm, ["analyze", h5, "--out", out2, "--no-plots", "--bootstrap", "200"], what="again")
+    with open(os.path.join(out2, "bootstrap.csv")) as fh:
+        check(fh.read() == first, "same seed, identical bootstrap.csv")
+    out3 = os.path.join(work, "boot_seed")
+    run(ionmsm, ["analyze", h5, "--out", out3, "--no-plots", "--bootstrap", "200", "--seed", "7"],
+        what="other seed")
+    with open(os.path.join(out3, "bootstrap.csv")) as fh:
+        check(fh.read() != first, "another seed, other replicates")
+    # default: 100 replicates when the file has blocks; none without
+    out4 = os.path.join(work, "boot_default")
+    run(ionmsm, ["analyze", h5, "--out", out4, "--msd-steps", "10"], what="default bootstrap")
+    rep4 = strict_json(os.path.join(out4, "report.json"))
+    check(rep4["bootstrap"]["n_replicates"] == 100, "default 100 replicates")
+    # the implied-timescale plot draws the bootstrap intervals
+    series = check_common(out4, rep4, plots=True)
+    want = expected_plot_series(rep4)["implied_timescales.png"]
+    check(any(k.endswith("/bootstrap") for k in want) and
+          series.get("implied_timescales.png") == want,
+          "implied_timescales.png series with bootstrap error bars: %s != %s"
+          % (series.get("implied_timescales.png"), want))
+    lat = os.path.join(work, "lattice.h5")
+    out5 = os.path.join(work, "boot_none")
+    run(ionmsm, ["analyze", lat, "--out", out5, "--no-plots", "--lag-steps", "50",
+                 "--msd-steps", "5"], what="no blocks")
+    check(strict_json(os.path.join(out5, "report.json"))["bootstrap"]["status"] == "absent",
+          "a file without blocks: bootstrap absent")
+    # errors: asked for on a file without blocks; blocks that do not sum to the totals
+    out6 = os.path.join(work, "err_boot")
+    expect_error(ionmsm, ["analyze", lat, "--out", out6, "--bootstrap", "10"], out6,
+                 "--bootstrap without blocks", "has no blocks")
+    bad = os.path.join(work, "ring_blocks_bad.h5")
+    write_ring_blocks(bad, seed=4, nblocks=3, block_samples=20, corrupt=True)
+    out7 = os.path.join(work, "err_boot_sum")
+    expect_error(ionmsm, ["analyze", bad, "--out", out7], out7, "blocks not summing to totals",
+                 "blocks' counts do not sum to the totals")
+    p_ = run(ionmsm, ["analyze", h5, "--out", out7, "--bootstrap", "1"], expect=2,
+             what="--bootstrap 1")
+    check("at least 2 replicates" in p_.stderr, "--bootstrap 1 refused: %r" % p_.stderr)
+
+
 def test_errors(ionmsm, work):
     print("bad input")
     lat = os.path.join(work, "lattice.h5")
@@ -623,6 +784,7 @@ def main():
     test_ring(ionmsm, args.work)
     test_ring_leak(ionmsm, args.work)
     test_lag_selection(ionmsm, args.work)
+    test_bootstrap(ionmsm, args.work)
     test_errors(ionmsm, args.work)
     print("%d failure(s) in %.1f s" % (len(FAILURES), time.time() - t0))
     return 1 if FAILURES else 0
