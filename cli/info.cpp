@@ -134,6 +134,10 @@ int run_info(const std::vector<std::string>& args) {
     line("assign", as);
   }
   line("MD moments", d.has_displacement ? "yes (MD site-projected MSD per lag)" : "no");
+  line("blocks", d.block_steps > 0 ? std::to_string(d.blocks.size()) + " of " +
+                                         std::to_string(d.block_steps) +
+                                         " steps (for bootstrap error bars)"
+                                   : std::string("none"));
   line("lags", std::to_string(d.lags.size()));
   if (!d.lags.empty()) {
     const std::vector<std::string> head = {"lag_steps", physical ? "lag_ps" : "lag_time",

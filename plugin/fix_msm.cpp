@@ -100,6 +100,7 @@ FixMSM::FixMSM(LAMMPS *lmp, int narg, char **arg) :
 
   restart_global = 1;
   restart_peratom = 1;
+  create_attribute = 1;    // atoms created during a run get a cleared record (set_arrays)
   nevery = static_cast<int>(nevery_steps);
   maxexchange = ndoubles;
   dynamic_group_allow = 0;
@@ -393,7 +394,15 @@ void FixMSM::build_locator()
   if (f.size() > 1 && dmin < 1e-6 * scale)
     error->all(FLERR, "Fix msm sites: two sites coincide (closest pair {:.3g} apart under "
                "periodic boundaries); remove duplicate sites", dmin);
-  assigner = std::make_unique<ionmsm::SiteAssigner>(*locator);
+  // the exact fast path (and its neighbour lists) serves assign nearest only
+  assigner.reset();
+  if (assign_mode != "core") {
+    try {
+      assigner = std::make_unique<ionmsm::SiteAssigner>(*locator);
+    } catch (std::exception &e) {
+      error->all(FLERR, "Fix msm sites: {}", e.what());
+    }
+  }
 }
 
 /* ----------------------------------------------------------------------
@@ -487,7 +496,7 @@ void FixMSM::update_box()
 {
   locator->set_box(ionmsm::Box::from_lammps(domain->boxlo, domain->boxhi, domain->xy,
                                             domain->xz, domain->yz));
-  assigner->refresh();
+  if (assigner) assigner->refresh();
 }
 
 /* ----------------------------------------------------------------------

@@ -71,7 +71,7 @@ void CountTable::add(SiteIndex from, SiteIndex to, const Image& shift, std::uint
   }
   std::uint64_t key = 0;
   if (pack(from, to, shift, key)) {
-    packed_[key] += n;
+    bump_packed(key, n);
   } else {
     CountKey k;
     k.from = from;
@@ -81,10 +81,47 @@ void CountTable::add(SiteIndex from, SiteIndex to, const Image& shift, std::uint
   }
 }
 
+void CountTable::grow_packed() {
+  std::vector<PackedSlot> old;
+  old.swap(packed_);
+  const std::size_t cap = old.empty() ? 64 : 2 * old.size();
+  packed_.assign(cap, PackedSlot{kEmptyKey, 0});
+  int bits = 0;
+  while ((std::size_t{1} << bits) < cap) ++bits;
+  packed_shift_ = 64 - bits;
+  const std::size_t mask = cap - 1;
+  for (const PackedSlot& e : old) {
+    if (e.key == kEmptyKey) continue;
+    std::size_t h = static_cast<std::size_t>((e.key * 0x9E3779B97F4A7C15ull) >> packed_shift_);
+    while (packed_[h].key != kEmptyKey) h = (h + 1) & mask;
+    packed_[h] = e;
+  }
+}
+
+void CountTable::bump_packed(std::uint64_t key, std::uint64_t n) {
+  if (2 * (packed_used_ + 1) > packed_.size()) grow_packed();
+  const std::size_t mask = packed_.size() - 1;
+  std::size_t h = static_cast<std::size_t>((key * 0x9E3779B97F4A7C15ull) >> packed_shift_);
+  for (;;) {
+    PackedSlot& e = packed_[h];
+    if (e.key == key) {
+      e.n += n;
+      return;
+    }
+    if (e.key == kEmptyKey) {
+      e.key = key;
+      e.n = n;
+      ++packed_used_;
+      return;
+    }
+    h = (h + 1) & mask;
+  }
+}
+
 void CountTable::add_moving(SiteIndex from, SiteIndex to, const Image& shift) {
   std::uint64_t key = 0;
   if (pack(from, to, shift, key)) {
-    ++packed_[key];
+    bump_packed(key, 1);
   } else {
     CountKey k;
     k.from = from;
@@ -96,7 +133,7 @@ void CountTable::add_moving(SiteIndex from, SiteIndex to, const Image& shift) {
 
 std::vector<TransitionCount> CountTable::rows() const {
   std::vector<TransitionCount> out;
-  out.reserve(packed_.size() + overflow_.size() + stay_.size() / 4);
+  out.reserve(packed_used_ + overflow_.size() + stay_.size() / 4);
   for (std::size_t s = 0; s < stay_.size(); ++s) {
     if (stay_[s] == 0) continue;
     TransitionCount r;
@@ -105,8 +142,9 @@ std::vector<TransitionCount> CountTable::rows() const {
     r.count = stay_[s];
     out.push_back(r);
   }
-  for (const auto& [key, n] : packed_) {
-    if (n == 0) continue;
+  for (const PackedSlot& e : packed_) {
+    const std::uint64_t key = e.key, n = e.n;
+    if (key == kEmptyKey || n == 0) continue;
     TransitionCount r;
     r.from = static_cast<SiteIndex>((key >> (kSiteBits + 3 * kShiftBits)) & kSiteMask);
     r.to = static_cast<SiteIndex>((key >> (3 * kShiftBits)) & kSiteMask);
@@ -138,14 +176,16 @@ std::vector<TransitionCount> CountTable::rows() const {
 std::uint64_t CountTable::total() const {
   std::uint64_t t = 0;
   for (std::uint64_t n : stay_) t += n;
-  for (const auto& kv : packed_) t += kv.second;
+  for (const PackedSlot& e : packed_)
+    if (e.key != kEmptyKey) t += e.n;
   for (const auto& kv : overflow_) t += kv.second;
   return t;
 }
 
 void CountTable::clear() {
   std::fill(stay_.begin(), stay_.end(), 0);
-  packed_.clear();
+  std::fill(packed_.begin(), packed_.end(), PackedSlot{kEmptyKey, 0});
+  packed_used_ = 0;
   overflow_.clear();
 }
 
@@ -199,12 +239,19 @@ TransitionCounter::TransitionCounter(std::size_t nsites, std::vector<std::int64_
     }
   }
   if (history_.mode == HistoryConfig::Mode::Full) {
-    if (lag_samples.back() > std::numeric_limits<int>::max() / kFieldsPerSlot) {
+    if (lag_samples.back() > std::numeric_limits<int>::max() / 2) {
       throw std::invalid_argument("TransitionCounter: the longest lag (" +
                                   std::to_string(lag_samples.back()) +
                                   " samples) is too long for a per-atom history");
     }
     lag_level_.assign(lag_samples.size(), 0);
+    // entries site + S (e_x + R (e_y + R e_z)) with S = 2^sbits >= nsites, R = 2^rbits
+    int sb = 0;
+    while ((std::size_t{1} << sb) < nsites) ++sb;
+    full_sbits_ = sb;
+    full_rbits_ = std::min(16, (53 - sb) / 3);  // sb <= 31 -> rbits >= 7
+    radix_ = std::int64_t{1} << full_rbits_;
+    full_limit_ = std::ldexp(1.0, full_sbits_ + 3 * full_rbits_);
   } else {
     if (history_.m < 1 || history_.m > kMaxMultiTauM) {
       throw std::invalid_argument("TransitionCounter: multitau M must be in [1, " +
@@ -255,7 +302,7 @@ TransitionCounter::TransitionCounter(std::size_t nsites, std::vector<std::int64_
 
 int TransitionCounter::doubles_per_atom() const {
   if (history_.mode == HistoryConfig::Mode::Full)
-    return static_cast<int>(max_lag_samples()) * kFieldsPerSlot;
+    return kFullHeader + static_cast<int>(max_lag_samples());
   return kMultiTauHeader + static_cast<int>(levels_.size() * static_cast<std::size_t>(history_.m));
 }
 
@@ -356,12 +403,10 @@ void TransitionCounter::clear_history(double* record) const {
     for (int i = 2; i < n; ++i) record[i] = 0.0;
     return;
   }
-  const std::int64_t k = max_lag_samples();
-  for (std::int64_t s = 0; s < k; ++s) {
-    double* slot = record + s * kFieldsPerSlot;
-    slot[0] = -1.0;
-    for (int f = 1; f < kFieldsPerSlot; ++f) slot[f] = 0.0;
-  }
+  record[0] = -1.0;  // no sample yet
+  record[1] = record[2] = record[3] = 0.0;
+  record[4] = kFullTag;
+  std::fill(record + kFullHeader, record + kFullHeader + max_lag_samples(), -1.0);
 }
 
 void TransitionCounter::begin_sample(std::int64_t sample_index) {
@@ -404,6 +449,7 @@ void TransitionCounter::begin_sample(std::int64_t sample_index) {
       if (recent_[static_cast<std::size_t>(j % kmax)] == j) ++origins_[i];
     }
     compute_full_offsets(sample_index);
+    full_prev_ = (have_current_ && current_ > sample_index - kmax) ? current_ : -1;
     recent_[static_cast<std::size_t>(sample_index % kmax)] = sample_index;
   }
   current_ = sample_index;
@@ -429,74 +475,229 @@ void TransitionCounter::add_atom_sample(double* record, const SiteImage& now) {
 }
 
 void TransitionCounter::compute_full_offsets(std::int64_t k) {
-  // The slot offsets are the same for every atom: computed once per sample.
+  // The slot of every lag's origin is the same for every atom: computed once per sample, with
+  // the global ring (before slot k is overwritten): -1 where the origin was not sampled.
   const std::int64_t kmax = max_lag_samples();
   full_read_.assign(lags_.size(), -1);
   for (std::size_t i = 0; i < lags_.size(); ++i) {
     const std::int64_t j = k - lags_[i];
-    if (j >= 0) full_read_[i] = (j % kmax) * kFieldsPerSlot;
+    if (j >= 0 && recent_[static_cast<std::size_t>(j % kmax)] == j) full_read_[i] = j % kmax;
   }
-  full_write_ = (k % kmax) * kFieldsPerSlot;
+  full_write_ = k % kmax;
+  // Cache lines to prefetch for the next atoms: header, write slot, read slots (offsets in
+  // doubles from the record start, sorted, at least 8 apart).
+  std::vector<std::int64_t> offs = {0, kFullHeader + full_write_};
+  for (std::int64_t o : full_read_)
+    if (o >= 0) offs.push_back(kFullHeader + o);
+  std::sort(offs.begin(), offs.end());
+  prefetch_.clear();
+  for (std::int64_t o : offs)
+    if (prefetch_.empty() || o >= prefetch_.back() + 8) prefetch_.push_back(o);
+}
+
+bool TransitionCounter::full_decode(double v, std::int64_t& u) const {
+  if (!(v >= 0.0 && v < full_limit_)) return false;
+  u = static_cast<std::int64_t>(v);
+  if (static_cast<double>(u) != v) return false;
+  return (u & ((std::int64_t{1} << full_sbits_) - 1)) <
+         static_cast<std::int64_t>(occupancy_.size());
+}
+
+// An atom that missed samples since `last`: the slots of the samples it missed (within the
+// window, still in the ring) are marked empty, so they are never read as its entries.
+void TransitionCounter::full_fill_gap(double* slots, std::int64_t last) const {
+  const std::int64_t kmax = max_lag_samples();
+  const std::int64_t k = current_;
+  for (std::int64_t s = 0; s < kmax; ++s) {
+    const std::int64_t j = recent_[static_cast<std::size_t>(s)];
+    if (j > last && j < k && j >= k - kmax) slots[s] = -1.0;
+  }
+}
+
+// The new entry's image offset leaves [0, R): re-encode every live entry (a sample in the ring
+// within the window, slot not empty) on a new base. Throws (record unchanged) when the images
+// of the window span more than R - 1.
+void TransitionCounter::full_rebase(double* record, const SiteImage& now) const {
+  const char* who = "TransitionCounter::add_atom_sample: ";
+  const std::int64_t kmax = max_lag_samples();
+  const std::int64_t k = current_;
+  const std::int64_t half = radix_ / 2;
+  const int sb = full_sbits_, rb = full_rbits_;
+  const std::int64_t smask = (std::int64_t{1} << sb) - 1, rmask = radix_ - 1;
+  double* slots = record + kFullHeader;
+  std::int64_t base[3], lo[3], hi[3];
+  for (int d = 0; d < 3; ++d) {
+    base[d] = static_cast<std::int64_t>(record[1 + d]);
+    lo[d] = hi[d] = now.image[static_cast<std::size_t>(d)];
+  }
+  struct Live {
+    std::int64_t slot, site;
+    std::int64_t img[3];
+  };
+  std::vector<Live> live;
+  for (std::int64_t s = 0; s < kmax; ++s) {
+    // The ring already holds k in slot k mod max_lag; that slot still has the entry of
+    // k - max_lag (read at this sample by the longest lag) if that sample was taken.
+    const std::int64_t j = s == full_write_ ? k - kmax : recent_[static_cast<std::size_t>(s)];
+    if (s == full_write_ && full_read_.back() < 0) continue;
+    if (!(j < k && j >= k - kmax) || slots[s] == -1.0) continue;
+    std::int64_t u = 0;
+    if (!full_decode(slots[s], u))
+      throw std::invalid_argument(std::string(who) + "corrupt history record (entry " +
+                                  std::to_string(slots[s]) + " at sample " + std::to_string(j) +
+                                  ")");
+    Live e{s, u & smask, {0, 0, 0}};
+    for (int d = 0; d < 3; ++d) {
+      e.img[d] = ((u >> (sb + d * rb)) & rmask) - half + base[d];
+      lo[d] = std::min(lo[d], e.img[d]);
+      hi[d] = std::max(hi[d], e.img[d]);
+    }
+    live.push_back(e);
+  }
+  std::int64_t nb[3];
+  for (int d = 0; d < 3; ++d) {
+    if (hi[d] - lo[d] > radix_ - 1)
+      throw std::invalid_argument(
+          std::string(who) + "an atom moved over " + std::to_string(hi[d] - lo[d]) +
+          " periodic images along cell axis " + std::to_string(d) + " within its history window (" +
+          std::to_string(kmax) + " samples); at most " + std::to_string(radix_ - 1) +
+          " can be stored with " + std::to_string(occupancy_.size()) + " sites");
+    // the current image if every live entry fits around it, else the lowest image + R/2
+    const std::int64_t n = now.image[static_cast<std::size_t>(d)];
+    nb[d] = (lo[d] - n >= -half && hi[d] - n <= radix_ - 1 - half) ? n : lo[d] + half;
+  }
+  for (const Live& e : live) {
+    std::int64_t v = e.site;
+    for (int d = 0; d < 3; ++d) v += (e.img[d] - nb[d] + half) << (sb + d * rb);
+    slots[e.slot] = static_cast<double>(v);
+  }
+  for (int d = 0; d < 3; ++d) record[1 + d] = static_cast<double>(nb[d]);
 }
 
 void TransitionCounter::add_full(double* record, const SiteImage& now) {
-  // One pass over the record reads and validates the origin of every lag into scratch (a
-  // corrupt record, e.g. from a restart with other sites, throws before anything is modified);
-  // a second pass over the scratch counts. Slot offsets come from begin_sample().
-  const double ns = static_cast<double>(occupancy_.size());
-  const double k = static_cast<double>(current_);
-  const std::size_t nl = lags_.size();
-  if (scratch_from_.size() < nl) scratch_from_.resize(nl);
-  if (scratch_use_.size() < nl) scratch_use_.resize(nl);
-  for (std::size_t i = 0; i < nl; ++i) {
-    scratch_use_[i] = 0;
-    const std::int64_t off = full_read_[i];
-    if (off < 0) continue;
-    const double* slot = record + off;
-    if (slot[0] != k - static_cast<double>(lags_[i])) continue;
-    const double site = slot[1];
-    if (!(site >= 0.0 && site < ns && site == std::floor(site))) {
-      throw std::invalid_argument(
-          "TransitionCounter::add_atom_sample: corrupt history record (site " +
-          std::to_string(site) + " at sample " + std::to_string(current_ - lags_[i]) + ")");
+  const char* who = "TransitionCounter::add_atom_sample: corrupt history record (";
+  const std::int64_t kmax = max_lag_samples();
+  const std::int64_t k = current_;
+  double* slots = record + kFullHeader;
+
+  // Prefetch the slots of an atom a few records ahead when records come at a constant stride
+  // (LAMMPS' per-atom array, the benchmark): prefetching never faults, whatever the address.
+  {
+    const std::uintptr_t addr = reinterpret_cast<std::uintptr_t>(record);
+    const std::intptr_t stride = static_cast<std::intptr_t>(addr - last_record_);
+    if (stride == last_stride_ && stride != 0) {
+      // 4 atoms ahead (3..8 measured alike on the 2-core VM, bench/bench_kernel.cpp)
+      const std::uintptr_t ahead = addr + static_cast<std::uintptr_t>(4 * stride);
+      for (std::int64_t o : prefetch_)
+        __builtin_prefetch(reinterpret_cast<const void*>(ahead + static_cast<std::uintptr_t>(o) *
+                                                                     sizeof(double)),
+                           1, 3);
     }
-    SiteImage& from = scratch_from_[i];
-    from.site = static_cast<SiteIndex>(site);
-    for (std::size_t d = 0; d < 3; ++d) {
-      const double n = slot[2 + d];
-      if (!(std::abs(n) <= 1.0e9 && n == std::floor(n))) {
-        throw std::invalid_argument(
-            "TransitionCounter::add_atom_sample: corrupt history record (image " +
-            std::to_string(n) + " at sample " + std::to_string(current_ - lags_[i]) + ")");
-      }
-      const std::int64_t shift =
-          static_cast<std::int64_t>(now.image[d]) - static_cast<std::int64_t>(n);
-      if (!fits_int32(shift)) {
-        throw std::invalid_argument("TransitionCounter::add_atom_sample: lattice shift overflows");
-      }
-      from.image[d] = static_cast<std::int32_t>(shift);  // the shift, not the old image
-    }
-    scratch_use_[i] = 1;
+    last_stride_ = stride;
+    last_record_ = addr;
   }
 
-  ++occupancy_[static_cast<std::size_t>(now.site)];
-  const bool moments = has_moments();
-  for (std::size_t i = 0; i < nl; ++i) {
-    if (!scratch_use_[i]) continue;
-    const SiteIndex from = scratch_from_[i].site;
-    const Image& shift = scratch_from_[i].image;
-    tables_[i].add_unchecked(from, now.site, shift);
-    if (moments && (from != now.site || shift[0] != 0 || shift[1] != 0 || shift[2] != 0))
-      add_moment(i, from, now.site, shift);
+  // Header.
+  if (record[4] != kFullTag)
+    throw std::invalid_argument(std::string(who) + "not initialised by clear_history)");
+  const double lastd = record[0];
+  if (!(lastd == std::floor(lastd) && lastd >= -1.0 && lastd < static_cast<double>(k)))
+    throw std::invalid_argument(std::string(who) + "last sample " + std::to_string(lastd) + ")");
+  const std::int64_t last = static_cast<std::int64_t>(lastd);
+  if (last >= 0) {
+    for (int d = 1; d <= 3; ++d)
+      if (!(std::abs(record[d]) <= 1.0e9 && record[d] == std::floor(record[d])))
+        throw std::invalid_argument(std::string(who) + "base image " + std::to_string(record[d]) +
+                                    ")");
+  }
+  const std::int64_t half = radix_ / 2;
+  const int sb = full_sbits_, rb = full_rbits_;
+  auto offsets_fit = [&](std::int64_t* e) {
+    bool fits = true;
+    for (int d = 0; d < 3; ++d) {
+      e[d] = static_cast<std::int64_t>(now.image[static_cast<std::size_t>(d)]) -
+             static_cast<std::int64_t>(record[1 + d]) + half;
+      fits = fits && e[d] >= 0 && e[d] < radix_;
+    }
+    return fits;
+  };
+
+  std::int64_t ne[3];
+  const std::size_t nl = lags_.size();
+  if (last < 0 || last < k - kmax) {
+    // Nothing to count (no entry in the window): start on the current image.
+    if (last >= 0) std::fill(slots, slots + kmax, -1.0);
+    for (int d = 0; d < 3; ++d)
+      record[1 + d] = static_cast<double>(now.image[static_cast<std::size_t>(d)]);
+    ne[0] = ne[1] = ne[2] = half;
+    ++occupancy_[static_cast<std::size_t>(now.site)];
+  } else {
+    if (last < full_prev_) full_fill_gap(slots, last);  // missed samples: no entries
+    if (!offsets_fit(ne)) {
+      full_rebase(record, now);
+      offsets_fit(ne);
+    }
+    const std::int64_t vnow = now.site + (ne[0] << sb) + (ne[1] << (sb + rb)) +
+                              (ne[2] << (sb + 2 * rb));
+    const double vnowd = static_cast<double>(vnow);
+
+    // Pass 1: classify every lag's origin (0 none, 1 stay, 2 other pair), validating the
+    // entries that will be decoded; a corrupt record throws before anything is counted.
+    if (scratch_use_.size() < nl) scratch_use_.resize(nl);
+    if (scratch_u_.size() < nl) scratch_u_.resize(nl);
+    char* use = scratch_use_.data();
+    std::int64_t* uu = scratch_u_.data();
+    const std::int64_t* rd = full_read_.data();
+    bool any_move = false;
+    for (std::size_t i = 0; i < nl; ++i) {
+      const std::int64_t off = rd[i];
+      use[i] = 0;
+      if (off < 0) continue;
+      const double v = slots[off];
+      if (v == vnowd) {
+        use[i] = 1;
+        continue;
+      }
+      if (v == -1.0) continue;
+      if (!full_decode(v, uu[i]))
+        throw std::invalid_argument(std::string(who) + "entry " + std::to_string(v) +
+                                    " at sample " + std::to_string(k - lags_[i]) + ")");
+      use[i] = 2;
+      any_move = true;
+    }
+
+    // Pass 2: count.
+    ++occupancy_[static_cast<std::size_t>(now.site)];
+    if (!any_move) {
+      for (std::size_t i = 0; i < nl; ++i)
+        if (use[i]) tables_[i].add_stay(now.site);
+    } else {
+      const std::int64_t smask = (std::int64_t{1} << sb) - 1, rmask = radix_ - 1;
+      const bool moments = has_moments();
+      for (std::size_t i = 0; i < nl; ++i) {
+        if (use[i] == 1) {
+          tables_[i].add_stay(now.site);
+        } else if (use[i] == 2) {
+          const std::int64_t u = uu[i];
+          const auto from = static_cast<SiteIndex>(u & smask);
+          const Image shift{static_cast<std::int32_t>(ne[0] - ((u >> sb) & rmask)),
+                            static_cast<std::int32_t>(ne[1] - ((u >> (sb + rb)) & rmask)),
+                            static_cast<std::int32_t>(ne[2] - (u >> (sb + 2 * rb)))};
+          if (from == now.site && shift[0] == 0 && shift[1] == 0 && shift[2] == 0) {
+            tables_[i].add_stay(now.site);  // unreachable for canonical entries
+            continue;
+          }
+          tables_[i].add_moving(from, now.site, shift);
+          if (moments) add_moment(i, from, now.site, shift);
+        }
+      }
+    }
   }
 
   // Store the new entry last: slot k mod max_lag held k - max_lag, read above.
-  double* slot = record + full_write_;
-  slot[0] = k;
-  slot[1] = static_cast<double>(now.site);
-  slot[2] = static_cast<double>(now.image[0]);
-  slot[3] = static_cast<double>(now.image[1]);
-  slot[4] = static_cast<double>(now.image[2]);
+  slots[full_write_] =
+      static_cast<double>(now.site + (ne[0] << sb) + (ne[1] << (sb + rb)) + (ne[2] << (sb + 2 * rb)));
+  record[0] = static_cast<double>(k);
 }
 
 void TransitionCounter::add_multitau(double* record, const SiteImage& now) {
@@ -765,6 +966,9 @@ void TransitionCounter::unpack_clock(const std::int64_t* data, std::size_t n) {
   n_samples_ = to_u64(data[2]);
   for (std::size_t i = 0; i < origins_.size(); ++i) origins_[i] = to_u64(data[3 + i]);
   recent_.assign(ring, ring + kmax);
+  full_prev_ = -1;
+  for (std::int64_t v : recent_)
+    if (v < current && v > current - kmax) full_prev_ = std::max(full_prev_, v);
   if (have_current_) compute_full_offsets(current_);
 }
 

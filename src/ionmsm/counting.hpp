@@ -10,10 +10,26 @@
 // Each atom carries a history record of doubles (so that LAMMPS can migrate and restart it
 // unchanged). Two history modes (HistoryConfig):
 //
-// * full (default): `max_lag` slots of kFieldsPerSlot values {sample, site, n_x, n_y, n_z},
-//   slot = sample mod max_lag. An empty slot has sample = -1. Every pair of samples (k, k + l)
-//   at which the atom was recorded is counted. Sample indices and images are integers far
-//   below 2^53 and are stored exactly.
+// * full (default): every pair of samples (k, k + l) at which the atom was recorded is counted.
+//   Record: a header of kFullHeader = 5 values {last_sample, base_x, base_y, base_z, tag}
+//   followed by `max_lag` slots of ONE double each, slot = sample mod max_lag. A slot holds
+//   -1 (empty) or the packed entry site + S * (e_x + R (e_y + R e_z)), an exact integer below
+//   2^53, with S = 2^s the power of two >= nsites, R = 2^r = image_radix() (r = min(16,
+//   floor((53 - s) / 3))) and e = n - base + R/2 the image offset from the per-atom base image
+//   (decoding is shift and mask on the int64 of the double). last_sample is the atom's last
+//   recorded sample (-1: none since clear_history) and tag = kFullTag marks an initialised
+//   record. The sample index of a slot is not stored: the slot of sample j (read at sample
+//   k = j + l) is valid iff j is still in the global ring of sampled indices (recent_, checked
+//   once per sample for all atoms) and the slot is not empty. An atom that misses samples (it
+//   left the group) has, at its next sample, the ring slots of every sample it missed since its
+//   last_sample set to empty, so pairs of samples at which it WAS recorded are still counted
+//   across the gap (as before: pairs are matched by sample index). Image offsets that leave
+//   [0, R) rebase the atom: every live entry (sampled within the last max_lag samples, not
+//   empty) is re-encoded on the current image as base (or, if one does not fit, on the lowest
+//   image of the window + R/2); if the atom's images within its history window span more than
+//   R - 1 (R >= 128; 2^16 for <= 32 sites, 4096 for <= 65536 sites) the sample throws, as in
+//   multitau mode. A pair whose entry equals the new entry exactly is a stay (same site, zero
+//   shift), counted without decoding. Record size: kFullHeader + max_lag doubles.
 //
 // * multitau M: bounded memory. Level k keeps the atom's last M samples whose index is a
 //   multiple of 2^k (slot = (j / 2^k) mod M); only the levels that some lag uses are stored.
@@ -95,6 +111,10 @@ class CountTable {
     }
     add_moving(from, to, shift);
   }
+  /// One stay on site s (no range check).
+  void add_stay(SiteIndex s) { ++stay_[static_cast<std::size_t>(s)]; }
+  /// One count of a pair that is not a stay (no range check).
+  void add_moving(SiteIndex from, SiteIndex to, const Image& shift);
   /// Nonzero entries sorted by (from, to, shift).
   std::vector<TransitionCount> rows() const;
   std::uint64_t total() const;
@@ -103,15 +123,28 @@ class CountTable {
 
  private:
   static bool pack(SiteIndex from, SiteIndex to, const Image& shift, std::uint64_t& key);
-  void add_moving(SiteIndex from, SiteIndex to, const Image& shift);
+  void bump_packed(std::uint64_t key, std::uint64_t n);
+  void grow_packed();
+  // Open-addressing hash table (linear probing, power-of-two capacity, load <= 1/2) of the
+  // packed keys (63 bits, so kEmptyKey never collides with a key).
+  struct PackedSlot {
+    std::uint64_t key;
+    std::uint64_t n;
+  };
+  static constexpr std::uint64_t kEmptyKey = ~std::uint64_t{0};
   std::vector<std::uint64_t> stay_;
-  std::unordered_map<std::uint64_t, std::uint64_t> packed_;
+  std::vector<PackedSlot> packed_;
+  std::size_t packed_used_ = 0;
+  int packed_shift_ = 64;
   std::map<CountKey, std::uint64_t> overflow_;
 };
 
 class TransitionCounter {
  public:
-  static constexpr int kFieldsPerSlot = 5;
+  /// full record header: last_sample, base image (3), tag (then one double per slot)
+  static constexpr int kFullHeader = 5;
+  /// value of the header's tag in an initialised full-mode record
+  static constexpr double kFullTag = 1.0e15 + 17.0;
   /// multitau record header: valid_since, last_sample, base image (3)
   static constexpr int kMultiTauHeader = 5;
   static constexpr std::int64_t kMaxMultiTauM = std::int64_t{1} << 20;
@@ -127,7 +160,8 @@ class TransitionCounter {
   int lag_level(std::size_t i) const { return lag_level_[i]; }
   /// Multitau: the stored levels, ascending (empty in full mode).
   const std::vector<int>& stored_levels() const { return levels_; }
-  /// Multitau: the radix R of the packed image offsets (offsets must lie in [-R/2, R - 1 - R/2]).
+  /// The radix R of the packed image offsets (offsets must lie in [-R/2, R - 1 - R/2]); in
+  /// full mode a power of two.
   std::int64_t image_radix() const { return radix_; }
 
   /// Enables the displacement moments (fractional site coordinates, one per site; throws
@@ -194,6 +228,9 @@ class TransitionCounter {
  private:
   void add_full(double* record, const SiteImage& now);
   void compute_full_offsets(std::int64_t k);
+  void full_fill_gap(double* slots, std::int64_t last) const;
+  void full_rebase(double* record, const SiteImage& now) const;
+  bool full_decode(double v, std::int64_t& u) const;
   void add_multitau(double* record, const SiteImage& now);
   void add_moment(std::size_t lag_index, SiteIndex from, SiteIndex to, const Image& shift);
   double encode(const SiteImage& s, const double* base) const;
@@ -207,9 +244,17 @@ class TransitionCounter {
   std::vector<char> origin_ok_;           // multitau: origin of lag i sampled (this sample)
   std::int64_t previous_ = -1;            // multitau: the sample before current_ (-1 none)
   std::int64_t radix_ = 0;
-  std::vector<SiteImage> scratch_from_;   // multitau / full: per-call scratch
-  std::vector<std::int64_t> full_read_;   // full: per lag, offset of slot k - l (-1: none)
-  std::int64_t full_write_ = 0;           // full: offset of slot k
+  std::vector<SiteImage> scratch_from_;   // multitau: per-call scratch
+  std::vector<std::int64_t> full_read_;   // full: per lag, slot of k - l (-1: not sampled)
+  std::int64_t full_write_ = 0;           // full: slot of k
+  std::int64_t full_prev_ = -1;           // full: last sample before k in (k - max_lag, k)
+  int full_sbits_ = 0;                    // full: S = 2^sbits >= nsites
+  int full_rbits_ = 0;                    // full: R = 2^rbits
+  double full_limit_ = 0.0;               // full: 2^(sbits + 3 rbits) <= 2^53
+  std::vector<std::int64_t> scratch_u_;   // full: per-call packed entries
+  std::vector<std::int64_t> prefetch_;    // full: slot offsets to prefetch (sorted, >= 1 line apart)
+  std::uintptr_t last_record_ = 0;        // full: previous record address (stride detection)
+  std::intptr_t last_stride_ = 0;
   std::vector<char> scratch_use_;
   std::vector<Eigen::Vector3d> site_frac_;
   Eigen::Matrix3d cell_ = Eigen::Matrix3d::Identity();

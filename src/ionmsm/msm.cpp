@@ -16,11 +16,14 @@
 #include <Eigen/SparseCholesky>
 #include <Eigen/SparseLU>
 #include <algorithm>
+#include <atomic>
 #include <cmath>
+#include <exception>
 #include <limits>
 #include <numeric>
 #include <sstream>
 #include <stdexcept>
+#include <thread>
 #include <utility>
 
 #ifdef IONMSM_HAVE_SPECTRA
@@ -195,6 +198,7 @@ void validate_spectrum_options(const SpectrumOptions& o, const char* function) {
     fail(function, "sparse_tolerance must be finite and > 0");
   if (o.sparse_max_restarts < 1) fail(function, "sparse_max_restarts must be >= 1");
   if (o.sparse_ncv < 0) fail(function, "sparse_ncv must be >= 0");
+  if (o.sparse_auto_restarts < 1) fail(function, "sparse_auto_restarts must be >= 1");
   if (!(o.detailed_balance_tolerance >= 0.0))
     fail(function, "detailed_balance_tolerance must be >= 0");
   if (!(o.sparse_shift > 0.0) || !std::isfinite(o.sparse_shift))
@@ -341,6 +345,84 @@ class SymShiftInvertOp {
   const SpMat& s_;
   Eigen::SimplicialLDLT<SpMat> ldlt_;
 };
+
+// SparseMode::Auto: the trial computes kt >= k largest-modulus eigenvalues `ev` (a few more
+// than k: see auto_trial_k). On success `chosen` holds the positions of k of them that are
+// provably k eigenvalues closest to sigma (> 1), i.e. the set shift-invert would return: they
+// are the k computed ones closest to sigma, and every eigenvalue mu NOT computed has
+// |mu| <= r = min_i |ev_i|, hence |sigma - mu| >= sigma - r; so it suffices that every chosen
+// |sigma - ev_i| <= sigma - r (up to tol, for round-off imaginary parts and ties). Computing a
+// few more than k lowers r: a complex eigenvalue at the cut is farther from sigma than a real
+// one of the same modulus, and with exactly k computed it could never be proven closest.
+// A tie at the cut (the next computed one as close as the last chosen) is accepted only
+// between a complex-conjugate pair, which shift-invert cannot order either.
+// False if two chosen ones coincide to 1e-9 relative: a single-vector Krylov method finds the
+// extra copies of an exactly degenerate eigenvalue (symmetric lattices) only through round-off
+// and may return an incomplete multiplicity, so the shift-invert result is used instead.
+bool closest_to_shift(const Eigen::VectorXcd& ev, Index k, double sigma, double tol,
+                      std::vector<Index>& chosen) {
+  chosen.clear();
+  if (k <= 0 || ev.size() < k || !ev.allFinite()) return false;
+  const double r = ev.cwiseAbs().minCoeff();
+  const double scale = ev.cwiseAbs().maxCoeff();
+  std::vector<Index> order(static_cast<std::size_t>(ev.size()));
+  std::iota(order.begin(), order.end(), Index(0));
+  auto dist = [&](Index i) { return std::abs(sigma - ev(i)); };
+  std::stable_sort(order.begin(), order.end(), [&](Index x, Index y) {
+    const double dx = dist(x), dy = dist(y);
+    if (dx != dy) return dx < dy;
+    return ev(x).imag() > ev(y).imag();
+  });
+  for (Index i = 0; i < k; ++i) {
+    const Index c = order[static_cast<std::size_t>(i)];
+    if (!(dist(c) <= (sigma - r) + tol)) return false;
+  }
+  if (ev.size() > k) {
+    const Index last = order[static_cast<std::size_t>(k - 1)];
+    const Index next = order[static_cast<std::size_t>(k)];
+    if (dist(next) <= dist(last) + tol &&
+        !(ev(last).imag() != 0.0 && std::abs(ev(next) - std::conj(ev(last))) <= 1e-9 * scale))
+      return false;
+  }
+  for (Index i = 0; i < k; ++i)
+    for (Index j = i + 1; j < k; ++j)
+      if (std::abs(ev(order[static_cast<std::size_t>(i)]) - ev(order[static_cast<std::size_t>(j)])) <=
+          1e-9 * scale)
+        return false;
+  chosen.assign(order.begin(), order.begin() + k);
+  return true;
+}
+
+// SparseMode::Auto: eigenvalues the trial computes for k requested (a few more, within the
+// Krylov subspace size ncv and Spectra's limit n - min_gap).
+int auto_trial_k(int k, int ncv, Index n, int min_gap) {
+  const int extra = 4;
+  const Index kt = std::min<Index>({static_cast<Index>(k) + extra, static_cast<Index>(ncv) - 2,
+                                    n - min_gap});
+  return static_cast<int>(std::max<Index>(k, kt));
+}
+
+// SparseMode::Auto: true if every column of m holds the same multiset of values (exactly),
+// e.g. the transition matrix of a translation-invariant periodic lattice. Such a model has an
+// exactly degenerate spectrum by symmetry, so the matrix-vector trial would be rejected after
+// paying for its convergence: shift-invert runs directly (the same result as a rejected trial).
+// O(nnz log) and exact: any perturbation of the counts (real MD data) makes it false.
+bool uniform_columns(const SpMat& m) {
+  const Index n = m.outerSize();
+  if (n < 2) return false;
+  std::vector<double> first, col;
+  for (Index j = 0; j < n; ++j) {
+    col.clear();
+    for (SpMat::InnerIterator it(m, j); it; ++it)
+      if (it.value() != 0.0) col.push_back(it.value());
+    std::sort(col.begin(), col.end());
+    if (j == 0)
+      first = col;
+    else if (col != first)
+      return false;
+  }
+  return true;
+}
 
 // init + compute + collect; eigenvalue/vector types follow the solver (real or complex).
 template <typename Solver, typename Values, typename Vectors>
@@ -990,19 +1072,57 @@ Spectrum compute_spectrum(const Eigen::SparseMatrix<double>& m, const SpectrumOp
   bool success = false;
   const char* solver_name = "";
   try {
-    if (options.sparse_mode == SparseMode::ShiftInvert) {
+    bool done = false;
+    const bool trial = options.sparse_mode == SparseMode::Auto && !uniform_columns(a);
+    if (options.sparse_mode == SparseMode::LargestModulus || trial) {
+      solver_name = "GenEigsSolver";
+      SpectrumOptions o = options;
+      if (trial) o.sparse_max_restarts = std::min(o.sparse_max_restarts, o.sparse_auto_restarts);
+      const int kt = trial ? auto_trial_k(k, ncv, n, 2) : k;
+      try {
+        Spectra::SparseGenMatProd<double> op(a);
+        Spectra::GenEigsSolver<Spectra::SparseGenMatProd<double>> eigs(op, kt, ncv);
+        run_spectra(eigs, o, options.right_vectors, nconv, success, out.sparse_restarts, ev,
+                    raw);
+      } catch (const std::exception&) {
+        if (!trial) throw;
+        success = false;  // a failed trial only means: shift-invert below
+      }
+      out.sparse_mode_used = SparseMode::LargestModulus;
+      done = !trial;
+      std::vector<Index> chosen;
+      if (trial && success && nconv == kt &&
+          closest_to_shift(ev, k, 1.0 + options.sparse_shift, options.tie_tolerance, chosen)) {
+        Eigen::VectorXcd ev_k(k);
+        Eigen::MatrixXcd raw_k(options.right_vectors ? n : 0, options.right_vectors ? k : 0);
+        for (Index i = 0; i < k; ++i) {
+          ev_k(i) = ev(chosen[static_cast<std::size_t>(i)]);
+          if (options.right_vectors) raw_k.col(i) = raw.col(chosen[static_cast<std::size_t>(i)]);
+        }
+        ev = std::move(ev_k);
+        raw = std::move(raw_k);
+        nconv = k;
+        done = true;
+      }
+    }
+    if (!done && options.sparse_mode == SparseMode::Auto && !options.sparse_auto_fallback) {
+      out.status = SpectrumStatus::NotConverged;
+      out.sparse_mode_used = SparseMode::ShiftInvert;
+      out.message = "Auto trial rejected (no shift-invert fallback requested)";
+      return out;
+    }
+    if (!done) {
+      ev.resize(0);
+      raw.resize(0, 0);
+      nconv = 0;
+      success = false;
       solver_name = "GenEigsRealShiftSolver";
       Spectra::SparseGenRealShiftSolve<double> op(a);
       Spectra::GenEigsRealShiftSolver<Spectra::SparseGenRealShiftSolve<double>> eigs(
           op, k, ncv, 1.0 + options.sparse_shift);
       run_spectra(eigs, options, options.right_vectors, nconv, success, out.sparse_restarts, ev,
                   raw);
-    } else {
-      solver_name = "GenEigsSolver";
-      Spectra::SparseGenMatProd<double> op(a);
-      Spectra::GenEigsSolver<Spectra::SparseGenMatProd<double>> eigs(op, k, ncv);
-      run_spectra(eigs, options, options.right_vectors, nconv, success, out.sparse_restarts, ev,
-                  raw);
+      out.sparse_mode_used = SparseMode::ShiftInvert;
     }
   } catch (const std::exception& e) {
     out.status = SpectrumStatus::NotConverged;
@@ -1113,17 +1233,59 @@ Spectrum compute_reversible_spectrum(const Eigen::SparseMatrix<double>& m,
   int restarts = 0;
   const char* solver_name = "";
   Spectrum out;
+  SparseMode mode_used = SparseMode::ShiftInvert;
   try {
-    if (options.sparse_mode == SparseMode::ShiftInvert) {
+    bool done = false;
+    const bool trial = options.sparse_mode == SparseMode::Auto && !uniform_columns(m);
+    if (options.sparse_mode == SparseMode::LargestModulus || trial) {
+      solver_name = "SymEigsSolver";
+      SpectrumOptions o = options;
+      if (trial) o.sparse_max_restarts = std::min(o.sparse_max_restarts, o.sparse_auto_restarts);
+      const int kt = trial ? auto_trial_k(k, ncv, n, 1) : k;
+      try {
+        Spectra::SparseSymMatProd<double> op(s);
+        Spectra::SymEigsSolver<Spectra::SparseSymMatProd<double>> eigs(op, kt, ncv);
+        run_spectra(eigs, o, want_vectors, nconv, success, restarts, ev, u);
+      } catch (const std::exception&) {
+        if (!trial) throw;
+        success = false;  // a failed trial only means: shift-invert below
+      }
+      mode_used = SparseMode::LargestModulus;
+      done = !trial;
+      std::vector<Index> chosen;
+      if (trial && success && nconv == kt &&
+          closest_to_shift(Eigen::VectorXcd(ev.cast<std::complex<double>>()), k,
+                           1.0 + options.sparse_shift, options.tie_tolerance, chosen)) {
+        Eigen::VectorXd ev_k(k);
+        Eigen::MatrixXd u_k(want_vectors ? n : 0, want_vectors ? k : 0);
+        for (Index i = 0; i < k; ++i) {
+          ev_k(i) = ev(chosen[static_cast<std::size_t>(i)]);
+          if (want_vectors) u_k.col(i) = u.col(chosen[static_cast<std::size_t>(i)]);
+        }
+        ev = std::move(ev_k);
+        u = std::move(u_k);
+        nconv = k;
+        done = true;
+      }
+    }
+    if (!done && options.sparse_mode == SparseMode::Auto && !options.sparse_auto_fallback) {
+      out.symmetrized = true;
+      out.method_used = SpectrumMethod::Sparse;
+      out.status = SpectrumStatus::NotConverged;
+      out.sparse_mode_used = SparseMode::ShiftInvert;
+      out.message = "Auto trial rejected (no shift-invert fallback requested)";
+      return out;
+    }
+    if (!done) {
+      ev.resize(0);
+      u.resize(0, 0);
+      nconv = 0;
+      success = false;
       solver_name = "SymEigsShiftSolver";
       SymShiftInvertOp op(s);
       Spectra::SymEigsShiftSolver<SymShiftInvertOp> eigs(op, k, ncv, 1.0 + options.sparse_shift);
       run_spectra(eigs, options, want_vectors, nconv, success, restarts, ev, u);
-    } else {
-      solver_name = "SymEigsSolver";
-      Spectra::SparseSymMatProd<double> op(s);
-      Spectra::SymEigsSolver<Spectra::SparseSymMatProd<double>> eigs(op, k, ncv);
-      run_spectra(eigs, options, want_vectors, nconv, success, restarts, ev, u);
+      mode_used = SparseMode::ShiftInvert;
     }
   } catch (const std::exception& e) {
     out.symmetrized = true;
@@ -1138,6 +1300,7 @@ Spectrum compute_reversible_spectrum(const Eigen::SparseMatrix<double>& m,
   out.symmetrized = true;
   out.method_used = SpectrumMethod::Sparse;
   out.sparse_restarts = restarts;
+  out.sparse_mode_used = mode_used;
   if (!success) {
     out.status = SpectrumStatus::NotConverged;
     out.message = std::string("Spectra ") + solver_name + ": " + std::to_string(nconv) + " of " +
@@ -1357,8 +1520,13 @@ std::vector<CkRecord> ck_run(std::vector<CkModel>& ms, const CkOptions& options)
   for (std::size_t k = 1; k < ms.size(); ++k)
     if (ms[k].lag == ms[k - 1].lag) fail(fn, "lag " + std::to_string(ms[k].lag) + " given twice");
 
-  std::vector<CkRecord> out;
-  for (std::size_t a = 0; a < ms.size(); ++a) {
+  // The base lags are independent: up to two threads, each base lag's records kept apart and
+  // concatenated in lag order (the result does not depend on the scheduling; the first error in
+  // base-lag order is rethrown).
+  std::vector<std::vector<CkRecord>> per_base(ms.size());
+  std::vector<std::exception_ptr> errors(ms.size());
+  auto run_base = [&](std::size_t a) {
+    std::vector<CkRecord>& out = per_base[a];
     const std::int64_t tau = ms[a].lag;
     std::vector<std::size_t> cached_sites;
     Eigen::MatrixXd base, power;
@@ -1450,7 +1618,28 @@ std::vector<CkRecord> ck_run(std::vector<CkModel>& ms, const CkOptions& options)
                 matrix_two_norm(db, options.dense_svd_max);
       out.push_back(rec);
     }
+  };
+  {
+    std::atomic<std::size_t> next{0};
+    auto worker = [&] {
+      for (std::size_t a = next++; a < ms.size(); a = next++) {
+        try {
+          run_base(a);
+        } catch (...) {
+          errors[a] = std::current_exception();
+        }
+      }
+    };
+    const unsigned hw = std::thread::hardware_concurrency();
+    std::thread helper;
+    if (ms.size() > 2 && hw >= 2) helper = std::thread(worker);
+    worker();
+    if (helper.joinable()) helper.join();
   }
+  for (const auto& e : errors)
+    if (e) std::rethrow_exception(e);
+  std::vector<CkRecord> out;
+  for (auto& v : per_base) out.insert(out.end(), v.begin(), v.end());
   return out;
 }
 

@@ -3,11 +3,14 @@
 #include <Eigen/IterativeLinearSolvers>
 #include <Eigen/SparseLU>
 #include <algorithm>
+#include <atomic>
 #include <cmath>
+#include <exception>
 #include <limits>
 #include <map>
 #include <sstream>
 #include <stdexcept>
+#include <thread>
 #include <utility>
 
 namespace ionmsm {
@@ -500,25 +503,49 @@ MsdAccumulator propagate_folded(const TransportStatistics& s, const std::vector<
   const Eigen::Vector3d rv(rep[0], rep[1], rep[2]);
   const MinimumImage mi(s.box_h * rv.asDiagonal());
 
-  struct Row {
-    std::size_t from, to;
-    Image shift;
+  // Transitions of the (state, cell) chain grouped by destination (CSR): the new probability
+  // of a destination row is summed from its sources while it stays in cache.
+  std::vector<std::size_t> dst_start(ns + 1, 0);
+  auto cell_index = [&](int c0, int c1, int c2) {
+    return (static_cast<std::size_t>(c0) * static_cast<std::size_t>(rep[1]) +
+            static_cast<std::size_t>(c1)) * static_cast<std::size_t>(rep[2]) +
+           static_cast<std::size_t>(c2);
+  };
+  struct Move {
+    std::size_t src, dst;
     double p;
   };
-  std::vector<Row> rows;
-  rows.reserve(s.rows.size());
+  std::vector<Move> moves;
+  moves.reserve(s.rows.size() * rc);
   for (const auto& r : s.rows) {
-    Row x;
-    x.from = static_cast<std::size_t>(s.state_of_site[static_cast<std::size_t>(r.from)]);
-    x.to = static_cast<std::size_t>(s.state_of_site[static_cast<std::size_t>(r.to)]);
-    for (int a = 0; a < 3; ++a) {
-      int v = r.shift[static_cast<std::size_t>(a)] % rep[static_cast<std::size_t>(a)];
-      if (v < 0) v += rep[static_cast<std::size_t>(a)];
-      x.shift[static_cast<std::size_t>(a)] = v;
+    const auto from = static_cast<std::size_t>(s.state_of_site[static_cast<std::size_t>(r.from)]);
+    const auto to = static_cast<std::size_t>(s.state_of_site[static_cast<std::size_t>(r.to)]);
+    std::array<int, 3> sh{};
+    for (std::size_t a = 0; a < 3; ++a) {
+      int v = r.shift[a] % rep[a];
+      if (v < 0) v += rep[a];
+      sh[a] = v;
     }
-    x.p = r.probability;
-    rows.push_back(x);
+    for (int c0 = 0; c0 < rep[0]; ++c0)
+      for (int c1 = 0; c1 < rep[1]; ++c1)
+        for (int c2 = 0; c2 < rep[2]; ++c2)
+          moves.push_back({from * rc + cell_index(c0, c1, c2),
+                           to * rc + cell_index((c0 + sh[0]) % rep[0], (c1 + sh[1]) % rep[1],
+                                                (c2 + sh[2]) % rep[2]),
+                           r.probability});
   }
+  std::stable_sort(moves.begin(), moves.end(),
+                   [](const Move& a, const Move& b) { return a.dst < b.dst; });
+  std::vector<std::size_t> move_src(moves.size());
+  std::vector<double> move_p(moves.size());
+  for (std::size_t k = 0; k < moves.size(); ++k) {
+    ++dst_start[moves[k].dst + 1];
+    move_src[k] = moves[k].src;
+    move_p[k] = moves[k].p;
+  }
+  for (std::size_t i = 0; i < ns; ++i) dst_start[i + 1] += dst_start[i];
+  moves = std::vector<Move>();
+
   std::vector<std::size_t> starts;
   for (std::size_t j = 0; j < na; ++j)
     if (p0[j] > 0.0) starts.push_back(j);
@@ -526,84 +553,108 @@ MsdAccumulator propagate_folded(const TransportStatistics& s, const std::vector<
   const std::size_t budget = std::size_t(1) << 20;  // state x column entries per block
   const std::size_t block = std::max<std::size_t>(
       1, std::min<std::size_t>({64, budget / std::max<std::size_t>(ns, 1), starts.size()}));
+  const std::size_t n_blocks = (starts.size() + block - 1) / block;
 
-  MsdAccumulator acc(static_cast<std::size_t>(n_max));
   std::vector<Eigen::Vector3d> f(na);
   for (std::size_t i = 0; i < na; ++i)
     f[i] = s.site_fractional[static_cast<std::size_t>(s.active_sites[i])];
 
-  for (std::size_t b0 = 0; b0 < starts.size(); b0 += block) {
+  // Per block: W (ns*nb x 9) holds weight_b * (d_x^2, d_y^2, d_z^2, d_x d_y, d_x d_z, d_y d_z,
+  // d_x, d_y, d_z) of every (state, column) entry; the probabilities after `chunk` consecutive
+  // steps are the columns of V (ns*nb x chunk), and their moments W^T V come out of one dense
+  // matrix product (vectorised, W read once per chunk instead of once per step). Blocks are
+  // independent: up to two threads, each block's moments (9 x n_max) kept separately and
+  // summed in block order, so the result does not depend on the scheduling.
+  const std::size_t len_max = ns * block;
+  const std::size_t chunk = static_cast<std::size_t>(std::max<std::int64_t>(
+      1, std::min<std::int64_t>(
+             {16, n_max,
+              static_cast<std::int64_t>((std::size_t(1) << 21) /
+                                        std::max<std::size_t>(len_max, 1))})));
+  std::vector<Eigen::MatrixXd> block_moments(n_blocks);
+  auto run_block = [&](std::size_t bi, Eigen::MatrixXd& w, Eigen::MatrixXd& vs) {
+    const std::size_t b0 = bi * block;
     const std::size_t nb = std::min(block, starts.size() - b0);
-    std::vector<Eigen::Vector3d> dist(ns * nb);
+    const std::size_t len = ns * nb;
     for (std::size_t i = 0; i < na; ++i)
       for (int c0 = 0; c0 < rep[0]; ++c0)
         for (int c1 = 0; c1 < rep[1]; ++c1)
           for (int c2 = 0; c2 < rep[2]; ++c2) {
-            const std::size_t cell =
-                (static_cast<std::size_t>(c0) * static_cast<std::size_t>(rep[1]) +
-                 static_cast<std::size_t>(c1)) * static_cast<std::size_t>(rep[2]) +
-                static_cast<std::size_t>(c2);
+            const std::size_t cell = cell_index(c0, c1, c2);
             const Eigen::Vector3d fi = f[i] + Eigen::Vector3d(c0, c1, c2);
             for (std::size_t b = 0; b < nb; ++b) {
               const Eigen::Vector3d frac = (fi - f[starts[b0 + b]]).cwiseQuotient(rv);
-              dist[(i * rc + cell) * nb + b] = mi(frac);
+              const Eigen::Vector3d d = mi(frac);
+              const double pw = p0[starts[b0 + b]];
+              const auto e = static_cast<Eigen::Index>((i * rc + cell) * nb + b);
+              w(e, 0) = pw * d[0] * d[0];
+              w(e, 1) = pw * d[1] * d[1];
+              w(e, 2) = pw * d[2] * d[2];
+              w(e, 3) = pw * d[0] * d[1];
+              w(e, 4) = pw * d[0] * d[2];
+              w(e, 5) = pw * d[1] * d[2];
+              w(e, 6) = pw * d[0];
+              w(e, 7) = pw * d[1];
+              w(e, 8) = pw * d[2];
             }
           }
-    std::vector<double> v(ns * nb, 0.0), nv(ns * nb);
-    for (std::size_t b = 0; b < nb; ++b) v[(starts[b0 + b] * rc) * nb + b] = 1.0;
-    std::vector<double> weight(nb);
-    for (std::size_t b = 0; b < nb; ++b) weight[b] = p0[starts[b0 + b]];
-
-    for (std::int64_t step = 0; step < n_max; ++step) {
-      std::fill(nv.begin(), nv.end(), 0.0);
-      for (const Row& r : rows) {
-        for (int c0 = 0; c0 < rep[0]; ++c0) {
-          const int d0 = (c0 + r.shift[0]) % rep[0];
-          for (int c1 = 0; c1 < rep[1]; ++c1) {
-            const int d1 = (c1 + r.shift[1]) % rep[1];
-            for (int c2 = 0; c2 < rep[2]; ++c2) {
-              const int d2 = (c2 + r.shift[2]) % rep[2];
-              const std::size_t src =
-                  r.from * rc + (static_cast<std::size_t>(c0) * static_cast<std::size_t>(rep[1]) +
-                                 static_cast<std::size_t>(c1)) *
-                                    static_cast<std::size_t>(rep[2]) +
-                  static_cast<std::size_t>(c2);
-              const std::size_t dst =
-                  r.to * rc + (static_cast<std::size_t>(d0) * static_cast<std::size_t>(rep[1]) +
-                               static_cast<std::size_t>(d1)) *
-                                  static_cast<std::size_t>(rep[2]) +
-                  static_cast<std::size_t>(d2);
-              const double* in = &v[src * nb];
-              double* out = &nv[dst * nb];
-              for (std::size_t b = 0; b < nb; ++b) out[b] += r.p * in[b];
-            }
+    Eigen::MatrixXd& mom = block_moments[bi];
+    mom.resize(9, n_max);
+    // column 0 of vs: the state before the chunk; columns 1..c: after each step of the chunk
+    const auto l = static_cast<Eigen::Index>(len);
+    vs.col(0).head(l).setZero();
+    for (std::size_t b = 0; b < nb; ++b)
+      vs(static_cast<Eigen::Index>((starts[b0 + b] * rc) * nb + b), 0) = 1.0;
+    for (std::int64_t step0 = 0; step0 < n_max; step0 += static_cast<std::int64_t>(chunk)) {
+      const auto nc = static_cast<Eigen::Index>(
+          std::min<std::int64_t>(static_cast<std::int64_t>(chunk), n_max - step0));
+      for (Eigen::Index c = 1; c <= nc; ++c) {
+        const double* vin = vs.col(c - 1).data();
+        double* vout = vs.col(c).data();
+        for (std::size_t dst = 0; dst < ns; ++dst) {
+          double* out = vout + dst * nb;
+          std::fill(out, out + nb, 0.0);
+          for (std::size_t k = dst_start[dst]; k < dst_start[dst + 1]; ++k) {
+            const double* in = vin + move_src[k] * nb;
+            const double p = move_p[k];
+            for (std::size_t b = 0; b < nb; ++b) out[b] += p * in[b];
           }
         }
       }
-      v.swap(nv);
-      double xx = 0, yy = 0, zz = 0, xy = 0, xz = 0, yz = 0;
-      Eigen::Vector3d m = Eigen::Vector3d::Zero();
-      for (std::size_t k = 0; k < ns; ++k) {
-        for (std::size_t b = 0; b < nb; ++b) {
-          const double w = v[k * nb + b];
-          if (w == 0.0) continue;
-          const double pw = w * weight[b];
-          const Eigen::Vector3d& d = dist[k * nb + b];
-          xx += pw * d[0] * d[0];
-          yy += pw * d[1] * d[1];
-          zz += pw * d[2] * d[2];
-          xy += pw * d[0] * d[1];
-          xz += pw * d[0] * d[2];
-          yz += pw * d[1] * d[2];
-          m += pw * d;
-        }
-      }
-      Eigen::Matrix3d t;
-      t << xx, xy, xz, xy, yy, yz, xz, yz, zz;
-      acc.tensor[static_cast<std::size_t>(step)] += t;
-      acc.mean[static_cast<std::size_t>(step)] += m;
+      mom.middleCols(step0, nc).noalias() = w.topRows(l).transpose() * vs.block(0, 1, l, nc);
+      vs.col(0).head(l) = vs.col(nc).head(l);
     }
+  };
+  {
+    std::atomic<std::size_t> next{0};
+    std::exception_ptr errors[2];
+    auto worker = [&](int id) {
+      try {
+        Eigen::MatrixXd w(len_max, 9), vs(len_max, static_cast<Eigen::Index>(chunk) + 1);
+        for (std::size_t bi = next++; bi < n_blocks; bi = next++) run_block(bi, w, vs);
+      } catch (...) {
+        errors[id] = std::current_exception();
+        next = n_blocks;  // stop the other worker early
+      }
+    };
+    const unsigned hw = std::thread::hardware_concurrency();
+    std::thread helper;
+    if (n_blocks > 1 && hw >= 2) helper = std::thread(worker, 1);
+    worker(0);
+    if (helper.joinable()) helper.join();
+    for (const auto& e : errors)
+      if (e) std::rethrow_exception(e);
   }
+  MsdAccumulator acc(static_cast<std::size_t>(n_max));
+  for (const Eigen::MatrixXd& mom : block_moments)
+    for (std::int64_t c = 0; c < n_max; ++c) {
+      Eigen::Matrix3d t;
+      t << mom(0, c), mom(3, c), mom(4, c), mom(3, c), mom(1, c), mom(5, c), mom(4, c),
+          mom(5, c), mom(2, c);
+      const auto st = static_cast<std::size_t>(c);
+      acc.tensor[st] += t;
+      acc.mean[st] += Eigen::Vector3d(mom(6, c), mom(7, c), mom(8, c));
+    }
   return acc;
 }
 

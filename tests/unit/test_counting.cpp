@@ -2,6 +2,8 @@
 #include <gtest/gtest.h>
 
 #include <cstdint>
+#include <algorithm>
+#include <cstdlib>
 #include <map>
 #include <random>
 #include <stdexcept>
@@ -211,10 +213,12 @@ const std::vector<std::int64_t> kLags = {1, 2, 5, 17};
 TEST(CountingHand, SingleAtomThreeLags) {
   // states [0,0,1,0,1,1,0] at samples 0..6, one atom, no shifts.
   TransitionCounter c(2, {1, 2, 3});
-  EXPECT_EQ(c.doubles_per_atom(), 3 * TransitionCounter::kFieldsPerSlot);
+  EXPECT_EQ(c.doubles_per_atom(), TransitionCounter::kFullHeader + 3);
   std::vector<double> rec(static_cast<std::size_t>(c.doubles_per_atom()), 123.0);
   c.clear_history(rec.data());
-  for (int s = 0; s < 3; ++s) EXPECT_EQ(rec[static_cast<std::size_t>(s * 5)], -1.0);
+  EXPECT_EQ(rec[0], -1.0);  // no sample yet
+  for (int s = 0; s < 3; ++s)
+    EXPECT_EQ(rec[static_cast<std::size_t>(TransitionCounter::kFullHeader + s)], -1.0);
   const SiteIndex states[7] = {0, 0, 1, 0, 1, 1, 0};
   for (int k = 0; k < 7; ++k) {
     c.begin_sample(k);
@@ -311,6 +315,102 @@ TEST(CountingReference, ClearedHistoriesStopCounting) {
   expect_rows(c.table(1).rows(), {row(0, 2, {0, 0, 0}, 1), row(3, 1, {0, 0, 0}, 1)}, "lag 2");
   EXPECT_EQ(c.n_origins(0), 5u);  // origins are global, not per atom
   EXPECT_EQ(c.n_origins(1), 4u);
+}
+
+// Atoms drifting over many periodic images (far beyond the radix R of the packed entries)
+// with back-and-forth steps: exercises the rebase of full-mode records.
+Script drift_script(std::uint64_t seed, std::size_t nsites, std::size_t natoms,
+                    std::size_t nsamples, int step) {
+  std::mt19937_64 rng(seed);
+  std::uniform_int_distribution<int> lowsite(0, 6), pct(0, 99), gap(1, 4), dx(step / 2, step),
+      dy(-step, step);
+  std::uniform_int_distribution<SiteIndex> anysite(0, static_cast<SiteIndex>(nsites) - 1);
+  Script sc;
+  sc.nsites = nsites;
+  sc.natoms = natoms;
+  std::vector<Image> img(natoms, Image{0, 0, 0});
+  for (std::size_t a = 0; a < natoms; ++a) img[a][2] = static_cast<std::int32_t>(a) * 100000;
+  std::int64_t k = 0;
+  for (std::size_t i = 0; i < nsamples; ++i) {
+    sc.samples.push_back(k);
+    k += (pct(rng) < 80) ? 1 : gap(rng);
+    std::vector<AtomEvent> ev(natoms);
+    for (std::size_t a = 0; a < natoms; ++a) {
+      AtomEvent& e = ev[a];
+      e.present = pct(rng) < 92;
+      e.clear_before = pct(rng) < 2;
+      if (pct(rng) < 60) {  // move: drift in x, wander in y, stay in z
+        img[a][0] += dx(rng);
+        img[a][1] += dy(rng);
+      }
+      e.where = at(pct(rng) < 90 ? lowsite(rng) : anysite(rng), img[a]);
+    }
+    sc.events.push_back(std::move(ev));
+  }
+  return sc;
+}
+
+TEST(CountingReference, FullRecordsRebaseOverManyImages) {
+  // (2^17 + 3 sites: S = 2^18, R = 2^11) and (7 sites: R = 2^16): images travel > 3 R in x
+  // and wander in y; every pair still matches the reference.
+  struct Case {
+    std::size_t nsites;
+    std::int64_t radix;
+    int step;
+  };
+  for (const Case& cs : {Case{(std::size_t{1} << 17) + 3, 2048, 60}, Case{7, 65536, 1900}}) {
+    for (std::uint64_t seed : {11u, 12u}) {
+      const Script sc = drift_script(seed, cs.nsites, 6, 300, cs.step);
+      TransitionCounter c(sc.nsites, kLags);
+      EXPECT_EQ(c.image_radix(), cs.radix);
+      auto records = fresh_records(c, sc.natoms);
+      feed(c, records, sc, 0, sc.samples.size());
+      const Reference ref = reference_count(sc, kLags);
+      EXPECT_EQ(c.occupancy(), ref.occupancy);
+      for (std::size_t li = 0; li < kLags.size(); ++li) {
+        EXPECT_EQ(c.n_origins(li), ref.origins[li]);
+        expect_rows(c.table(li).rows(), rows_of(ref.counts[li]),
+                    "nsites " + std::to_string(cs.nsites) + " seed " + std::to_string(seed) +
+                        " lag " + std::to_string(kLags[li]));
+      }
+      // the x images really left the radix range many times
+      std::int32_t xmax = 0;
+      for (const auto& ev : sc.events) xmax = std::max(xmax, std::abs(ev[0].where.image[0]));
+      EXPECT_GT(xmax, 3 * cs.radix);
+    }
+  }
+}
+
+TEST(CountingMisuse, FullRecordSpanBeyondRadixThrowsWithoutSideEffects) {
+  // R = 2048 (2^17 + 3 sites, longest lag 4): images spanning more than R - 1 within the window
+  // cannot be stored; the sample throws and changes neither the record nor the counts.
+  const std::size_t ns = (std::size_t{1} << 17) + 3;
+  TransitionCounter c(ns, {1, 4});
+  ASSERT_EQ(c.image_radix(), 2048);
+  std::vector<double> rec(static_cast<std::size_t>(c.doubles_per_atom()));
+  c.clear_history(rec.data());
+  c.begin_sample(0);
+  c.add_atom_sample(rec.data(), at(5, {0, 0, 0}));
+  c.begin_sample(1);
+  c.add_atom_sample(rec.data(), at(6, {2047, 0, 0}));  // span 2047: rebased, fits
+  c.begin_sample(2);
+  const std::vector<double> before = rec;
+  const auto counts_before = c.pack_counts();
+  EXPECT_THROW(c.add_atom_sample(rec.data(), at(6, {-1, 0, 0})), std::invalid_argument);
+  EXPECT_EQ(rec, before);
+  EXPECT_EQ(c.pack_counts(), counts_before);
+  c.add_atom_sample(rec.data(), at(7, {1000, 0, 0}));  // fits: counted
+  // lag 1: 5->6 (2047,0,0), 6->7 (-1047,0,0); lag 4: nothing yet
+  expect_rows(c.table(0).rows(),
+              {row(5, 6, {2047, 0, 0}, 1), row(6, 7, {-1047, 0, 0}, 1)}, "lag 1");
+  c.begin_sample(4);  // lag 4: 0 -> 4, the window still holds image 0 at sample 0
+  EXPECT_THROW(c.add_atom_sample(rec.data(), at(5, {2048, 0, 0})), std::invalid_argument);
+  c.add_atom_sample(rec.data(), at(5, {2000, 3, -4}));
+  expect_rows(c.table(1).rows(), {row(5, 5, {2000, 3, -4}, 1)}, "lag 4");
+  c.begin_sample(9);  // nothing in the window any more: any image starts afresh
+  c.add_atom_sample(rec.data(), at(5, {-100000, 7, 7}));
+  EXPECT_EQ(c.table(0).total(), 2u);
+  EXPECT_EQ(c.table(1).total(), 1u);
 }
 
 // ------------------------------------------------------------------- packing, merging, restart
@@ -510,10 +610,24 @@ TEST(CountingMisuse, SiteOutOfRangeThrowsWithoutSideEffects) {
   EXPECT_EQ(c.occupancy(), (std::vector<std::uint64_t>{0, 1, 0}));
   EXPECT_EQ(c.table(0).total(), 0u);
   // A corrupt record (site beyond nsites, e.g. restart with another sites file) throws too.
-  rec[1] = 17.0;
-  EXPECT_THROW(c.add_atom_sample(rec.data(), at(0)), std::invalid_argument);
+  // Slot of sample 0 (max lag 1: slot 0); sites 3 <= s < S = 4 are out of range as well.
+  for (double bad : {3.0, 7.0, 2.5, -2.0, 1e300, 9007199254740992.0}) {
+    std::vector<double> r2 = rec;
+    r2[TransitionCounter::kFullHeader + 0] = bad;
+    EXPECT_THROW(c.add_atom_sample(r2.data(), at(0)), std::invalid_argument) << bad;
+  }
+  {
+    std::vector<double> r2 = rec;
+    r2[4] = 0.0;  // header tag: not a record cleared by clear_history
+    EXPECT_THROW(c.add_atom_sample(r2.data(), at(0)), std::invalid_argument);
+    r2 = rec;
+    r2[0] = 1.0;  // last sample not before the current one
+    EXPECT_THROW(c.add_atom_sample(r2.data(), at(0)), std::invalid_argument);
+  }
   EXPECT_EQ(c.table(0).total(), 0u);
   EXPECT_EQ(c.occupancy(), (std::vector<std::uint64_t>{0, 1, 0}));
+  c.add_atom_sample(rec.data(), at(0));  // the intact record still counts
+  EXPECT_EQ(c.table(0).total(), 1u);
 }
 
 // ----------------------------------------------------------------------------------- CountTable

@@ -227,8 +227,9 @@ TEST(MultiTauRule, MemoryPerAtomBelow4KB) {
   EXPECT_LE(c.doubles_per_atom() * 8, 4096);
   EXPECT_EQ(c.stored_levels().back(), 13);
   EXPECT_GE(c.image_radix(), 1000);
-  // the same lags in full mode would need 98304 * 5 doubles
-  EXPECT_EQ(TransitionCounter(1000, lags).doubles_per_atom(), 98304 * 5);
+  // the same lags in full mode need one double per sample of the longest lag (+ header)
+  EXPECT_EQ(TransitionCounter(1000, lags).doubles_per_atom(),
+            TransitionCounter::kFullHeader + 98304);
 }
 
 TEST(MultiTauCounting, HandCheckedLevels) {

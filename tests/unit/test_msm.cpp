@@ -780,6 +780,192 @@ TEST(MsmSpectrum, ShiftInvertResolvesClusteredSlowModes) {
   EXPECT_LT(plain.eigenvalues.size(), k);
 }
 
+// SparseMode::Auto: the regular (matrix-vector) mode is used only when its result is provably
+// the shift-invert set and has no degenerate eigenvalue; otherwise shift-invert, same numbers.
+TEST(MsmSpectrum, AutoModeFallsBackToShiftInvertWhenUnsafe) {
+  auto spectra = [](const SpMat& m, ionmsm::SparseMode mode, int k) {
+    ionmsm::SpectrumOptions so;
+    so.method = ionmsm::SpectrumMethod::Sparse;
+    so.num_eigenvalues = k;
+    so.sparse_mode = mode;
+    return ionmsm::compute_spectrum(m, so);
+  };
+  // (a) random sparse network, symmetric integer counts (real, non-degenerate spectrum with
+  // large gaps): the regular mode is taken and agrees with shift-invert.
+  {
+    const int n = 400;
+    std::mt19937 gen(7);
+    std::uniform_int_distribution<int> site(0, n - 1), cnt(1, 50);
+    std::vector<Eigen::Triplet<double>> t;
+    for (int j = 0; j < n; ++j) {
+      t.emplace_back(j, j, 200.0 + cnt(gen));
+      t.emplace_back((j + 1) % n, j, cnt(gen));
+      for (int e = 0; e < 4; ++e) t.emplace_back(site(gen), j, cnt(gen));
+    }
+    SpMat c(n, n);
+    c.setFromTriplets(t.begin(), t.end());
+    const SpMat m = ionmsm::nonreversible_mle(SpMat(c + SpMat(c.transpose())));
+    const ionmsm::Spectrum si = spectra(m, ionmsm::SparseMode::ShiftInvert, 8);
+    const ionmsm::Spectrum au = spectra(m, ionmsm::SparseMode::Auto, 8);
+    ASSERT_EQ(si.status, ionmsm::SpectrumStatus::Ok) << si.message;
+    ASSERT_EQ(au.status, ionmsm::SpectrumStatus::Ok) << au.message;
+    EXPECT_EQ(si.sparse_mode_used, ionmsm::SparseMode::ShiftInvert);
+    EXPECT_EQ(au.sparse_mode_used, ionmsm::SparseMode::LargestModulus);
+    ASSERT_EQ(au.eigenvalues.size(), 8);
+    ASSERT_EQ(si.eigenvalues.size(), 8);
+    for (int a = 0; a < 8; ++a) EXPECT_LT(std::abs(au.eigenvalues(a) - si.eigenvalues(a)), 1e-10) << a;
+  }
+  // (b) periodic 6x6x6 lattice, symmetric hops: 6-fold degenerate slow modes. Auto must not
+  // trust the regular mode (a single-vector Krylov method finds extra copies of a degenerate
+  // eigenvalue only through round-off, so its multiplicities may differ from shift-invert's):
+  // it falls back and gives exactly the shift-invert numbers.
+  {
+    const int l = 6, n = l * l * l;
+    const double p = 0.01;
+    std::vector<Eigen::Triplet<double>> t;
+    for (int z = 0; z < l; ++z)
+      for (int y = 0; y < l; ++y)
+        for (int x = 0; x < l; ++x) {
+          const int s = x + l * (y + l * z);
+          t.emplace_back(s, s, 1.0 - 6.0 * p);
+          const int nb[6] = {(x + 1) % l + l * (y + l * z), (x + l - 1) % l + l * (y + l * z),
+                             x + l * ((y + 1) % l + l * z), x + l * ((y + l - 1) % l + l * z),
+                             x + l * (y + l * ((z + 1) % l)), x + l * (y + l * ((z + l - 1) % l))};
+          for (int q : nb) t.emplace_back(q, s, p);
+        }
+    SpMat m(n, n);
+    m.setFromTriplets(t.begin(), t.end());
+    const ionmsm::Spectrum au = spectra(m, ionmsm::SparseMode::Auto, 7);
+    const ionmsm::Spectrum si = spectra(m, ionmsm::SparseMode::ShiftInvert, 7);
+    ASSERT_EQ(au.status, ionmsm::SpectrumStatus::Ok) << au.message;
+    EXPECT_EQ(au.sparse_mode_used, ionmsm::SparseMode::ShiftInvert);
+    ASSERT_EQ(au.eigenvalues.size(), 7);
+    const double lambda1 = 1.0 - 2.0 * p * (1.0 - std::cos(2.0 * kPi / l));
+    EXPECT_NEAR(au.eigenvalues(0).real(), 1.0, 1e-12);
+    EXPECT_NEAR(au.eigenvalues(1).real(), lambda1, 1e-12);
+    for (int a = 0; a < 7; ++a) EXPECT_EQ(au.eigenvalues(a), si.eigenvalues(a)) << a;
+  }
+  // (c) the clustered 3000-site path (see ShiftInvertResolvesClusteredSlowModes): the regular
+  // mode cannot converge within its restart budget; Auto still returns the right values.
+  {
+    const int n = 3000;
+    std::vector<Eigen::Triplet<double>> t;
+    for (int j = 0; j < n; ++j) {
+      t.emplace_back(j, j, (j == 0 || j == n - 1) ? 3.0 : 2.0);
+      if (j > 0) t.emplace_back(j - 1, j, 1.0);
+      if (j + 1 < n) t.emplace_back(j + 1, j, 1.0);
+    }
+    SpMat c(n, n);
+    c.setFromTriplets(t.begin(), t.end());
+    const SpMat m = ionmsm::nonreversible_mle(c);
+    ionmsm::SpectrumOptions so;
+    so.num_eigenvalues = 4;
+    so.sparse_mode = ionmsm::SparseMode::Auto;
+    so.sparse_auto_restarts = 5;
+    const Eigen::VectorXd pi = Eigen::VectorXd::Constant(n, 1.0 / n);
+    for (int path = 0; path < 2; ++path) {
+      const ionmsm::Spectrum sp = path == 0 ? ionmsm::compute_reversible_spectrum(m, pi, so)
+                                            : ionmsm::compute_spectrum(m, so);
+      ASSERT_EQ(sp.status, ionmsm::SpectrumStatus::Ok) << sp.message;
+      EXPECT_EQ(sp.sparse_mode_used, ionmsm::SparseMode::ShiftInvert) << path;
+      ASSERT_EQ(sp.eigenvalues.size(), 4);
+      for (int a = 0; a < 4; ++a)
+        EXPECT_NEAR(sp.eigenvalues(a).real(), 1.0 - 0.5 * (1.0 - std::cos(kPi * a / n)), 1e-12)
+            << path << " " << a;
+    }
+    so.sparse_auto_restarts = 0;
+    EXPECT_THROW(ionmsm::compute_spectrum(m, so), std::invalid_argument);
+  }
+}
+
+// SparseMode::Auto on a realistic model: a periodic 8x8x8 lattice whose hop counts are perturbed
+// per (site, direction) (no exact degeneracy, non-reversible: complex-conjugate pairs). The
+// number of eigenvalues is chosen so that the cut splits a complex-conjugate pair (the trial
+// computes a few more than k, so it can still prove its k values are the shift-invert set).
+// Also: on the unperturbed lattice (every column the same values) Auto skips the trial.
+TEST(MsmSpectrum, AutoModeAcceptsNoisyLatticeEvenWhenTheCutSplitsAConjugatePair) {
+  const int l = 8, n = l * l * l;
+  auto lattice = [&](double noise) {
+    std::mt19937 gen(11);
+    std::uniform_real_distribution<double> u(-1.0, 1.0);
+    std::vector<Eigen::Triplet<double>> t;
+    for (int z = 0; z < l; ++z)
+      for (int y = 0; y < l; ++y)
+        for (int x = 0; x < l; ++x) {
+          const int s = x + l * (y + l * z);
+          const int nb[6] = {(x + 1) % l + l * (y + l * z), (x + l - 1) % l + l * (y + l * z),
+                             x + l * ((y + 1) % l + l * z), x + l * ((y + l - 1) % l + l * z),
+                             x + l * (y + l * ((z + 1) % l)), x + l * (y + l * ((z + l - 1) % l))};
+          double hops = 0.0;
+          for (int q : nb) {
+            const double c = std::round(20000.0 * (1.0 + noise * u(gen)));
+            hops += c;
+            t.emplace_back(q, s, c);
+          }
+          t.emplace_back(s, s, 1000000.0 - hops);
+        }
+    SpMat c(n, n);
+    c.setFromTriplets(t.begin(), t.end());
+    return ionmsm::nonreversible_mle(c);
+  };
+  auto spectrum = [](const SpMat& m, ionmsm::SparseMode mode, int k) {
+    ionmsm::SpectrumOptions so;
+    so.method = ionmsm::SpectrumMethod::Sparse;
+    so.num_eigenvalues = k;
+    so.sparse_mode = mode;
+    return ionmsm::compute_spectrum(m, so);
+  };
+  const SpMat m = lattice(0.05);
+  const ionmsm::Spectrum wide = spectrum(m, ionmsm::SparseMode::ShiftInvert, 30);
+  ASSERT_EQ(wide.status, ionmsm::SpectrumStatus::Ok) << wide.message;
+  int k = 0;  // eigenvalues k-1 and k (0-based) are a conjugate pair: the cut at k splits it
+  for (int i = 10; i + 1 < 30 && k == 0; ++i)
+    if (wide.eigenvalues(i).imag() != 0.0 &&
+        std::abs(wide.eigenvalues(i + 1) - std::conj(wide.eigenvalues(i))) < 1e-12)
+      k = i + 1;
+  ASSERT_GT(k, 0) << "no complex-conjugate pair among the 30 slowest eigenvalues";
+  const ionmsm::Spectrum si = spectrum(m, ionmsm::SparseMode::ShiftInvert, k);
+  const ionmsm::Spectrum au = spectrum(m, ionmsm::SparseMode::Auto, k);
+  ASSERT_EQ(si.status, ionmsm::SpectrumStatus::Ok) << si.message;
+  ASSERT_EQ(au.status, ionmsm::SpectrumStatus::Ok) << au.message;
+  EXPECT_EQ(au.sparse_mode_used, ionmsm::SparseMode::LargestModulus);
+  ASSERT_EQ(au.eigenvalues.size(), k);
+  ASSERT_EQ(si.eigenvalues.size(), k);
+  for (int a = 0; a < k; ++a) {
+    // the member of the pair at the cut is arbitrary for both methods
+    const double d = std::min(std::abs(au.eigenvalues(a) - si.eigenvalues(a)),
+                              std::abs(au.eigenvalues(a) - std::conj(si.eigenvalues(a))));
+    EXPECT_LT(d, 1e-10) << a;
+  }
+
+  const SpMat sym = lattice(0.0);
+  const ionmsm::Spectrum sym_au = spectrum(sym, ionmsm::SparseMode::Auto, 10);
+  const ionmsm::Spectrum sym_si = spectrum(sym, ionmsm::SparseMode::ShiftInvert, 10);
+  ASSERT_EQ(sym_au.status, ionmsm::SpectrumStatus::Ok) << sym_au.message;
+  EXPECT_EQ(sym_au.sparse_mode_used, ionmsm::SparseMode::ShiftInvert);
+  EXPECT_EQ(sym_au.sparse_restarts, sym_si.sparse_restarts);
+  for (int a = 0; a < 10; ++a) EXPECT_EQ(sym_au.eigenvalues(a), sym_si.eigenvalues(a)) << a;
+
+  // sparse_auto_fallback = false: the trial's result or nothing (the caller falls back itself)
+  ionmsm::SpectrumOptions so;
+  so.method = ionmsm::SpectrumMethod::Sparse;
+  so.num_eigenvalues = 10;
+  so.sparse_mode = ionmsm::SparseMode::Auto;
+  so.sparse_auto_fallback = false;
+  const ionmsm::Spectrum none = ionmsm::compute_spectrum(sym, so);
+  EXPECT_EQ(none.status, ionmsm::SpectrumStatus::NotConverged);
+  EXPECT_EQ(none.eigenvalues.size(), 0);
+  EXPECT_NE(none.message.find("Auto trial rejected"), std::string::npos) << none.message;
+  const Eigen::VectorXd pi = Eigen::VectorXd::Constant(n, 1.0 / n);
+  const ionmsm::Spectrum none_rev = ionmsm::compute_reversible_spectrum(sym, pi, so);
+  EXPECT_EQ(none_rev.status, ionmsm::SpectrumStatus::NotConverged);
+  EXPECT_EQ(none_rev.eigenvalues.size(), 0);
+  so.num_eigenvalues = k;
+  const ionmsm::Spectrum noisy = ionmsm::compute_spectrum(m, so);
+  ASSERT_EQ(noisy.status, ionmsm::SpectrumStatus::Ok) << noisy.message;
+  EXPECT_EQ(noisy.sparse_mode_used, ionmsm::SparseMode::LargestModulus);
+}
+
 // =============================================================================== timescales
 
 // Flip-flop chains: M = [[0,1],[1,0]] has eigenvalues 1 and -1 (equal modulus: 1 first);

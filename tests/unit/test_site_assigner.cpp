@@ -60,7 +60,8 @@ TEST(SiteAssigner, RandomWalkEqualsFullSearch) {
       }
     }
     if (cell) EXPECT_GT(fast.fast_hits(), 5000u);
-    EXPECT_GT(fast.searches(), 100u);
+    EXPECT_GT(fast.searches() + fast.neighbour_hits(), 100u);
+    EXPECT_GT(fast.neighbour_hits(), 100u);
   }
 }
 
@@ -124,7 +125,93 @@ TEST(SiteAssigner, FollowsBoxChanges) {
   }
   EXPECT_LT(fast.safe_radius(), r0);
   EXPECT_GT(fast.fast_hits(), 500u);
-  EXPECT_GT(fast.searches(), 100u);
+  EXPECT_GT(fast.searches() + fast.neighbour_hits(), 100u);
+  EXPECT_GT(fast.neighbour_hits(), 100u);
+}
+
+// The neighbour-list path on its own: positions at distances r from a random previous site image
+// p, from inside the safe radius to beyond the neighbour radius, in an orthogonal and a strongly
+// triclinic cell (also after a shear and a compression of the cell): always locate()'s answer,
+// and all three paths are taken.
+TEST(SiteAssigner, NeighbourPathEqualsFullSearch) {
+  std::mt19937 rng(21);
+  for (int cell = 0; cell < 2; ++cell) {
+    Eigen::Matrix3d h;
+    h << 10.0, (cell ? 4.5 : 0.0), (cell ? -3.0 : 0.0), 0.0, 9.0, (cell ? 4.0 : 0.0), 0.0, 0.0, 8.0;
+    std::vector<Eigen::Vector3d> sites = lattice_sites(rng);
+    for (const auto& f : random_sites(20, rng)) sites.push_back(f);  // some close pairs
+    SiteLocator loc(sites, Box(Eigen::Vector3d(0.5, -1.0, 2.0), h));
+    SiteAssigner fast(loc);
+    ASSERT_GT(fast.neighbour_radius(), 2.0 * fast.safe_radius());
+    std::uniform_int_distribution<int> site(0, static_cast<int>(sites.size()) - 1), img(-3, 3);
+    std::uniform_real_distribution<double> u(-1.0, 1.0);
+    for (int phase = 0; phase < 3; ++phase) {
+      if (phase > 0) {  // shear, then compress (sigma_min >= 0.9: the lists are kept)
+        Eigen::Matrix3d h2 = h;
+        h2(0, 1) += 0.3 * phase;
+        h2 *= 1.0 - 0.04 * phase;
+        loc.set_box(Box(Eigen::Vector3d(0.5, -1.0, 2.0), h2));
+        fast.refresh();
+      }
+      const std::uint64_t nh0 = fast.neighbour_hits();
+      for (int k = 0; k < 20000; ++k) {
+        SiteImage prev;
+        prev.site = site(rng);
+        prev.image = {img(rng), img(rng), img(rng)};
+        const Eigen::Vector3d f = loc.fractional(prev.site);
+        const Eigen::Vector3d p =
+            loc.box().to_cartesian(Eigen::Vector3d(f[0] + prev.image[0], f[1] + prev.image[1],
+                                                   f[2] + prev.image[2]));
+        Eigen::Vector3d v(u(rng), u(rng), u(rng));
+        v *= 0.65 * fast.neighbour_radius() * std::abs(u(rng)) / v.norm();
+        const Eigen::Vector3d x = p + v;
+        const SiteImage got = fast.assign(x, prev);
+        expect_same(got, loc.locate(x));
+      }
+      EXPECT_GT(fast.neighbour_hits() - nh0, 5000u) << "phase " << phase;
+    }
+    EXPECT_GT(fast.fast_hits(), 1000u);
+    EXPECT_GT(fast.searches(), 1000u);
+  }
+}
+
+// Exact ties (several site images at the same distance) resolve as in locate(): lowest site,
+// then lexicographically smallest image, whichever tying image was the previous one.
+TEST(SiteAssigner, NeighbourPathKeepsTheTieRule) {
+  {
+    // one site at the cell centre: the 8 images around a cell corner tie
+    Box box(Eigen::Vector3d::Zero(), Eigen::Matrix3d::Identity() * 4.0);
+    SiteLocator loc({Eigen::Vector3d(0.5, 0.5, 0.5)}, box);
+    SiteAssigner fast(loc);
+    for (int corner = 0; corner < 8; ++corner) {
+      const Eigen::Vector3d x(4.0 * (corner & 1), 4.0 * ((corner >> 1) & 1), 4.0 * (corner >> 2));
+      for (int a = -2; a <= 1; ++a)
+        for (int b = -2; b <= 1; ++b)
+          for (int c = -2; c <= 1; ++c) {
+            SiteImage prev;
+            prev.site = 0;
+            prev.image = {a, b, c};
+            expect_same(fast.assign(x, prev), loc.locate(x));
+          }
+    }
+    EXPECT_GE(fast.neighbour_hits(), 64u);  // the 8 images next to each corner
+  }
+  {
+    // two sites mirrored about x = 4: the midpoint plane ties between them
+    Box box(Eigen::Vector3d::Zero(), Eigen::Matrix3d::Identity() * 8.0);
+    SiteLocator loc({Eigen::Vector3d(0.75, 0.5, 0.5), Eigen::Vector3d(0.25, 0.5, 0.5)}, box);
+    SiteAssigner fast(loc);
+    for (double y : {4.0, 3.0, 5.5})
+      for (double z : {4.0, 2.5})
+        for (int s = 0; s < 2; ++s) {
+          const Eigen::Vector3d x(4.0, y, z);
+          SiteImage prev;
+          prev.site = s;
+          expect_same(fast.assign(x, prev), loc.locate(x));
+          EXPECT_EQ(fast.assign(x, prev).site, 0);
+        }
+    EXPECT_GT(fast.neighbour_hits(), 10u);
+  }
 }
 
 }  // namespace

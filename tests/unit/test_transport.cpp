@@ -488,6 +488,45 @@ TEST(TransportRandom, MomentsEqualBruteForceOnExplicitLattice) {
   }
 }
 
+// More start sites than one propagation block (64 columns, blocks shared between threads) and
+// more steps than one moment chunk (16): minimum image and its mean displacement against dense
+// powers of M with brute-force images.
+TEST(TransportRandom, MinimumImageManyBlocksEqualsDensePowers) {
+  const int n = 150;
+  const CountsData data = make_random(n, 4242u, false);
+  const auto stats = ionmsm::build_transport_statistics(data, 0);
+  ASSERT_EQ(stats.nstates(), std::size_t(n));
+  ionmsm::MsdOptions mo;
+  mo.method = ionmsm::MsdMethod::minimum_image;
+  mo.n_max = 20;
+  const auto mi = ionmsm::propagate_msd(stats, 1.0, mo);
+  ASSERT_EQ(mi.msd_tensor_A2.size(), 20u);
+  std::vector<double> occ(n);
+  double occ_total = 0.0;
+  for (int i = 0; i < n; ++i) occ_total += occ[i] = double(data.occupancy[i]);
+  std::vector<Eigen::Vector3d> d(static_cast<std::size_t>(n * n));
+  for (int i = 0; i < n; ++i)
+    for (int j = 0; j < n; ++j)
+      d[static_cast<std::size_t>(i * n + j)] =
+          brute_minimum_image(data.box_h, data.site_fractional[i] - data.site_fractional[j]);
+  const Eigen::MatrixXd M = Eigen::MatrixXd(ionmsm::transition_matrix(stats));
+  Eigen::MatrixXd Mn = Eigen::MatrixXd::Identity(n, n);
+  for (int k = 0; k < 20; ++k) {
+    Mn = M * Mn;
+    Eigen::Matrix3d e = Eigen::Matrix3d::Zero();
+    Eigen::Vector3d m = Eigen::Vector3d::Zero();
+    for (int i = 0; i < n; ++i)
+      for (int j = 0; j < n; ++j) {
+        const Eigen::Vector3d& x = d[static_cast<std::size_t>(i * n + j)];
+        const double w = Mn(i, j) * occ[j] / occ_total;
+        e += w * x * x.transpose();
+        m += w * x;
+      }
+    EXPECT_LT((mi.msd_tensor_A2[k] - e).norm(), 1e-12 * e.trace()) << "n=" << k + 1;
+    EXPECT_LT((mi.mean_displacement_A[k] - m).norm(), 1e-12 * std::sqrt(e.trace())) << k + 1;
+  }
+}
+
 TEST(TransportRandom, ReversibleChainHasNoDriftAndStationaryFromCounts) {
   const int n = 6;
   const auto stats = ionmsm::build_transport_statistics(make_random(n, 777u, true), 0);
