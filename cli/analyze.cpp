@@ -8,7 +8,6 @@
 
 #include <algorithm>
 #include <array>
-#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -24,13 +23,13 @@
 #include <stdexcept>
 #include <string>
 #include <system_error>
-#include <thread>
 #include <vector>
 
 #include "analyze_util.hpp"
 #include "ionmsm/blocks.hpp"
 #include "ionmsm/counts_file.hpp"
 #include "ionmsm/msm.hpp"
+#include "ionmsm/parallel.hpp"
 #include "ionmsm/transport.hpp"
 #include "ionmsm/version.hpp"
 #include "verbs.hpp"
@@ -572,16 +571,7 @@ BootstrapResult run_bootstrap(const CountsData& data, const Options& opt, double
   };
   progress("bootstrap: " + std::to_string(R) + " replicates of " + std::to_string(nb) +
            " blocks, " + std::to_string(res.lags.size()) + " lags");
-  std::atomic<std::size_t> next{0};
-  auto worker = [&] {
-    for (std::size_t t = next++; t < ntasks; t = next++) task(t);
-  };
-  const unsigned hw = std::thread::hardware_concurrency();
-  const std::size_t nthreads = std::min<std::size_t>(ntasks, hw >= 2 ? 2 : 1);
-  std::vector<std::thread> pool;
-  for (std::size_t t = 1; t < nthreads; ++t) pool.emplace_back(worker);
-  worker();
-  for (auto& th : pool) th.join();
+  parallel_for(ntasks, [&](std::size_t t, int) { task(t); });
   return res;
 }
 
@@ -693,18 +683,7 @@ int run_analyze(const std::vector<std::string>& args) {
     }
     lags[i] = std::move(r);
   };
-  {
-    std::atomic<std::size_t> next{0};
-    auto worker = [&] {
-      for (std::size_t i = next++; i < nl; i = next++) analyse_lag(i);
-    };
-    const unsigned hw = std::thread::hardware_concurrency();
-    const std::size_t nthreads = std::min<std::size_t>(nl, hw >= 2 ? 2 : 1);
-    std::vector<std::thread> pool;
-    for (std::size_t t = 1; t < nthreads; ++t) pool.emplace_back(worker);
-    worker();
-    for (auto& th : pool) th.join();
-  }
+  parallel_for(nl, [&](std::size_t i, int) { analyse_lag(i); });
   for (const auto& w : lag_warning)
     if (!w.empty()) warnings.push_back(w);
 
@@ -816,16 +795,7 @@ int run_analyze(const std::vector<std::string>& args) {
       }
       results[task] = std::move(t);
     };
-    std::atomic<std::size_t> next{0};
-    auto worker = [&] {
-      for (std::size_t k = next++; k < todo.size(); k = next++) transport_lag(k);
-    };
-    const unsigned hw = std::thread::hardware_concurrency();
-    const std::size_t nthreads = std::min<std::size_t>(todo.size(), hw >= 2 ? 2 : 1);
-    std::vector<std::thread> pool;
-    for (std::size_t t = 1; t < nthreads; ++t) pool.emplace_back(worker);
-    worker();
-    for (auto& th : pool) th.join();
+    parallel_for(todo.size(), [&](std::size_t k, int) { transport_lag(k); });
     transport = std::move(results);
     for (const auto& w : transport_warning)
       if (!w.empty()) warnings.push_back(w);

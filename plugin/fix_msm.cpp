@@ -49,6 +49,17 @@ double double_of(std::int64_t i)
   std::memcpy(&v, &i, sizeof(v));
   return v;
 }
+// one row {lag_index, from, to, sx, sy, sz, count} of FixMSM::reduced_rows() (lag index unused)
+ionmsm::TransitionCount count_row(const bigint *r)
+{
+  ionmsm::TransitionCount t;
+  t.from = static_cast<ionmsm::SiteIndex>(r[1]);
+  t.to = static_cast<ionmsm::SiteIndex>(r[2]);
+  t.shift = {static_cast<std::int32_t>(r[3]), static_cast<std::int32_t>(r[4]),
+             static_cast<std::int32_t>(r[5])};
+  t.count = static_cast<std::uint64_t>(r[6]);
+  return t;
+}
 }    // namespace
 
 /* ---------------------------------------------------------------------- */
@@ -755,15 +766,8 @@ void FixMSM::fill_counts_data(ionmsm::CountsData &d, const std::vector<bigint> &
     for (int a = 0; a < 3; ++a)
       for (int b = 0; b < 3; ++b) lc.displacement_sq_sum(a, b) = m[3 + 3 * a + b];
   }
-  for (std::size_t k = ns; k + 7 <= rows.size(); k += 7) {
-    ionmsm::TransitionCount t;
-    t.from = static_cast<ionmsm::SiteIndex>(rows[k + 1]);
-    t.to = static_cast<ionmsm::SiteIndex>(rows[k + 2]);
-    t.shift = {static_cast<std::int32_t>(rows[k + 3]), static_cast<std::int32_t>(rows[k + 4]),
-               static_cast<std::int32_t>(rows[k + 5])};
-    t.count = static_cast<std::uint64_t>(rows[k + 6]);
-    d.lags[static_cast<std::size_t>(rows[k])].rows.push_back(t);
-  }
+  for (std::size_t k = ns; k + 7 <= rows.size(); k += 7)
+    d.lags[static_cast<std::size_t>(rows[k])].rows.push_back(count_row(rows.data() + k));
 }
 
 /* ----------------------------------------------------------------------
@@ -785,15 +789,8 @@ void FixMSM::close_block()
     cum.n_samples = counter->n_samples();
     for (std::size_t s = 0; s < ns; ++s) cum.occupancy[s] = static_cast<std::uint64_t>(rows[s]);
     for (std::size_t l = 0; l < lags.size(); ++l) cum.n_origins[l] = counter->n_origins(l);
-    for (std::size_t k = ns; k + 7 <= rows.size(); k += 7) {
-      ionmsm::TransitionCount t;
-      t.from = static_cast<ionmsm::SiteIndex>(rows[k + 1]);
-      t.to = static_cast<ionmsm::SiteIndex>(rows[k + 2]);
-      t.shift = {static_cast<std::int32_t>(rows[k + 3]), static_cast<std::int32_t>(rows[k + 4]),
-                 static_cast<std::int32_t>(rows[k + 5])};
-      t.count = static_cast<std::uint64_t>(rows[k + 6]);
-      cum.rows[static_cast<std::size_t>(rows[k])].push_back(t);
-    }
+    for (std::size_t k = ns; k + 7 <= rows.size(); k += 7)
+      cum.rows[static_cast<std::size_t>(rows[k])].push_back(count_row(rows.data() + k));
     recorder->close(cum);
   } catch (std::exception &e) {
     ok = 0;

@@ -16,15 +16,15 @@
 #include <Eigen/SparseCholesky>
 #include <Eigen/SparseLU>
 #include <algorithm>
-#include <atomic>
 #include <cmath>
 #include <exception>
 #include <limits>
 #include <numeric>
 #include <sstream>
 #include <stdexcept>
-#include <thread>
 #include <utility>
+
+#include "ionmsm/parallel.hpp"
 
 #ifdef IONMSM_HAVE_SPECTRA
 #include <Spectra/GenEigsRealShiftSolver.h>
@@ -1524,7 +1524,6 @@ std::vector<CkRecord> ck_run(std::vector<CkModel>& ms, const CkOptions& options)
   // concatenated in lag order (the result does not depend on the scheduling; the first error in
   // base-lag order is rethrown).
   std::vector<std::vector<CkRecord>> per_base(ms.size());
-  std::vector<std::exception_ptr> errors(ms.size());
   auto run_base = [&](std::size_t a) {
     std::vector<CkRecord>& out = per_base[a];
     const std::int64_t tau = ms[a].lag;
@@ -1619,25 +1618,7 @@ std::vector<CkRecord> ck_run(std::vector<CkModel>& ms, const CkOptions& options)
       out.push_back(rec);
     }
   };
-  {
-    std::atomic<std::size_t> next{0};
-    auto worker = [&] {
-      for (std::size_t a = next++; a < ms.size(); a = next++) {
-        try {
-          run_base(a);
-        } catch (...) {
-          errors[a] = std::current_exception();
-        }
-      }
-    };
-    const unsigned hw = std::thread::hardware_concurrency();
-    std::thread helper;
-    if (ms.size() > 2 && hw >= 2) helper = std::thread(worker);
-    worker();
-    if (helper.joinable()) helper.join();
-  }
-  for (const auto& e : errors)
-    if (e) std::rethrow_exception(e);
+  parallel_for(ms.size(), [&](std::size_t a, int) { run_base(a); });
   std::vector<CkRecord> out;
   for (auto& v : per_base) out.insert(out.end(), v.begin(), v.end());
   return out;

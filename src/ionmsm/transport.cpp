@@ -3,15 +3,15 @@
 #include <Eigen/IterativeLinearSolvers>
 #include <Eigen/SparseLU>
 #include <algorithm>
-#include <atomic>
 #include <cmath>
 #include <exception>
 #include <limits>
 #include <map>
 #include <sstream>
 #include <stdexcept>
-#include <thread>
 #include <utility>
+
+#include "ionmsm/parallel.hpp"
 
 namespace ionmsm {
 namespace {
@@ -626,24 +626,13 @@ MsdAccumulator propagate_folded(const TransportStatistics& s, const std::vector<
     }
   };
   {
-    std::atomic<std::size_t> next{0};
-    std::exception_ptr errors[2];
-    auto worker = [&](int id) {
-      try {
-        Eigen::MatrixXd w(len_max, 9), vs(len_max, static_cast<Eigen::Index>(chunk) + 1);
-        for (std::size_t bi = next++; bi < n_blocks; bi = next++) run_block(bi, w, vs);
-      } catch (...) {
-        errors[id] = std::current_exception();
-        next = n_blocks;  // stop the other worker early
-      }
-    };
-    const unsigned hw = std::thread::hardware_concurrency();
-    std::thread helper;
-    if (n_blocks > 1 && hw >= 2) helper = std::thread(worker, 1);
-    worker(0);
-    if (helper.joinable()) helper.join();
-    for (const auto& e : errors)
-      if (e) std::rethrow_exception(e);
+    // scratch per worker (parallel_for runs at most two)
+    Eigen::MatrixXd w[2], vs[2];
+    for (int id = 0; id < 2; ++id) {
+      w[id].resize(len_max, 9);
+      vs[id].resize(len_max, static_cast<Eigen::Index>(chunk) + 1);
+    }
+    parallel_for(n_blocks, [&](std::size_t bi, int id) { run_block(bi, w[id], vs[id]); });
   }
   MsdAccumulator acc(static_cast<std::size_t>(n_max));
   for (const Eigen::MatrixXd& mom : block_moments)

@@ -522,8 +522,10 @@ TEST(TransportRandom, MinimumImageManyBlocksEqualsDensePowers) {
         e += w * x * x.transpose();
         m += w * x;
       }
-    EXPECT_LT((mi.msd_tensor_A2[k] - e).norm(), 1e-12 * e.trace()) << "n=" << k + 1;
-    EXPECT_LT((mi.mean_displacement_A[k] - m).norm(), 1e-12 * std::sqrt(e.trace())) << k + 1;
+    const double tensor_deviation = (mi.msd_tensor_A2[k] - e).norm();
+    const double mean_deviation = (mi.mean_displacement_A[k] - m).norm();
+    EXPECT_LT(tensor_deviation, 1e-12 * e.trace()) << "n=" << k + 1;
+    EXPECT_LT(mean_deviation, 1e-12 * std::sqrt(e.trace())) << k + 1;
   }
 }
 
