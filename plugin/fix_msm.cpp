@@ -35,7 +35,7 @@ using namespace FixConst;
 
 namespace {
 constexpr std::int64_t kRestartMagic = 0x4d534d4e4f49;    // "IONMSM"
-constexpr std::int64_t kRestartVersion = 3;    // 3: blocks
+constexpr std::int64_t kRestartVersion = 4;    // 3: blocks; 4: event-driven full records
 
 std::int64_t bits_of(double v)
 {
@@ -541,6 +541,14 @@ void FixMSM::init()
 
 void FixMSM::setup(int /*vflag*/)
 {
+  // The counter integrates the pairs its atoms hold; atoms may have been read from a restart,
+  // deleted or created since the last run: rebuild those rates from the per-atom records.
+  try {
+    counter->reset_rates();
+    for (int i = 0; i < atom->nlocal; ++i) counter->restore_atom(hist[i] + assign_ndoubles);
+  } catch (std::exception &e) {
+    error->one(FLERR, "Fix msm: {}", e.what());
+  }
   sample();
 }
 
@@ -588,7 +596,15 @@ void FixMSM::sample()
   const int nlocal = atom->nlocal;
   double xu[3];
   for (int i = 0; i < nlocal; ++i) {
-    if (!(mask[i] & groupbit)) continue;
+    if (!(mask[i] & groupbit)) {
+      // not (or no longer) in the group: its pairs stop (no-op unless it was being recorded)
+      try {
+        counter->drop_atom(hist[i] + assign_ndoubles);
+      } catch (std::exception &e) {
+        error->one(FLERR, "Fix msm: atom {} at step {}: {}", atom->tag[i], step, e.what());
+      }
+      continue;
+    }
     domain->unmap(x[i], image[i], xu);
     if (!std::isfinite(xu[0]) || !std::isfinite(xu[1]) || !std::isfinite(xu[2]))
       error->one(FLERR, "Fix msm: atom {} has a non-finite position at step {}", atom->tag[i],
@@ -674,8 +690,11 @@ void FixMSM::reduced_matrix(int ilag, std::vector<double> &out)
 {
   const std::size_t ns = counter->nsites();
   std::vector<double> local(ns * ns, 0.0);
+  // a rank's share of a count may be "negative" (atoms that migrated take their pairs along,
+  // see counting.hpp): read it as a signed value; the sum over ranks is the count
   for (auto &r : counter->table(ilag).rows())
-    local[static_cast<std::size_t>(r.to) * ns + r.from] += static_cast<double>(r.count);
+    local[static_cast<std::size_t>(r.to) * ns + r.from] +=
+        static_cast<double>(static_cast<std::int64_t>(r.count));
   out.assign(ns * ns, 0.0);
   MPI_Allreduce(local.data(), out.data(), static_cast<int>(ns * ns), MPI_DOUBLE, MPI_SUM, world);
 }
@@ -837,8 +856,19 @@ void FixMSM::grow_arrays(int nmax)
   memory->grow(hist, nmax, ndoubles, "fix_msm:hist");
 }
 
-void FixMSM::copy_arrays(int i, int j, int /*delflag*/)
+void FixMSM::copy_arrays(int i, int j, int delflag)
 {
+  // LAMMPS overwrites atom j with atom i. With delflag, atom j leaves this rank: migrating
+  // atoms were packed by pack_exchange just before (their counts travel with the record);
+  // any other is deleted (delete_atoms, fix evaporate, ...) and its pairs must stop here.
+  if (delflag && j != exchanged && j < atom->nmax) {
+    try {
+      counter->drop_atom(hist[j] + assign_ndoubles);
+    } catch (std::exception &e) {
+      error->one(FLERR, "Fix msm: deleting atom {}: {}", atom->tag[j], e.what());
+    }
+  }
+  if (delflag) exchanged = -1;
   std::memcpy(hist[j], hist[i], sizeof(double) * ndoubles);
 }
 
@@ -851,6 +881,7 @@ void FixMSM::set_arrays(int i)
 
 int FixMSM::pack_exchange(int i, double *buf)
 {
+  exchanged = i;
   std::memcpy(buf, hist[i], sizeof(double) * ndoubles);
   return ndoubles;
 }

@@ -76,6 +76,7 @@ class FixMSM : public Fix {
   int ndoubles;                // per-atom history record size
   double **hist;               // per-atom history records
   bigint last_sampled;         // last sampled timestep, -1 if none
+  int exchanged = -1;          // local index last packed for migration (see copy_arrays)
   bigint first_sampled;
   bigint natoms_group;
   bool counting_started;

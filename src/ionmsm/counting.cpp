@@ -131,6 +131,14 @@ void CountTable::add_moving(SiteIndex from, SiteIndex to, const Image& shift) {
   }
 }
 
+void CountTable::unpack(std::uint64_t key, SiteIndex& from, SiteIndex& to, Image& shift) {
+  from = static_cast<SiteIndex>((key >> (kSiteBits + 3 * kShiftBits)) & kSiteMask);
+  to = static_cast<SiteIndex>((key >> (3 * kShiftBits)) & kSiteMask);
+  shift[0] = static_cast<std::int32_t>((key >> (2 * kShiftBits)) & kShiftMask) + kShiftMin;
+  shift[1] = static_cast<std::int32_t>((key >> kShiftBits) & kShiftMask) + kShiftMin;
+  shift[2] = static_cast<std::int32_t>(key & kShiftMask) + kShiftMin;
+}
+
 std::vector<TransitionCount> CountTable::rows() const {
   std::vector<TransitionCount> out;
   out.reserve(packed_used_ + overflow_.size() + stay_.size() / 4);
@@ -146,11 +154,7 @@ std::vector<TransitionCount> CountTable::rows() const {
     const std::uint64_t key = e.key, n = e.n;
     if (key == kEmptyKey || n == 0) continue;
     TransitionCount r;
-    r.from = static_cast<SiteIndex>((key >> (kSiteBits + 3 * kShiftBits)) & kSiteMask);
-    r.to = static_cast<SiteIndex>((key >> (3 * kShiftBits)) & kSiteMask);
-    r.shift[0] = static_cast<std::int32_t>((key >> (2 * kShiftBits)) & kShiftMask) + kShiftMin;
-    r.shift[1] = static_cast<std::int32_t>((key >> kShiftBits) & kShiftMask) + kShiftMin;
-    r.shift[2] = static_cast<std::int32_t>(key & kShiftMask) + kShiftMin;
+    unpack(key, r.from, r.to, r.shift);
     r.count = n;
     out.push_back(r);
   }
@@ -296,13 +300,25 @@ TransitionCounter::TransitionCounter(std::size_t nsites, std::vector<std::int64_
   occupancy_.assign(nsites, 0);
   disp_sum_.assign(lags_.size(), Eigen::Vector3d::Zero());
   disp_sq_.assign(lags_.size(), Eigen::Matrix3d::Zero());
-  if (history_.mode == HistoryConfig::Mode::Full)
+  if (history_.mode == HistoryConfig::Mode::Full) {
     recent_.assign(static_cast<std::size_t>(lags_.back()), -1);
+    origin_ok_.assign(lags_.size(), 0);
+    rates_.resize(lags_.size());
+    for (LagRates& r : rates_) {
+      r.stay_rate.assign(nsites, 0);
+      r.stay_stamp.assign(nsites, 0);
+    }
+    occ_rate_.assign(nsites, 0);
+    occ_stamp_.assign(nsites, 0);
+    clk_.assign(lags_.size(), 0);
+    clk_prev_.assign(lags_.size(), 0);
+  }
 }
 
 int TransitionCounter::doubles_per_atom() const {
   if (history_.mode == HistoryConfig::Mode::Full)
-    return kFullHeader + static_cast<int>(max_lag_samples());
+    return kFullHeader + static_cast<int>(max_lag_samples()) + 1 + kFullChanges +
+           static_cast<int>(lags_.size());
   return kMultiTauHeader + static_cast<int>(levels_.size() * static_cast<std::size_t>(history_.m));
 }
 
@@ -320,16 +336,17 @@ void TransitionCounter::set_site_fractional(const std::vector<Eigen::Vector3d>& 
 }
 
 void TransitionCounter::add_moment(std::size_t i, SiteIndex from, SiteIndex to,
-                                   const Image& shift) {
+                                   const Image& shift, double weight) const {
   const Eigen::Vector3d df = site_frac_[static_cast<std::size_t>(to)] -
                              site_frac_[static_cast<std::size_t>(from)] +
                              Eigen::Vector3d(shift[0], shift[1], shift[2]);
   const Eigen::Vector3d d = cell_ * df;
-  disp_sum_[i] += d;
-  disp_sq_[i] += d * d.transpose();
+  disp_sum_[i] += weight * d;
+  disp_sq_[i] += weight * (d * d.transpose());
 }
 
 std::vector<double> TransitionCounter::pack_moments() const {
+  settle();
   std::vector<double> out;
   out.reserve(12 * lags_.size());
   for (std::size_t i = 0; i < lags_.size(); ++i) {
@@ -406,7 +423,13 @@ void TransitionCounter::clear_history(double* record) const {
   record[0] = -1.0;  // no sample yet
   record[1] = record[2] = record[3] = 0.0;
   record[4] = kFullTag;
-  std::fill(record + kFullHeader, record + kFullHeader + max_lag_samples(), -1.0);
+  record[5] = -1.0;  // not being recorded
+  record[6] = 0.0;
+  record[7] = -1.0;  // no explicit entry
+  double* tail = record + kFullHeader + max_lag_samples();
+  std::fill(record + kFullHeader, tail, -1.0);
+  tail[0] = 0.0;  // no change points
+  std::fill(tail + 1, tail + 1 + kFullChanges + static_cast<std::int64_t>(lags_.size()), -1.0);
 }
 
 void TransitionCounter::begin_sample(std::int64_t sample_index) {
@@ -444,12 +467,26 @@ void TransitionCounter::begin_sample(std::int64_t sample_index) {
     const std::int64_t kmax = max_lag_samples();
     // Read every lag's origin before overwriting slot k (which holds k - max_lag).
     for (std::size_t i = 0; i < lags_.size(); ++i) {
+      clk_prev_[i] = clk_[i];
+      origin_ok_[i] = 0;
       const std::int64_t j = sample_index - lags_[i];
       if (j < 0) continue;
-      if (recent_[static_cast<std::size_t>(j % kmax)] == j) ++origins_[i];
+      if (recent_[static_cast<std::size_t>(j % kmax)] == j) {
+        origin_ok_[i] = 1;
+        ++origins_[i];
+        ++clk_[i];
+        unsettled_ = true;
+      }
     }
-    compute_full_offsets(sample_index);
-    full_prev_ = (have_current_ && current_ > sample_index - kmax) ? current_ : -1;
+    sclk_prev_ = sclk_++;
+    unsettled_ = true;
+    // Samples skipped after the first one: origins in the gap are not counted, so every atom
+    // re-evaluates its pairs at every sample until the gap has left the window.
+    // (the last unsampled index g is an origin up to sample g + max_lag; one sample later
+    // the pairs it removed come back)
+    if (have_current_ && sample_index > current_ + 1)
+      dense_until_ = std::max(dense_until_, sample_index + kmax);
+    prev_sample_ = have_current_ ? current_ : -1;
     recent_[static_cast<std::size_t>(sample_index % kmax)] = sample_index;
   }
   current_ = sample_index;
@@ -472,232 +509,6 @@ void TransitionCounter::add_atom_sample(double* record, const SiteImage& now) {
     add_multitau(record, now);
   else
     add_full(record, now);
-}
-
-void TransitionCounter::compute_full_offsets(std::int64_t k) {
-  // The slot of every lag's origin is the same for every atom: computed once per sample, with
-  // the global ring (before slot k is overwritten): -1 where the origin was not sampled.
-  const std::int64_t kmax = max_lag_samples();
-  full_read_.assign(lags_.size(), -1);
-  for (std::size_t i = 0; i < lags_.size(); ++i) {
-    const std::int64_t j = k - lags_[i];
-    if (j >= 0 && recent_[static_cast<std::size_t>(j % kmax)] == j) full_read_[i] = j % kmax;
-  }
-  full_write_ = k % kmax;
-  // Cache lines to prefetch for the next atoms: header, write slot, read slots (offsets in
-  // doubles from the record start, sorted, at least 8 apart).
-  std::vector<std::int64_t> offs = {0, kFullHeader + full_write_};
-  for (std::int64_t o : full_read_)
-    if (o >= 0) offs.push_back(kFullHeader + o);
-  std::sort(offs.begin(), offs.end());
-  prefetch_.clear();
-  for (std::int64_t o : offs)
-    if (prefetch_.empty() || o >= prefetch_.back() + 8) prefetch_.push_back(o);
-}
-
-bool TransitionCounter::full_decode(double v, std::int64_t& u) const {
-  if (!(v >= 0.0 && v < full_limit_)) return false;
-  u = static_cast<std::int64_t>(v);
-  if (static_cast<double>(u) != v) return false;
-  return (u & ((std::int64_t{1} << full_sbits_) - 1)) <
-         static_cast<std::int64_t>(occupancy_.size());
-}
-
-// An atom that missed samples since `last`: the slots of the samples it missed (within the
-// window, still in the ring) are marked empty, so they are never read as its entries.
-void TransitionCounter::full_fill_gap(double* slots, std::int64_t last) const {
-  const std::int64_t kmax = max_lag_samples();
-  const std::int64_t k = current_;
-  for (std::int64_t s = 0; s < kmax; ++s) {
-    const std::int64_t j = recent_[static_cast<std::size_t>(s)];
-    if (j > last && j < k && j >= k - kmax) slots[s] = -1.0;
-  }
-}
-
-// The new entry's image offset leaves [0, R): re-encode every live entry (a sample in the ring
-// within the window, slot not empty) on a new base. Throws (record unchanged) when the images
-// of the window span more than R - 1.
-void TransitionCounter::full_rebase(double* record, const SiteImage& now) const {
-  const char* who = "TransitionCounter::add_atom_sample: ";
-  const std::int64_t kmax = max_lag_samples();
-  const std::int64_t k = current_;
-  const std::int64_t half = radix_ / 2;
-  const int sb = full_sbits_, rb = full_rbits_;
-  const std::int64_t smask = (std::int64_t{1} << sb) - 1, rmask = radix_ - 1;
-  double* slots = record + kFullHeader;
-  std::int64_t base[3], lo[3], hi[3];
-  for (int d = 0; d < 3; ++d) {
-    base[d] = static_cast<std::int64_t>(record[1 + d]);
-    lo[d] = hi[d] = now.image[static_cast<std::size_t>(d)];
-  }
-  struct Live {
-    std::int64_t slot, site;
-    std::int64_t img[3];
-  };
-  std::vector<Live> live;
-  for (std::int64_t s = 0; s < kmax; ++s) {
-    // The ring already holds k in slot k mod max_lag; that slot still has the entry of
-    // k - max_lag (read at this sample by the longest lag) if that sample was taken.
-    const std::int64_t j = s == full_write_ ? k - kmax : recent_[static_cast<std::size_t>(s)];
-    if (s == full_write_ && full_read_.back() < 0) continue;
-    if (!(j < k && j >= k - kmax) || slots[s] == -1.0) continue;
-    std::int64_t u = 0;
-    if (!full_decode(slots[s], u))
-      throw std::invalid_argument(std::string(who) + "corrupt history record (entry " +
-                                  std::to_string(slots[s]) + " at sample " + std::to_string(j) +
-                                  ")");
-    Live e{s, u & smask, {0, 0, 0}};
-    for (int d = 0; d < 3; ++d) {
-      e.img[d] = ((u >> (sb + d * rb)) & rmask) - half + base[d];
-      lo[d] = std::min(lo[d], e.img[d]);
-      hi[d] = std::max(hi[d], e.img[d]);
-    }
-    live.push_back(e);
-  }
-  std::int64_t nb[3];
-  for (int d = 0; d < 3; ++d) {
-    if (hi[d] - lo[d] > radix_ - 1)
-      throw std::invalid_argument(
-          std::string(who) + "an atom moved over " + std::to_string(hi[d] - lo[d]) +
-          " periodic images along cell axis " + std::to_string(d) + " within its history window (" +
-          std::to_string(kmax) + " samples); at most " + std::to_string(radix_ - 1) +
-          " can be stored with " + std::to_string(occupancy_.size()) + " sites");
-    // the current image if every live entry fits around it, else the lowest image + R/2
-    const std::int64_t n = now.image[static_cast<std::size_t>(d)];
-    nb[d] = (lo[d] - n >= -half && hi[d] - n <= radix_ - 1 - half) ? n : lo[d] + half;
-  }
-  for (const Live& e : live) {
-    std::int64_t v = e.site;
-    for (int d = 0; d < 3; ++d) v += (e.img[d] - nb[d] + half) << (sb + d * rb);
-    slots[e.slot] = static_cast<double>(v);
-  }
-  for (int d = 0; d < 3; ++d) record[1 + d] = static_cast<double>(nb[d]);
-}
-
-void TransitionCounter::add_full(double* record, const SiteImage& now) {
-  const char* who = "TransitionCounter::add_atom_sample: corrupt history record (";
-  const std::int64_t kmax = max_lag_samples();
-  const std::int64_t k = current_;
-  double* slots = record + kFullHeader;
-
-  // Prefetch the slots of an atom a few records ahead when records come at a constant stride
-  // (LAMMPS' per-atom array, the benchmark): prefetching never faults, whatever the address.
-  {
-    const std::uintptr_t addr = reinterpret_cast<std::uintptr_t>(record);
-    const std::intptr_t stride = static_cast<std::intptr_t>(addr - last_record_);
-    if (stride == last_stride_ && stride != 0) {
-      // 4 atoms ahead (3..8 measured alike on the 2-core VM, bench/bench_kernel.cpp)
-      const std::uintptr_t ahead = addr + static_cast<std::uintptr_t>(4 * stride);
-      for (std::int64_t o : prefetch_)
-        __builtin_prefetch(reinterpret_cast<const void*>(ahead + static_cast<std::uintptr_t>(o) *
-                                                                     sizeof(double)),
-                           1, 3);
-    }
-    last_stride_ = stride;
-    last_record_ = addr;
-  }
-
-  // Header.
-  if (record[4] != kFullTag)
-    throw std::invalid_argument(std::string(who) + "not initialised by clear_history)");
-  const double lastd = record[0];
-  if (!(lastd == std::floor(lastd) && lastd >= -1.0 && lastd < static_cast<double>(k)))
-    throw std::invalid_argument(std::string(who) + "last sample " + std::to_string(lastd) + ")");
-  const std::int64_t last = static_cast<std::int64_t>(lastd);
-  if (last >= 0) {
-    for (int d = 1; d <= 3; ++d)
-      if (!(std::abs(record[d]) <= 1.0e9 && record[d] == std::floor(record[d])))
-        throw std::invalid_argument(std::string(who) + "base image " + std::to_string(record[d]) +
-                                    ")");
-  }
-  const std::int64_t half = radix_ / 2;
-  const int sb = full_sbits_, rb = full_rbits_;
-  auto offsets_fit = [&](std::int64_t* e) {
-    bool fits = true;
-    for (int d = 0; d < 3; ++d) {
-      e[d] = static_cast<std::int64_t>(now.image[static_cast<std::size_t>(d)]) -
-             static_cast<std::int64_t>(record[1 + d]) + half;
-      fits = fits && e[d] >= 0 && e[d] < radix_;
-    }
-    return fits;
-  };
-
-  std::int64_t ne[3];
-  const std::size_t nl = lags_.size();
-  if (last < 0 || last < k - kmax) {
-    // Nothing to count (no entry in the window): start on the current image.
-    if (last >= 0) std::fill(slots, slots + kmax, -1.0);
-    for (int d = 0; d < 3; ++d)
-      record[1 + d] = static_cast<double>(now.image[static_cast<std::size_t>(d)]);
-    ne[0] = ne[1] = ne[2] = half;
-    ++occupancy_[static_cast<std::size_t>(now.site)];
-  } else {
-    if (last < full_prev_) full_fill_gap(slots, last);  // missed samples: no entries
-    if (!offsets_fit(ne)) {
-      full_rebase(record, now);
-      offsets_fit(ne);
-    }
-    const std::int64_t vnow = now.site + (ne[0] << sb) + (ne[1] << (sb + rb)) +
-                              (ne[2] << (sb + 2 * rb));
-    const double vnowd = static_cast<double>(vnow);
-
-    // Pass 1: classify every lag's origin (0 none, 1 stay, 2 other pair), validating the
-    // entries that will be decoded; a corrupt record throws before anything is counted.
-    if (scratch_use_.size() < nl) scratch_use_.resize(nl);
-    if (scratch_u_.size() < nl) scratch_u_.resize(nl);
-    char* use = scratch_use_.data();
-    std::int64_t* uu = scratch_u_.data();
-    const std::int64_t* rd = full_read_.data();
-    bool any_move = false;
-    for (std::size_t i = 0; i < nl; ++i) {
-      const std::int64_t off = rd[i];
-      use[i] = 0;
-      if (off < 0) continue;
-      const double v = slots[off];
-      if (v == vnowd) {
-        use[i] = 1;
-        continue;
-      }
-      if (v == -1.0) continue;
-      if (!full_decode(v, uu[i]))
-        throw std::invalid_argument(std::string(who) + "entry " + std::to_string(v) +
-                                    " at sample " + std::to_string(k - lags_[i]) + ")");
-      use[i] = 2;
-      any_move = true;
-    }
-
-    // Pass 2: count.
-    ++occupancy_[static_cast<std::size_t>(now.site)];
-    if (!any_move) {
-      for (std::size_t i = 0; i < nl; ++i)
-        if (use[i]) tables_[i].add_stay(now.site);
-    } else {
-      const std::int64_t smask = (std::int64_t{1} << sb) - 1, rmask = radix_ - 1;
-      const bool moments = has_moments();
-      for (std::size_t i = 0; i < nl; ++i) {
-        if (use[i] == 1) {
-          tables_[i].add_stay(now.site);
-        } else if (use[i] == 2) {
-          const std::int64_t u = uu[i];
-          const auto from = static_cast<SiteIndex>(u & smask);
-          const Image shift{static_cast<std::int32_t>(ne[0] - ((u >> sb) & rmask)),
-                            static_cast<std::int32_t>(ne[1] - ((u >> (sb + rb)) & rmask)),
-                            static_cast<std::int32_t>(ne[2] - (u >> (sb + 2 * rb)))};
-          if (from == now.site && shift[0] == 0 && shift[1] == 0 && shift[2] == 0) {
-            tables_[i].add_stay(now.site);  // unreachable for canonical entries
-            continue;
-          }
-          tables_[i].add_moving(from, now.site, shift);
-          if (moments) add_moment(i, from, now.site, shift);
-        }
-      }
-    }
-  }
-
-  // Store the new entry last: slot k mod max_lag held k - max_lag, read above.
-  slots[full_write_] =
-      static_cast<double>(now.site + (ne[0] << sb) + (ne[1] << (sb + rb)) + (ne[2] << (sb + 2 * rb)));
-  record[0] = static_cast<double>(k);
 }
 
 void TransitionCounter::add_multitau(double* record, const SiteImage& now) {
@@ -796,6 +607,7 @@ void TransitionCounter::add_multitau(double* record, const SiteImage& now) {
 }
 
 std::vector<std::int64_t> TransitionCounter::pack_counts() const {
+  settle();
   std::vector<std::vector<TransitionCount>> per_lag(tables_.size());
   std::size_t nrows = 0;
   for (std::size_t i = 0; i < tables_.size(); ++i) {
@@ -874,6 +686,7 @@ void TransitionCounter::add_packed_counts(const std::int64_t* data, std::size_t 
 }
 
 void TransitionCounter::clear_counts() {
+  settle();  // what was counted so far is dropped; open rates count from here on
   for (CountTable& t : tables_) t.clear();
   std::fill(disp_sum_.begin(), disp_sum_.end(), Eigen::Vector3d::Zero());
   std::fill(disp_sq_.begin(), disp_sq_.end(), Eigen::Matrix3d::Zero());
@@ -965,11 +778,12 @@ void TransitionCounter::unpack_clock(const std::int64_t* data, std::size_t n) {
   have_current_ = (have == 1);
   n_samples_ = to_u64(data[2]);
   for (std::size_t i = 0; i < origins_.size(); ++i) origins_[i] = to_u64(data[3 + i]);
+  settle();
   recent_.assign(ring, ring + kmax);
-  full_prev_ = -1;
-  for (std::int64_t v : recent_)
-    if (v < current && v > current - kmax) full_prev_ = std::max(full_prev_, v);
-  if (have_current_) compute_full_offsets(current_);
+  // the previous sample is not stored: atoms recorded at the restored sample continue; every
+  // atom re-evaluates its pairs for one window (the ring may hold sampling gaps)
+  prev_sample_ = -1;
+  dense_until_ = have_current_ ? current + kmax + 1 : -1;
 }
 
 }  // namespace ionmsm

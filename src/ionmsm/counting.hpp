@@ -11,25 +11,36 @@
 // unchanged). Two history modes (HistoryConfig):
 //
 // * full (default): every pair of samples (k, k + l) at which the atom was recorded is counted.
-//   Record: a header of kFullHeader = 5 values {last_sample, base_x, base_y, base_z, tag}
-//   followed by `max_lag` slots of ONE double each, slot = sample mod max_lag. A slot holds
-//   -1 (empty) or the packed entry site + S * (e_x + R (e_y + R e_z)), an exact integer below
-//   2^53, with S = 2^s the power of two >= nsites, R = 2^r = image_radix() (r = min(16,
-//   floor((53 - s) / 3))) and e = n - base + R/2 the image offset from the per-atom base image
-//   (decoding is shift and mask on the int64 of the double). last_sample is the atom's last
-//   recorded sample (-1: none since clear_history) and tag = kFullTag marks an initialised
-//   record. The sample index of a slot is not stored: the slot of sample j (read at sample
-//   k = j + l) is valid iff j is still in the global ring of sampled indices (recent_, checked
-//   once per sample for all atoms) and the slot is not empty. An atom that misses samples (it
-//   left the group) has, at its next sample, the ring slots of every sample it missed since its
-//   last_sample set to empty, so pairs of samples at which it WAS recorded are still counted
-//   across the gap (as before: pairs are matched by sample index). Image offsets that leave
-//   [0, R) rebase the atom: every live entry (sampled within the last max_lag samples, not
-//   empty) is re-encoded on the current image as base (or, if one does not fit, on the lowest
-//   image of the window + R/2); if the atom's images within its history window span more than
-//   R - 1 (R >= 128; 2^16 for <= 32 sites, 4096 for <= 65536 sites) the sample throws, as in
-//   multitau mode. A pair whose entry equals the new entry exactly is a stay (same site, zero
-//   shift), counted without decoding. Record size: kFullHeader + max_lag doubles.
+//   Counting is event-driven (docs/theory.md, "Event-driven counting"): for each lag the pair
+//   (entry at k - l, entry at k) of an atom is piecewise constant in k and changes only when
+//   the atom changes entry (a hop, entering or leaving the recording) at k or at k - l. The
+//   counter keeps, per lag and pair, a RATE (how many atoms hold that pair now) and integrates
+//   it against a per-lag clock that ticks once per sampled origin; an atom only does work at
+//   a change of its entry ("change point") or when an earlier change point reaches one of its
+//   lags. Counts are linear in the rates, so atoms may migrate between counters (MPI ranks)
+//   without telling them: the sum over counters stays exact. Counts are integrated into the
+//   tables lazily, whenever they are read (table(), occupancy(), pack_counts(), moments).
+//   Record layout (doubles): a header of kFullHeader = 8 values {last_seen, base_x, base_y,
+//   base_z, tag, cur, next_event, last_written}, then `max_lag` ring slots (slot = sample mod
+//   max_lag), then {n_changes, kFullChanges change points (ring), one "from" entry per lag}.
+//   An entry is -1 (empty: not recorded) or the packed value site + S * (e_x + R (e_y + R
+//   e_z)), an exact integer below 2^53, with S = 2^s the power of two >= nsites, R = 2^r =
+//   image_radix() (r = min(16, floor((53 - s) / 3))) and e = n - base + R/2 the image offset
+//   from the per-atom base image. last_seen is the atom's last recorded sample (-1: none),
+//   tag = kFullTag marks an initialised record, cur is the entry of last_seen (-1 while the
+//   atom is not being recorded), next_event the first sample at which one of its lag pairs
+//   changes, and the ring holds explicit entries up to last_written; later samples implicitly
+//   hold cur (or empty while not recorded). The "from" entry of lag i is the one its current
+//   pair was counted with. A slot of sample j counts only if j is in the global ring of
+//   sampled indices. An atom that is not recorded at a sample must be passed to drop_atom()
+//   (fix msm does this for atoms outside its group); pairs of samples at which it WAS
+//   recorded are still counted across the gap. Sampling gaps (samples never taken) make every
+//   atom take the event path for max_lag samples. Image offsets that leave [0, R) rebase the
+//   atom: every live entry (a sampled index within the last max_lag samples) is re-encoded on
+//   the current image as base (or, if one does not fit, on the lowest image of the window +
+//   R/2); if the atom's images within its window span more than R - 1 (R >= 128; 2^16 for
+//   <= 32 sites, 4096 for <= 65536 sites) the sample throws, as in multitau mode. Record
+//   size: kFullHeader + max_lag + 1 + kFullChanges + (number of lags) doubles.
 //
 // * multitau M: bounded memory. Level k keeps the atom's last M samples whose index is a
 //   multiple of 2^k (slot = (j / 2^k) mod M); only the levels that some lag uses are stored.
@@ -113,6 +124,17 @@ class CountTable {
   }
   /// One stay on site s (no range check).
   void add_stay(SiteIndex s) { ++stay_[static_cast<std::size_t>(s)]; }
+  /// n stays on site s (no range check; counts wrap modulo 2^64, so a counter may hold the
+  /// "negative" part of a count whose sum over counters is exact).
+  void add_stay_n(SiteIndex s, std::uint64_t n) { stay_[static_cast<std::size_t>(s)] += n; }
+  /// (from, to, shift) as one 63-bit key; false if it does not fit (sites >= 2^21, shifts
+  /// outside [-64, 63]).
+  static bool pack(SiteIndex from, SiteIndex to, const Image& shift, std::uint64_t& key);
+  static void unpack(std::uint64_t key, SiteIndex& from, SiteIndex& to, Image& shift);
+  /// n counts of a packed key (no range check).
+  void add_packed(std::uint64_t key, std::uint64_t n) {
+    if (n != 0) bump_packed(key, n);
+  }
   /// One count of a pair that is not a stay (no range check).
   void add_moving(SiteIndex from, SiteIndex to, const Image& shift);
   /// Nonzero entries sorted by (from, to, shift).
@@ -122,7 +144,6 @@ class CountTable {
   std::size_t nsites() const { return stay_.size(); }
 
  private:
-  static bool pack(SiteIndex from, SiteIndex to, const Image& shift, std::uint64_t& key);
   void bump_packed(std::uint64_t key, std::uint64_t n);
   void grow_packed();
   // Open-addressing hash table (linear probing, power-of-two capacity, load <= 1/2) of the
@@ -141,8 +162,10 @@ class CountTable {
 
 class TransitionCounter {
  public:
-  /// full record header: last_sample, base image (3), tag (then one double per slot)
-  static constexpr int kFullHeader = 5;
+  /// full record header: last_seen, base image (3), tag, cur, next_event, last_written
+  static constexpr int kFullHeader = 8;
+  /// full record: change points kept per atom (more within max_lag samples: event every sample)
+  static constexpr int kFullChanges = 16;
   /// value of the header's tag in an initialised full-mode record
   static constexpr double kFullTag = 1.0e15 + 17.0;
   /// multitau record header: valid_since, last_sample, base image (3)
@@ -168,11 +191,18 @@ class TransitionCounter {
   /// std::invalid_argument on a size mismatch or a non-finite value).
   void set_site_fractional(const std::vector<Eigen::Vector3d>& frac);
   bool has_moments() const { return !site_frac_.empty(); }
-  /// The cell H (columns = cell vectors) of the current sample, for the displacements.
-  void set_cell(const Eigen::Matrix3d& h) { cell_ = h; }
+  /// The cell H (columns = cell vectors) of the current sample, for the displacements (call
+  /// after begin_sample, before the sample's atoms).
+  void set_cell(const Eigen::Matrix3d& h);
   /// Sum over counted pairs of delta (3) and of delta delta^T (3x3) for lag i.
-  const Eigen::Vector3d& displacement_sum(std::size_t i) const { return disp_sum_[i]; }
-  const Eigen::Matrix3d& displacement_sq_sum(std::size_t i) const { return disp_sq_[i]; }
+  const Eigen::Vector3d& displacement_sum(std::size_t i) const {
+    settle();
+    return disp_sum_[i];
+  }
+  const Eigen::Matrix3d& displacement_sq_sum(std::size_t i) const {
+    settle();
+    return disp_sq_[i];
+  }
   /// Moments as a flat buffer of 12 doubles per lag (sum x,y,z then the 3x3 row-major).
   std::vector<double> pack_moments() const;
   /// Adds a pack_moments() buffer. Throws std::invalid_argument on a size mismatch.
@@ -189,8 +219,22 @@ class TransitionCounter {
 
   /// Size of one atom's history record in doubles.
   int doubles_per_atom() const;
-  /// Marks every slot of a record empty (new atom, or atom entering the group).
+  /// Marks every slot of a record empty (a new atom). Full mode: a record that is being
+  /// recorded (its atom was sampled and not dropped since) must be dropped first.
   void clear_history(double* record) const;
+  /// Full mode: the atom is not recorded from now on (left the group, deleted): after its last
+  /// recorded sample, its pairs stop. No-op for a record not being recorded, and in multitau
+  /// mode (which detects missed samples by itself). Throws std::invalid_argument for a corrupt
+  /// record or one that missed samples without being dropped.
+  void drop_atom(double* record);
+  /// Full mode, for a counter whose atoms changed outside the sampling (restart, atoms
+  /// deleted or created between runs): integrates what was counted so far, forgets every rate,
+  /// then restore_atom() is called for each atom present to restore its pairs.
+  void reset_rates();
+  void restore_atom(const double* record);
+  /// Integrates every open rate into the count tables, occupancy and moments (the accessors
+  /// do this themselves).
+  void settle() const;
 
   /// Advance the global clock to sample `sample_index` (call on every rank, once per sample,
   /// before add_atom_sample). Throws std::invalid_argument unless sample_index increases.
@@ -203,13 +247,19 @@ class TransitionCounter {
   /// range.
   void add_atom_sample(double* record, const SiteImage& now);
 
-  const CountTable& table(std::size_t lag_index) const { return tables_[lag_index]; }
+  const CountTable& table(std::size_t lag_index) const {
+    settle();
+    return tables_[lag_index];
+  }
   /// Number of sampled time origins k with a sample at k + l (global, identical on every rank).
   std::uint64_t n_origins(std::size_t lag_index) const { return origins_[lag_index]; }
   /// Number of samples taken (global).
   std::uint64_t n_samples() const { return n_samples_; }
   /// Atom-samples per site (local to this counter until reduced).
-  const std::vector<std::uint64_t>& occupancy() const { return occupancy_; }
+  const std::vector<std::uint64_t>& occupancy() const {
+    settle();
+    return occupancy_;
+  }
 
   /// Counts and occupancy as a flat int64 buffer (for MPI reduction and restart files):
   /// [nsites, nrows, occupancy[nsites], then nrows x {lag_index, from, to, sx, sy, sz, count}].
@@ -226,13 +276,33 @@ class TransitionCounter {
   void unpack_clock(const std::int64_t* data, std::size_t n);
 
  private:
+  // full mode (counting_full.cpp)
+  struct RateSlot {
+    std::uint64_t key;
+    std::int64_t rate;
+    std::uint64_t stamp;
+  };
+  struct LagRates {
+    std::vector<std::int64_t> stay_rate;
+    std::vector<std::uint64_t> stay_stamp;
+    std::vector<RateSlot> moving;  // open addressing on CountTable's packed keys
+    std::size_t used = 0;
+    int shift = 64;
+    std::map<CountKey, std::pair<std::int64_t, std::uint64_t>> overflow;  // rate, stamp
+  };
   void add_full(double* record, const SiteImage& now);
-  void compute_full_offsets(std::int64_t k);
-  void full_fill_gap(double* slots, std::int64_t last) const;
-  void full_rebase(double* record, const SiteImage& now) const;
+  void full_event(double* record, const SiteImage& now);
+  void full_check_header(const double* record) const;
   bool full_decode(double v, std::int64_t& u) const;
+  void full_pair_rate(std::size_t lag, std::int64_t from, std::int64_t to, std::int64_t delta,
+                      std::uint64_t clock);
+  void occupancy_rate(std::int64_t site, std::int64_t delta, std::uint64_t clock);
+  void settle_slot(std::size_t lag, RateSlot& e, std::uint64_t clock) const;
+  void settle_to(std::uint64_t sample_clock, const std::vector<std::uint64_t>& lag_clock) const;
+  std::int64_t full_next_event(const double* record) const;
   void add_multitau(double* record, const SiteImage& now);
-  void add_moment(std::size_t lag_index, SiteIndex from, SiteIndex to, const Image& shift);
+  void add_moment(std::size_t lag_index, SiteIndex from, SiteIndex to, const Image& shift,
+                  double weight = 1.0) const;
   double encode(const SiteImage& s, const double* base) const;
   bool decode(double v, const double* base, SiteImage& out) const;
 
@@ -245,25 +315,29 @@ class TransitionCounter {
   std::int64_t previous_ = -1;            // multitau: the sample before current_ (-1 none)
   std::int64_t radix_ = 0;
   std::vector<SiteImage> scratch_from_;   // multitau: per-call scratch
-  std::vector<std::int64_t> full_read_;   // full: per lag, slot of k - l (-1: not sampled)
-  std::int64_t full_write_ = 0;           // full: slot of k
-  std::int64_t full_prev_ = -1;           // full: last sample before k in (k - max_lag, k)
+  std::int64_t prev_sample_ = -1;         // full: the sample before current_ (-1: none)
+  std::int64_t dense_until_ = -1;         // full: every atom takes the event path up to here
   int full_sbits_ = 0;                    // full: S = 2^sbits >= nsites
   int full_rbits_ = 0;                    // full: R = 2^rbits
   double full_limit_ = 0.0;               // full: 2^(sbits + 3 rbits) <= 2^53
-  std::vector<std::int64_t> scratch_u_;   // full: per-call packed entries
-  std::vector<std::int64_t> prefetch_;    // full: slot offsets to prefetch (sorted, >= 1 line apart)
   std::uintptr_t last_record_ = 0;        // full: previous record address (stride detection)
   std::intptr_t last_stride_ = 0;
+  std::vector<std::int64_t> scratch_u_;   // full: per-call entries
   std::vector<char> scratch_use_;
+  mutable std::vector<LagRates> rates_;         // full: per lag
+  std::vector<std::int64_t> occ_rate_;          // full: atoms recorded per site
+  mutable std::vector<std::uint64_t> occ_stamp_;
+  std::vector<std::uint64_t> clk_, clk_prev_;   // full: sampled origins per lag, after / before
+  std::uint64_t sclk_ = 0, sclk_prev_ = 0;      // full: samples, after / before current_
+  mutable bool unsettled_ = false;
   std::vector<Eigen::Vector3d> site_frac_;
   Eigen::Matrix3d cell_ = Eigen::Matrix3d::Identity();
-  std::vector<Eigen::Vector3d> disp_sum_;
-  std::vector<Eigen::Matrix3d> disp_sq_;
+  mutable std::vector<Eigen::Vector3d> disp_sum_;
+  mutable std::vector<Eigen::Matrix3d> disp_sq_;
   std::vector<std::int64_t> lags_;
-  std::vector<CountTable> tables_;
+  mutable std::vector<CountTable> tables_;
   std::vector<std::uint64_t> origins_;
-  std::vector<std::uint64_t> occupancy_;
+  mutable std::vector<std::uint64_t> occupancy_;
   std::vector<std::int64_t> recent_;  // ring of sampled indices, slot = k mod max_lag, -1 = none
   std::int64_t current_ = -1;
   bool have_current_ = false;

@@ -751,6 +751,29 @@ def blocks_of(f):
     return out
 
 
+def case_group_changes():
+    """Atoms leave and re-enter the fix group between runs and others are deleted between runs,
+    on 2 ranks: counts and occupancy equal the slow reference (which counts type-1 atoms per
+    frame; pairs of samples at which an atom was counted are counted across its absence)."""
+    lags = [5, 10, 25, 50, 100]
+    run_lmp(os.path.join(HERE, "in.brownian_groups"), {}, nprocs=2)
+    h5 = os.path.join(ARGS.work, "counts.h5")
+    exp = subprocess.run([ARGS.ionmsm, "export", h5], capture_output=True, text=True).stdout
+    ref, summ = slow(os.path.join(ARGS.work, "traj.dump"), 5, lags, [1], ["--sites-types", "2"],
+                     os.path.join(ARGS.work, "slow.json"))
+    compare_csv(exp, ref, "fix msm with group changes and deletions vs slow reference")
+    with h5py.File(h5, "r") as f:
+        occ = [int(v) for v in f["sites/occupancy"][:]]
+    if occ != summ["occupancy"]:
+        fail("occupancy differs from the slow reference")
+    with open(os.path.join(ARGS.work, "traj.dump")) as fh:
+        text = fh.read()
+    if " 3 " not in text:
+        fail("no atom left the group: the test does not exercise drop_atom")
+    ok(f"counts and occupancy ({sum(occ)} atom-samples) match with atoms leaving, re-entering "
+       f"and deleted")
+
+
 def case_blocks():
     """blocks Nb: MD on 2 ranks (two runs, periodic writes); every block of the file equals the
     slow reference's block (pairs by the block of their later sample) and the blocks sum to the

@@ -227,9 +227,11 @@ TEST(MultiTauRule, MemoryPerAtomBelow4KB) {
   EXPECT_LE(c.doubles_per_atom() * 8, 4096);
   EXPECT_EQ(c.stored_levels().back(), 13);
   EXPECT_GE(c.image_radix(), 1000);
-  // the same lags in full mode need one double per sample of the longest lag (+ header)
+  // the same lags in full mode need one double per sample of the longest lag (+ header,
+  // change points and one "from" entry per lag)
   EXPECT_EQ(TransitionCounter(1000, lags).doubles_per_atom(),
-            TransitionCounter::kFullHeader + 98304);
+            TransitionCounter::kFullHeader + 98304 + 1 + TransitionCounter::kFullChanges +
+                static_cast<int>(lags.size()));
 }
 
 TEST(MultiTauCounting, HandCheckedLevels) {
