@@ -305,21 +305,44 @@ void TransitionCounter::full_event(double* record, const SiteImage& now) {
   const std::int64_t smask = (std::int64_t{1} << sb) - 1, rmask = radix_ - 1;
   std::int64_t ucur = 0;
   if (active) full_decode(cur_old, ucur);  // checked by full_check_header
-  if (scratch_u_.size() < nl) scratch_u_.resize(nl);
-  std::int64_t* uold = scratch_u_.data();  // old pair's from entry per lag (-1: none)
-  for (std::size_t i = 0; i < nl; ++i) {
-    uold[i] = -1;
-    if (!active || from[i] == -1.0) continue;
-    if (!full_decode(from[i], uold[i]))
-      throw std::invalid_argument(std::string(who) + "corrupt history record (from entry " +
-                                  std::to_string(from[i]) + ")");
-  }
   std::int64_t base[3], ne[3];
   bool fits = true;
   for (int d = 0; d < 3; ++d) {
     base[d] = static_cast<std::int64_t>(record[1 + d]);
     ne[d] = static_cast<std::int64_t>(now.image[static_cast<std::size_t>(d)]) - base[d] + half;
     fits = fits && ne[d] >= 0 && ne[d] < radix_;
+  }
+  // The entry changed (hop, or the atom starts being recorded)? Then every lag pair may
+  // change; otherwise only lags whose origin is a change point (the event that brought us
+  // here), or every lag when such points may have been forgotten or origins were skipped.
+  bool changed = !active || (ucur & smask) != now.site;
+  for (int d = 0; d < 3 && !changed; ++d)
+    changed = ((ucur >> (sb + d * rb)) & rmask) - half + base[d] !=
+              now.image[static_cast<std::size_t>(d)];
+  if (scratch_use_.size() < nl) scratch_use_.resize(nl);
+  char* eval = scratch_use_.data();
+  {
+    const bool all = changed || t <= dense_until_;
+    const auto n = static_cast<std::int64_t>(tail[0]);
+    const std::int64_t kept = std::min<std::int64_t>(n, kFullChanges);
+    const std::int64_t oldest =
+        kept > 0 ? static_cast<std::int64_t>(chg[(n - kept) % kFullChanges]) : 0;
+    for (std::size_t i = 0; i < nl; ++i)
+      eval[i] = (all || (n > kFullChanges && t - lags_[i] < oldest)) ? 1 : 0;
+    for (std::int64_t q = n - kept; q < n && !all; ++q) {  // lags equal to t - c
+      const std::int64_t d = t - static_cast<std::int64_t>(chg[q % kFullChanges]);
+      const auto it = std::lower_bound(lags_.begin(), lags_.end(), d);
+      if (it != lags_.end() && *it == d) eval[static_cast<std::size_t>(it - lags_.begin())] = 1;
+    }
+  }
+  if (scratch_u_.size() < nl) scratch_u_.resize(nl);
+  std::int64_t* uold = scratch_u_.data();  // old pair's from entry per lag (-1: none)
+  for (std::size_t i = 0; i < nl; ++i) {
+    uold[i] = -1;
+    if (!eval[i] || !active || from[i] == -1.0) continue;
+    if (!full_decode(from[i], uold[i]))
+      throw std::invalid_argument(std::string(who) + "corrupt history record (from entry " +
+                                  std::to_string(from[i]) + ")");
   }
   // live entries of the window: sampled indices in [t - kmax, t - 1] with an entry
   struct Live {
@@ -328,7 +351,19 @@ void TransitionCounter::full_event(double* record, const SiteImage& now) {
   };
   std::vector<Live> live;
   bool any_live = false;
-  for (std::int64_t j = std::max<std::int64_t>(0, t - kmax); j < t; ++j) {
+  if (fits) {
+    // no rebase: validate just the entries the lags read
+    for (std::size_t i = 0; i < nl; ++i) {
+      if (!eval[i] || !origin_ok_[i]) continue;
+      const double v = entry_at(t - lags_[i]);
+      std::int64_t u = 0;
+      if (v != -1.0 && !full_decode(v, u))
+        throw std::invalid_argument(std::string(who) + "corrupt history record (entry " +
+                                    std::to_string(v) + " at sample " +
+                                    std::to_string(t - lags_[i]) + ")");
+    }
+  }
+  for (std::int64_t j = std::max<std::int64_t>(0, t - kmax); j < t && !fits; ++j) {
     if (!sampled(j)) continue;
     const double v = entry_at(j);
     if (v == -1.0) continue;
@@ -337,11 +372,9 @@ void TransitionCounter::full_event(double* record, const SiteImage& now) {
       throw std::invalid_argument(std::string(who) + "corrupt history record (entry " +
                                   std::to_string(v) + " at sample " + std::to_string(j) + ")");
     any_live = true;
-    if (!fits) {
-      Live e{j, u & smask, {0, 0, 0}};
-      for (int d = 0; d < 3; ++d) e.img[d] = ((u >> (sb + d * rb)) & rmask) - half + base[d];
-      live.push_back(e);
-    }
+    Live e{j, u & smask, {0, 0, 0}};
+    for (int d = 0; d < 3; ++d) e.img[d] = ((u >> (sb + d * rb)) & rmask) - half + base[d];
+    live.push_back(e);
   }
   std::int64_t nb[3] = {base[0], base[1], base[2]};
   if (!fits) {
@@ -367,13 +400,9 @@ void TransitionCounter::full_event(double* record, const SiteImage& now) {
     }
   }
 
-  // 2. The entry changed (hop, or the atom starts being recorded)?
-  bool changed = !active || (ucur & smask) != now.site;
-  for (int d = 0; d < 3 && !changed; ++d)
-    changed = ((ucur >> (sb + d * rb)) & rmask) - half + base[d] != now.image[static_cast<std::size_t>(d)];
-
-  // 3. Commit: fill the implicit entries, rebase, store.
-  for (std::int64_t j = std::max(lw + 1, t - kmax); j < t; ++j) {
+  // 3. Commit: a changed entry makes the implicit entries explicit (fill), then rebase.
+  //    (A rebase implies a changed image, so an unchanged entry keeps its implicit ones.)
+  for (std::int64_t j = std::max(lw + 1, t - kmax); changed && j < t; ++j) {
     if (j < 0) continue;
     slots[j % kmax] = fillv;
   }
@@ -394,10 +423,11 @@ void TransitionCounter::full_event(double* record, const SiteImage& now) {
   //    takes effect at this sample (clock before its tick). Keys compare decoded: shifts do
   //    not depend on the base, so old (possibly pre-rebase) and new entries mix safely.
   for (std::size_t i = 0; i < nl; ++i) {
+    if (!eval[i]) continue;
     const std::int64_t j = t - lags_[i];
     std::int64_t unew = -1;
     if (origin_ok_[i]) {
-      const double v = slots[j % kmax];
+      const double v = changed ? slots[j % kmax] : entry_at(j);
       if (v != -1.0) unew = static_cast<std::int64_t>(v);  // live: validated above
     }
     const std::int64_t uo = uold[i];
@@ -426,11 +456,11 @@ void TransitionCounter::full_event(double* record, const SiteImage& now) {
     const auto n = static_cast<std::int64_t>(tail[0]);
     chg[n % kFullChanges] = static_cast<double>(t);
     tail[0] = static_cast<double>(n + 1);
+    slots[t % kmax] = static_cast<double>(vnow);
+    record[7] = static_cast<double>(t);
   }
-  slots[t % kmax] = static_cast<double>(vnow);
   record[0] = static_cast<double>(t);
   record[5] = static_cast<double>(vnow);
-  record[7] = static_cast<double>(t);
   record[6] = static_cast<double>(full_next_event(record));
 }
 
@@ -445,19 +475,18 @@ std::int64_t TransitionCounter::full_next_event(const double* record) const {
   const std::int64_t kept = std::min<std::int64_t>(n, kFullChanges);
   if (kept == 0) return static_cast<std::int64_t>(kNever);
   const std::int64_t oldest = static_cast<std::int64_t>(chg[(n - kept) % kFullChanges]);
+  // change points older than `oldest` were overwritten: one may lie in (o, oldest) for the
+  // origin o of the longest lag
+  if (n > kFullChanges && oldest - 1 > t - lags_.back()) return t + 1;
   std::int64_t best = static_cast<std::int64_t>(kNever);
-  for (std::size_t i = 0; i < lags_.size(); ++i) {
-    const std::int64_t o = t - lags_[i];  // origin of lag i at this sample
-    // change points older than `oldest` were overwritten: one may lie in (o, oldest)
-    if (n > kFullChanges && oldest - 1 > o) return t + 1;
-    // the first change point after o (points are stored in increasing order)
-    for (std::int64_t q = n - kept; q < n; ++q) {
-      const std::int64_t c = static_cast<std::int64_t>(chg[q % kFullChanges]);
-      if (c > o) {
-        best = std::min(best, c + lags_[i]);
-        break;
-      }
-    }
+  // origins t - l increase as the lag decreases; points are stored in increasing order: for
+  // each lag the first change point after its origin, in one walk
+  std::int64_t q = n - kept;
+  for (std::size_t i = lags_.size(); i-- > 0;) {
+    const std::int64_t o = t - lags_[i];
+    while (q < n && static_cast<std::int64_t>(chg[q % kFullChanges]) <= o) ++q;
+    if (q == n) break;
+    best = std::min(best, static_cast<std::int64_t>(chg[q % kFullChanges]) + lags_[i]);
   }
   return best;
 }
