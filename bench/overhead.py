@@ -69,9 +69,9 @@ neighbor 0.5 bin
 group li type 1
 group sites type 2
 timestep 0.001
-variable fx atom 0.08*PI/2.0*sin(2*PI*x/2.0)
-variable fy atom 0.08*PI/2.0*sin(2*PI*y/2.0)
-variable fz atom 0.08*PI/2.0*sin(2*PI*z/2.0)
+variable fx atom {u0}*PI/2.0*sin(2*PI*x/2.0)
+variable fy atom {u0}*PI/2.0*sin(2*PI*y/2.0)
+variable fz atom {u0}*PI/2.0*sin(2*PI*z/2.0)
 fix f li addforce v_fx v_fy v_fz
 fix bd li brownian 500 4242 gamma_t 41.57 rng gaussian
 thermo 0
@@ -137,6 +137,10 @@ def main():
                     help="history modes to pass to fix msm (e.g. full 'multitau 16')")
     ap.add_argument("--steps", type=int, default=2000)
     ap.add_argument("--natoms", type=int, default=50000)
+    ap.add_argument("--u0", type=float, default=0.08,
+                    help="cheap system: amplitude U0 (eV) of the cosine potential; the barrier "
+                         "between sites is U0 (0.08: ~2 kT at 500 K, near-free diffusion with a "
+                         "site change every ~20 fs; 0.3: ~7 kT, hopping)")
     ap.add_argument("--repeats", type=int, default=3)
     a = ap.parse_args()
 
@@ -161,7 +165,7 @@ def main():
                             nside = max(2, int(round((a.natoms * 1.0) ** (1 / 3))))
                             fixmsm = (f"fix m li msm {nevery} sites group sites lags {lags} "
                                       f"file counts.h5{hkw}")
-                            tmpl = dict(nside=nside, natoms=a.natoms, steps=a.steps,
+                            tmpl = dict(nside=nside, natoms=a.natoms, u0=a.u0, steps=a.steps,
                                         warm=CAP * nevery)
                             deck = CHEAP
                             natoms = a.natoms

@@ -493,6 +493,8 @@ std::int64_t TransitionCounter::full_next_event(const double* record) const {
 
 void TransitionCounter::drop_atom(double* record) {
   if (history_.mode != HistoryConfig::Mode::Full) return;
+  // not being recorded (atoms outside the group, every sample): nothing to do
+  if (record[5] < 0.0 && record[4] == kFullTag) return;
   full_check_header(record);
   const double cur = record[5];
   if (cur < 0.0) return;
