@@ -186,44 +186,60 @@ void BM_LocateBrownian(benchmark::State& state) {
 }
 BENCHMARK(BM_LocateBrownian)->Arg(37);
 
-// One sample for one atom with L lags (event-driven: work only where a lag pair changes).
-// Lags are log-spaced from 1 to 256 samples (full history: 5 + 256 doubles = 2 KB per atom; it
-// was 256 x 40 B = 10 KB before the one-double slots); the
-// history is filled past the longest lag before timing, so every lag counts. Items = atoms x
-// lags, so items_per_second gives the cost per atom per lag update. About 1 % of atoms hop per
-// sample (a site change), the rest stay.
-void BM_CountUpdate(benchmark::State& state) {
-  const int nlags = static_cast<int>(state.range(0));
-  const std::size_t natoms = static_cast<std::size_t>(state.range(1));
-  const std::size_t nsites = 1248;
+// nlags distinct lags, log-spaced from 1 to `longest` samples.
+std::vector<std::int64_t> log_lags(int nlags, double longest) {
   std::vector<std::int64_t> lags;
   for (int l = 0; l < nlags; ++l) {
-    const auto v = static_cast<std::int64_t>(std::llround(std::pow(256.0, l / (nlags - 1.0))));
+    const auto v = static_cast<std::int64_t>(std::llround(std::pow(longest, l / (nlags - 1.0))));
     lags.push_back(lags.empty() ? v : std::max(v, lags.back() + 1));
   }
+  return lags;
+}
+
+// Drives a counter over `now` (initial sites set by the caller): per sample, move(atom, site
+// image) may change an atom's entry, then every atom is added. The histories are filled past
+// the longest lag before timing, so every lag counts; counts are integrated lazily
+// (event-driven full history), so reading them once per 100 samples is included (fix msm reads
+// at block boundaries and outputs, far less often). Items = atoms x lags: items_per_second
+// gives the cost per atom per lag update.
+template <typename Move>
+void run_counting(benchmark::State& state, std::size_t nsites, const std::vector<std::int64_t>& lags,
+                  std::vector<ionmsm::SiteImage>& now, Move move) {
   ionmsm::TransitionCounter counter(nsites, lags);
+  const std::size_t natoms = now.size();
   const int rec = counter.doubles_per_atom();
   std::vector<double> hist(natoms * static_cast<std::size_t>(rec));
   for (std::size_t a = 0; a < natoms; ++a) counter.clear_history(&hist[a * rec]);
-  std::mt19937 rng(3);
-  std::uniform_real_distribution<double> u(0.0, 1.0);
-  std::vector<ionmsm::SiteImage> now(natoms);
-  for (std::size_t a = 0; a < natoms; ++a) now[a].site = static_cast<ionmsm::SiteIndex>(a % nsites);
   std::int64_t k = 0;
   auto one_sample = [&]() {
     counter.begin_sample(k++);
     for (std::size_t a = 0; a < natoms; ++a) {
-      if (u(rng) < 0.01) now[a].site = static_cast<ionmsm::SiteIndex>((now[a].site + 1) % nsites);
+      move(now[a]);
       counter.add_atom_sample(&hist[a * rec], now[a]);
     }
-    // counts are integrated lazily (event-driven full history): include reading them once
-    // per 100 samples (fix msm reads at block boundaries and outputs, far less often)
     if (k % 100 == 0) counter.settle();
   };
   while (k <= lags.back()) one_sample();  // warm-up: every lag has its origin from now on
   for (auto _ : state) one_sample();
-  state.SetItemsProcessed(state.iterations() * static_cast<std::int64_t>(natoms) * nlags);
+  state.SetItemsProcessed(state.iterations() * static_cast<std::int64_t>(natoms) *
+                          static_cast<std::int64_t>(lags.size()));
   state.counters["bytes_per_atom"] = rec * 8.0;
+}
+
+// One sample for one atom with L lags (event-driven: work only where a lag pair changes).
+// Lags are log-spaced from 1 to 256 samples; about 1 % of atoms hop per sample (a site
+// change), the rest stay.
+void BM_CountUpdate(benchmark::State& state) {
+  const std::size_t natoms = static_cast<std::size_t>(state.range(1));
+  const std::size_t nsites = 1248;
+  std::mt19937 rng(3);
+  std::uniform_real_distribution<double> u(0.0, 1.0);
+  std::vector<ionmsm::SiteImage> now(natoms);
+  for (std::size_t a = 0; a < natoms; ++a) now[a].site = static_cast<ionmsm::SiteIndex>(a % nsites);
+  run_counting(state, nsites, log_lags(static_cast<int>(state.range(0)), 256.0), now,
+               [&](ionmsm::SiteImage& p) {
+                 if (u(rng) < 0.01) p.site = static_cast<ionmsm::SiteIndex>((p.site + 1) % nsites);
+               });
 }
 BENCHMARK(BM_CountUpdate)->Args({8, 1000})->Args({32, 1000})->Args({8, 50000})->Args({32, 50000})
     ->Unit(benchmark::kMillisecond);
@@ -233,49 +249,27 @@ BENCHMARK(BM_CountUpdate)->Args({8, 1000})->Args({32, 1000})->Args({8, 50000})->
 // in bench/overhead.py. Per sample, `hop` per mille of the atoms move to a neighbouring site,
 // crossing the periodic boundary (image change) for 1 in 37 of those moves.
 void BM_CountUpdateCheap(benchmark::State& state) {
-  const int nlags = static_cast<int>(state.range(0));
   const std::size_t natoms = static_cast<std::size_t>(state.range(1));
   const double hop = static_cast<double>(state.range(2)) * 1e-3;
   const std::size_t nsites = 50653;
-  std::vector<std::int64_t> lags;
-  for (int l = 0; l < nlags; ++l) {
-    const auto v = static_cast<std::int64_t>(std::llround(std::pow(64.0, l / (nlags - 1.0))));
-    lags.push_back(lags.empty() ? v : std::max(v, lags.back() + 1));
-  }
-  ionmsm::TransitionCounter counter(nsites, lags);
-  const int rec = counter.doubles_per_atom();
-  std::vector<double> hist(natoms * static_cast<std::size_t>(rec));
-  for (std::size_t a = 0; a < natoms; ++a) counter.clear_history(&hist[a * rec]);
   std::mt19937 rng(3);
   std::uniform_real_distribution<double> u(0.0, 1.0);
   std::uniform_int_distribution<int> dir(0, 5);
   std::vector<ionmsm::SiteImage> now(natoms);
   for (std::size_t a = 0; a < natoms; ++a)
     now[a].site = static_cast<ionmsm::SiteIndex>(a * nsites / natoms);
-  std::int64_t k = 0;
-  auto one_sample = [&]() {
-    counter.begin_sample(k++);
-    for (std::size_t a = 0; a < natoms; ++a) {
-      if (u(rng) < hop) {
-        const int d = dir(rng), axis = d / 2, sgn = (d % 2) ? 1 : -1;
-        int c[3] = {now[a].site / (37 * 37), (now[a].site / 37) % 37, now[a].site % 37};
-        c[axis] += sgn;
-        if (c[axis] < 0 || c[axis] > 36) {
-          now[a].image[static_cast<std::size_t>(axis)] += sgn;
-          c[axis] = (c[axis] + 37) % 37;
-        }
-        now[a].site = static_cast<ionmsm::SiteIndex>((c[0] * 37 + c[1]) * 37 + c[2]);
-      }
-      counter.add_atom_sample(&hist[a * rec], now[a]);
-    }
-    // counts are integrated lazily (event-driven full history): include reading them once
-    // per 100 samples (fix msm reads at block boundaries and outputs, far less often)
-    if (k % 100 == 0) counter.settle();
-  };
-  while (k <= lags.back()) one_sample();  // warm-up: every lag has its origin from now on
-  for (auto _ : state) one_sample();
-  state.SetItemsProcessed(state.iterations() * static_cast<std::int64_t>(natoms) * nlags);
-  state.counters["bytes_per_atom"] = rec * 8.0;
+  run_counting(state, nsites, log_lags(static_cast<int>(state.range(0)), 64.0), now,
+               [&](ionmsm::SiteImage& p) {
+                 if (u(rng) >= hop) return;
+                 const int d = dir(rng), axis = d / 2, sgn = (d % 2) ? 1 : -1;
+                 int c[3] = {p.site / (37 * 37), (p.site / 37) % 37, p.site % 37};
+                 c[axis] += sgn;
+                 if (c[axis] < 0 || c[axis] > 36) {
+                   p.image[static_cast<std::size_t>(axis)] += sgn;
+                   c[axis] = (c[axis] + 37) % 37;
+                 }
+                 p.site = static_cast<ionmsm::SiteIndex>((c[0] * 37 + c[1]) * 37 + c[2]);
+               });
 }
 BENCHMARK(BM_CountUpdateCheap)->Args({8, 50000, 2})->Args({32, 50000, 2})->Args({8, 50000, 50})
     ->Unit(benchmark::kMillisecond);
