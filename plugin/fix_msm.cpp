@@ -66,7 +66,7 @@ ionmsm::TransitionCount count_row(const bigint *r)
 
 FixMSM::FixMSM(LAMMPS *lmp, int narg, char **arg) :
     Fix(lmp, narg, arg), nevery_steps(0), nout(0), ndoubles(0), hist(nullptr), last_sampled(-1),
-    first_sampled(-1), natoms_group(0), counting_started(false), dt_used(-1.0),
+    first_sampled(-1), natoms_group(0), counting_started(false), drop_outside(true), dt_used(-1.0),
     history_mode("full"), history_m(0), assign_mode("nearest"), core_radius(0.0),
     assign_ndoubles(0), append(false), base_first_step(-1), base_last_step(-1), n_outside(0),
     block_steps(0)
@@ -77,7 +77,8 @@ FixMSM::FixMSM(LAMMPS *lmp, int narg, char **arg) :
 
   if (!domain->xperiodic || !domain->yperiodic || !domain->zperiodic)
     error->all(FLERR, "Fix msm requires a box that is periodic in x, y and z");
-  if (group->count(igroup) == 0)
+  // (a dynamic group is filled when a run starts: it may be empty now)
+  if (group->count(igroup) == 0 && !group->dynamic[igroup])
     error->all(FLERR, "Fix msm group '{}' has no atoms", group->names[igroup]);
 
   load_sites();
@@ -112,9 +113,9 @@ FixMSM::FixMSM(LAMMPS *lmp, int narg, char **arg) :
   restart_global = 1;
   restart_peratom = 1;
   create_attribute = 1;    // atoms created during a run get a cleared record (set_arrays)
+  dynamic_group_allow = 1; // membership is checked at every sample (see sample())
   nevery = static_cast<int>(nevery_steps);
   maxexchange = ndoubles;
-  dynamic_group_allow = 0;
   time_depend = 0;
   // narrow data masks: a Kokkos build syncs only what this fix reads, and nothing back
   datamask_read = X_MASK | IMAGE_MASK | MASK_MASK | TAG_MASK;
@@ -549,6 +550,9 @@ void FixMSM::setup(int /*vflag*/)
   } catch (std::exception &e) {
     error->one(FLERR, "Fix msm: {}", e.what());
   }
+  // the group may have changed since the last run: the first sample drops every atom that
+  // left it (dynamic groups: every sample)
+  drop_outside = true;
   sample();
 }
 
@@ -595,9 +599,15 @@ void FixMSM::sample()
   imageint *image = atom->image;
   const int nlocal = atom->nlocal;
   double xu[3];
+  // Outside the group: the atom's pairs stop (a no-op unless it was being recorded). A static
+  // group cannot change during a run, so after the run's first sample those atoms are already
+  // dropped and are skipped without touching their records (atoms created during the run start
+  // unrecorded; migrating atoms carry their records).
+  const bool check_outside = drop_outside || group->dynamic[igroup];
+  drop_outside = false;
   for (int i = 0; i < nlocal; ++i) {
     if (!(mask[i] & groupbit)) {
-      // not (or no longer) in the group: its pairs stop (no-op unless it was being recorded)
+      if (!check_outside) continue;
       try {
         counter->drop_atom(hist[i] + assign_ndoubles);
       } catch (std::exception &e) {

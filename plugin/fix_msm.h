@@ -80,6 +80,7 @@ class FixMSM : public Fix {
   bigint first_sampled;
   bigint natoms_group;
   bool counting_started;
+  bool drop_outside;           // next sample checks atoms outside the group (see sample())
   double dt_used;                        // timestep of the counted samples (-1 before any)
   std::vector<double> site_raw;          // sites file coordinates as read (+ fractional flag)
 

@@ -312,6 +312,9 @@ TransitionCounter::TransitionCounter(std::size_t nsites, std::vector<std::int64_
     occ_stamp_.assign(nsites, 0);
     clk_.assign(lags_.size(), 0);
     clk_prev_.assign(lags_.size(), 0);
+    lag_index_.assign(static_cast<std::size_t>(lags_.back()) + 1, -1);
+    for (std::size_t i = 0; i < lags_.size(); ++i)
+      lag_index_[static_cast<std::size_t>(lags_[i])] = static_cast<std::int32_t>(i);
   }
 }
 

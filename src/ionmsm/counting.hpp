@@ -281,6 +281,7 @@ class TransitionCounter {
     std::uint64_t key;
     std::int64_t rate;
     std::uint64_t stamp;
+    std::int64_t pending;  // count integrated into this slot but not yet into tables_ (settle)
   };
   struct LagRates {
     std::vector<std::int64_t> stay_rate;
@@ -297,7 +298,6 @@ class TransitionCounter {
   void full_pair_rate(std::size_t lag, std::int64_t from, std::int64_t to, std::int64_t delta,
                       std::uint64_t clock);
   void occupancy_rate(std::int64_t site, std::int64_t delta, std::uint64_t clock);
-  void settle_slot(std::size_t lag, RateSlot& e, std::uint64_t clock) const;
   void settle_to(std::uint64_t sample_clock, const std::vector<std::uint64_t>& lag_clock) const;
   std::int64_t full_next_event(const double* record) const;
   void add_multitau(double* record, const SiteImage& now);
@@ -322,6 +322,7 @@ class TransitionCounter {
   double full_limit_ = 0.0;               // full: 2^(sbits + 3 rbits) <= 2^53
   std::uintptr_t last_record_ = 0;        // full: previous record address (stride detection)
   std::intptr_t last_stride_ = 0;
+  std::vector<std::int32_t> lag_index_;   // full: index of lag d in lags_, or -1 (d <= max lag)
   std::vector<std::int64_t> scratch_u_;   // full: per-call entries
   std::vector<char> scratch_use_;
   mutable std::vector<LagRates> rates_;         // full: per lag

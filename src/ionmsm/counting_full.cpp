@@ -64,17 +64,15 @@ void TransitionCounter::full_pair_rate(std::size_t lag, std::int64_t uf, std::in
   std::int64_t* rate;
   std::uint64_t* stamp;
   std::uint64_t key = 0;
-  bool packed = false;
   if (stay) {
     rate = &lr.stay_rate[static_cast<std::size_t>(fs)];
     stamp = &lr.stay_stamp[static_cast<std::size_t>(fs)];
   } else if (CountTable::pack(fs, ts, sh, key)) {
-    packed = true;
     if (2 * (lr.used + 1) > lr.moving.size()) {
       std::vector<RateSlot> old;
       old.swap(lr.moving);
       const std::size_t cap = old.empty() ? 64 : 2 * old.size();
-      lr.moving.assign(cap, RateSlot{~std::uint64_t{0}, 0, 0});
+      lr.moving.assign(cap, RateSlot{~std::uint64_t{0}, 0, 0, 0});
       int bits = 0;
       while ((std::size_t{1} << bits) < cap) ++bits;
       lr.shift = 64 - bits;
@@ -89,11 +87,18 @@ void TransitionCounter::full_pair_rate(std::size_t lag, std::int64_t uf, std::in
     std::size_t h = static_cast<std::size_t>((key * 0x9E3779B97F4A7C15ull) >> lr.shift);
     while (lr.moving[h].key != key && lr.moving[h].key != ~std::uint64_t{0}) h = (h + 1) & mask;
     if (lr.moving[h].key != key) {
-      lr.moving[h] = RateSlot{key, 0, clock};
+      lr.moving[h] = RateSlot{key, 0, clock, 0};
       ++lr.used;
     }
-    rate = &lr.moving[h].rate;
-    stamp = &lr.moving[h].stamp;
+    // one hash lookup: the count stays in the slot until the next settle
+    RateSlot& e = lr.moving[h];
+    if (sdiff(clock, e.stamp) > 0) {
+      e.pending += e.rate * sdiff(clock, e.stamp);
+      e.stamp = clock;
+    }
+    e.pending += delta * sdiff(e.stamp, clock);
+    e.rate += delta;
+    return;
   } else {
     CountKey k;
     k.from = fs;
@@ -117,10 +122,7 @@ void TransitionCounter::full_pair_rate(std::size_t lag, std::int64_t uf, std::in
     tables_[lag].add_stay_n(fs, n);
     return;
   }
-  if (packed)
-    tables_[lag].add_packed(key, n);
-  else
-    tables_[lag].add(fs, ts, sh, n);
+  tables_[lag].add(fs, ts, sh, n);
   if (has_moments()) add_moment(lag, fs, ts, sh, static_cast<double>(dn));
 }
 
@@ -154,12 +156,16 @@ void TransitionCounter::settle_to(std::uint64_t sample_clock,
       lr.stay_stamp[s] = c;
     }
     for (RateSlot& e : lr.moving) {
-      if (e.key == ~std::uint64_t{0} || e.rate == 0) continue;
+      if (e.key == ~std::uint64_t{0}) continue;
       const std::int64_t dt = sdiff(c, e.stamp);
-      if (dt <= 0) continue;
-      const std::int64_t dn = e.rate * dt;
+      if (e.rate != 0 && dt > 0) {
+        e.pending += e.rate * dt;
+        e.stamp = c;
+      }
+      if (e.pending == 0) continue;
+      const std::int64_t dn = e.pending;
+      e.pending = 0;
       t.add_packed(e.key, static_cast<std::uint64_t>(dn));
-      e.stamp = c;
       if (moments) {
         SiteIndex f, to;
         Image sh;
@@ -331,8 +337,8 @@ void TransitionCounter::full_event(double* record, const SiteImage& now) {
       eval[i] = (all || (n > kFullChanges && t - lags_[i] < oldest)) ? 1 : 0;
     for (std::int64_t q = n - kept; q < n && !all; ++q) {  // lags equal to t - c
       const std::int64_t d = t - static_cast<std::int64_t>(chg[q % kFullChanges]);
-      const auto it = std::lower_bound(lags_.begin(), lags_.end(), d);
-      if (it != lags_.end() && *it == d) eval[static_cast<std::size_t>(it - lags_.begin())] = 1;
+      if (d >= 1 && d <= kmax && lag_index_[static_cast<std::size_t>(d)] >= 0)
+        eval[static_cast<std::size_t>(lag_index_[static_cast<std::size_t>(d)])] = 1;
     }
   }
   if (scratch_u_.size() < nl) scratch_u_.resize(nl);
@@ -402,9 +408,14 @@ void TransitionCounter::full_event(double* record, const SiteImage& now) {
 
   // 3. Commit: a changed entry makes the implicit entries explicit (fill), then rebase.
   //    (A rebase implies a changed image, so an unchanged entry keeps its implicit ones.)
-  for (std::int64_t j = std::max(lw + 1, t - kmax); changed && j < t; ++j) {
-    if (j < 0) continue;
-    slots[j % kmax] = fillv;
+  if (changed) {  // samples max(lw + 1, t - kmax, 0) .. t - 1, as at most two runs of the ring
+    const std::int64_t j0 = std::max({lw + 1, t - kmax, std::int64_t{0}});
+    if (j0 < t) {
+      const std::int64_t a = j0 % kmax, len = t - j0;
+      const std::int64_t first = std::min(len, kmax - a);
+      std::fill(slots + a, slots + a + first, fillv);
+      std::fill(slots, slots + (len - first), fillv);
+    }
   }
   if (!fits) {
     for (const Live& e : live) {

@@ -19,6 +19,9 @@ site-projected displacement delta = H (f_to - f_from + shift) and of delta delta
 counted pairs with a site change or a nonzero shift, and the number of atom-samples outside
 every core.
 
+A dump column v_member (an atom-style variable) marks, per frame, the atoms of a dynamic group:
+only atoms with a nonzero value are counted there.
+
 Sites: --sites-file F (the ionmsm sites text format, cartesian or fractional) or
 --sites-types T (positions of the atoms of type T in the FIRST frame, ordered by atom ID).
 """
@@ -64,6 +67,7 @@ def read_dump(path):
             "type": col["type"][order].astype(np.int64),
             "x": np.stack([col["x"], col["y"], col["z"]], axis=1)[order],
             "img": np.stack([col["ix"], col["iy"], col["iz"]], axis=1)[order].astype(np.int64),
+            "member": col["v_member"][order] if "v_member" in col else None,
         })
         i += 9 + natoms
     if not frames:
@@ -191,7 +195,10 @@ def main():
             continue
         sampled.append(k)
         cells[k] = fr["H"]
-        for j in np.nonzero(np.isin(fr["type"], a.types))[0]:
+        counted = np.isin(fr["type"], a.types)
+        if fr["member"] is not None:  # a dynamic group: the dump's v_member column says who is in it
+            counted &= fr["member"] != 0
+        for j in np.nonzero(counted)[0]:
             aid = int(fr["id"][j])
             xu = fr["x"][j] + fr["H"] @ fr["img"][j]
             s, n = nearest_vectorised(frac_sites, fr["H"], fr["origin"], xu)

@@ -18,7 +18,7 @@ set(_itest ${CMAKE_CURRENT_SOURCE_DIR}/integration/itest.py)
 foreach(case md_vs_slow rerun_ranks triclinic compute every version_check bad_input cli
              li13si4_example restart npt
              restart_multitau multitau core append kill blocks restart_blocks
-             append_blocks group_changes)
+             append_blocks group_changes dynamic_group)
   add_test(NAME integration.${case}
     COMMAND ${SYSTEM_PYTHON3} ${_itest} ${case}
       --lmp ${LAMMPS_BINARY} --plugin-dir ${CMAKE_BINARY_DIR} --ionmsm $<TARGET_FILE:ionmsm>
