@@ -74,7 +74,9 @@ class FixMSM : public Fix {
   bigint nout;                 // write every nout steps (0 = only at end of runs)
   std::string sites_mode, sites_arg, command_line;
   int ndoubles;                // per-atom history record size
-  double **hist;               // per-atom history records
+  double **hist;               // per-atom history records: row pointers into hist_data
+  double *hist_data = nullptr; // one block of nmax x ndoubles (see grow_arrays)
+  int hist_rows = 0;
   bigint last_sampled;         // last sampled timestep, -1 if none
   int exchanged = -1;          // local index last packed for migration (see copy_arrays)
   bigint first_sampled;
