@@ -612,7 +612,7 @@ void FixMSM::sample()
   // counter's header), usually its only memory access: fetch rows a few atoms ahead so that
   // those loads overlap instead of each waiting for memory.
   constexpr int kAhead = 8;
-  const int head_last = assign_ndoubles + 7;  // last double of the header
+  const int head_last = assign_ndoubles + 7;  // last double of the header (second cache line)
   for (int i = 0; i < nlocal; ++i) {
     if (i + kAhead < nlocal && (mask[i + kAhead] & groupbit)) {
       __builtin_prefetch(hist[i + kAhead], 1);
@@ -870,7 +870,7 @@ void FixMSM::write_counts()
 
 double FixMSM::memory_usage()
 {
-  return static_cast<double>(atom->nmax) * ndoubles * sizeof(double);
+  return static_cast<double>(atom->nmax) * static_cast<double>(row_stride()) * sizeof(double);
 }
 
 void FixMSM::grow_arrays(int nmax)
@@ -878,8 +878,10 @@ void FixMSM::grow_arrays(int nmax)
   // One block, allocated here rather than by memory->grow: every sample reads each atom's row
   // at a stride of ndoubles * 8 bytes, which with 4 KB pages costs a TLB miss every few atoms.
   // A block of 2 MB or more is aligned to 2 MB and asks for transparent huge pages (a hint the
-  // kernel may ignore); bench/README.md has the measured effect.
-  const std::size_t row = static_cast<std::size_t>(ndoubles);
+  // kernel may ignore); bench/README.md has the measured effect. Rows start on a 64-byte cache
+  // line (stride rounded up to 8 doubles), so the header a sample reads always spans the same
+  // two lines, which the sample loop prefetches.
+  const std::size_t row = row_stride();
   const std::size_t rows = static_cast<std::size_t>(std::max(nmax, 1));
   const std::size_t bytes = rows * row * sizeof(double);
   constexpr std::size_t kHuge = std::size_t{2} << 20;

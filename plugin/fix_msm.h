@@ -77,6 +77,8 @@ class FixMSM : public Fix {
   double **hist;               // per-atom history records: row pointers into hist_data
   double *hist_data = nullptr; // one block of nmax x ndoubles (see grow_arrays)
   int hist_rows = 0;
+  // doubles between consecutive rows of hist_data: ndoubles rounded up to a 64-byte line
+  std::size_t row_stride() const { return (static_cast<std::size_t>(ndoubles) + 7) / 8 * 8; }
   bigint last_sampled;         // last sampled timestep, -1 if none
   int exchanged = -1;          // local index last packed for migration (see copy_arrays)
   bigint first_sampled;
