@@ -262,12 +262,13 @@ class Progress {
       : forced_(forced), tty_(::isatty(STDERR_FILENO) != 0),
         start_(std::chrono::steady_clock::now()) {}
   void operator()(const std::string& what) const {
-    if (!forced_) {
-      if (!tty_) return;
-      const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
-      if (s < 2.0) return;
-    }
-    std::cerr << "[analyze] " << what << std::endl;
+    const double s =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+    if (!forced_ && (!tty_ || s < 2.0)) return;
+    // the elapsed wall time since the start, so that slow phases show
+    char stamp[32];
+    std::snprintf(stamp, sizeof stamp, "%.2f", s);
+    std::cerr << "[analyze " << stamp << " s] " << what << std::endl;
   }
 
  private:

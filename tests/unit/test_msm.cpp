@@ -750,7 +750,10 @@ TEST(MsmSpectrum, ShiftInvertResolvesClusteredSlowModes) {
   c.setFromTriplets(t.begin(), t.end());
   const SpMat m = ionmsm::nonreversible_mle(c);
   const Eigen::VectorXd pi = ionmsm::stationary_distribution(m);
-  EXPECT_LT((pi.array() - 1.0 / n).abs().maxCoeff(), 1e-15);
+  // uniform up to the conditioning of the pinned system (condition ~ the mean hitting time of
+  // the pinned end, ~n^2 = 9e6, times machine epsilon: ~1e-9 relative; measured 2e-10 with
+  // AVX-512 kernels, below 3e-12 with SSE2)
+  EXPECT_LT((pi.array() * n - 1.0).abs().maxCoeff(), 1e-8);
   const int k = 6;
   ionmsm::SpectrumOptions so;
   so.num_eigenvalues = k;
