@@ -611,22 +611,13 @@ void FixMSM::sample()
   // Per atom the sample reads the first 12 doubles of its row (the last assignment and the
   // counter's header), usually its only memory access: fetch rows a few atoms ahead so that
   // those loads overlap instead of each waiting for memory.
-  // Two stages for assign nearest: the row of atom i + 2 kAhead, and the coordinates of the
-  // site that atom i + kAhead was last assigned to (read from its row, fetched by then), which
-  // the assigner's fast path reads first.
   constexpr int kAhead = 8;
   const int head_last = assign_ndoubles + 7;  // last double of the header (second cache line)
-  const bool hint_sites = !core && assigner;
-  const double *const hbox = domain->h;
-  const double prd[3] = {domain->xprd, domain->yprd, domain->zprd};
-  const bool triclinic = domain->triclinic != 0;
   for (int i = 0; i < nlocal; ++i) {
-    if (i + 2 * kAhead < nlocal && (mask[i + 2 * kAhead] & groupbit)) {
-      __builtin_prefetch(hist[i + 2 * kAhead], 1);
-      __builtin_prefetch(hist[i + 2 * kAhead] + head_last, 1);
+    if (i + kAhead < nlocal && (mask[i + kAhead] & groupbit)) {
+      __builtin_prefetch(hist[i + kAhead], 1);
+      __builtin_prefetch(hist[i + kAhead] + head_last, 1);
     }
-    if (hint_sites && i + kAhead < nlocal && (mask[i + kAhead] & groupbit))
-      assigner->prefetch(static_cast<ionmsm::SiteIndex>(hist[i + kAhead][0]));
     if (!(mask[i] & groupbit)) {
       if (!check_outside) continue;
       try {
@@ -636,22 +627,7 @@ void FixMSM::sample()
       }
       continue;
     }
-    {
-      // Domain::unmap, inlined with the same arithmetic (it is a call per atom otherwise)
-      const imageint im = image[i];
-      const int xb = (im & IMGMASK) - IMGMAX;
-      const int yb = (im >> IMGBITS & IMGMASK) - IMGMAX;
-      const int zb = (im >> IMG2BITS) - IMGMAX;
-      if (triclinic) {
-        xu[0] = x[i][0] + hbox[0] * xb + hbox[5] * yb + hbox[4] * zb;
-        xu[1] = x[i][1] + hbox[1] * yb + hbox[3] * zb;
-        xu[2] = x[i][2] + hbox[2] * zb;
-      } else {
-        xu[0] = x[i][0] + xb * prd[0];
-        xu[1] = x[i][1] + yb * prd[1];
-        xu[2] = x[i][2] + zb * prd[2];
-      }
-    }
+    domain->unmap(x[i], image[i], xu);
     if (!std::isfinite(xu[0]) || !std::isfinite(xu[1]) || !std::isfinite(xu[2]))
       error->one(FLERR, "Fix msm: atom {} has a non-finite position at step {}", atom->tag[i],
                  step);

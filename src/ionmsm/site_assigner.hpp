@@ -52,14 +52,6 @@ class SiteAssigner {
   /// neighbour list is searched.
   SiteImage assign(const Eigen::Vector3d& x, const SiteImage& previous) const;
 
-  /// Asks the CPU to fetch what assign() reads first for an atom last assigned to `site`
-  /// (its fractional coordinates), so that a caller walking many atoms can overlap those loads
-  /// (a hint only: no effect on results; ignores sites out of range).
-  void prefetch(SiteIndex site) const {
-    if (site >= 0 && static_cast<std::size_t>(site) < locator_->size())
-      __builtin_prefetch(locator_->fractional(site).data(), 0, 3);
-  }
-
   /// Half the guaranteed minimum separation of distinct site images in the current cell.
   double safe_radius() const { return safe_radius_; }
   /// Neighbour-list radius of the reference cell (before the per-site truncation).
