@@ -1152,6 +1152,35 @@ Spectrum compute_spectrum(const Eigen::SparseMatrix<double>& m, const SpectrumOp
 #endif
 }
 
+namespace {
+// max |F_ij - F_ji| and max F_ij of the flux F(i,j) = pi_j M(i,j)
+void flux_balance(const SpMat& m, const Eigen::VectorXd& pi, double& max_violation,
+                  double& max_flux) {
+  const SpMat flux = m * pi.asDiagonal();
+  const SpMat diff = flux - SpMat(flux.transpose());
+  max_violation = 0.0;
+  max_flux = 0.0;
+  for (Index j = 0; j < diff.outerSize(); ++j)
+    for (SpMat::InnerIterator it(diff, j); it; ++it)
+      max_violation = std::max(max_violation, std::abs(it.value()));
+  for (Index j = 0; j < flux.outerSize(); ++j)
+    for (SpMat::InnerIterator it(flux, j); it; ++it) max_flux = std::max(max_flux, it.value());
+}
+}  // namespace
+
+double detailed_balance_violation(const Eigen::SparseMatrix<double>& m,
+                                  const Eigen::VectorXd& stationary) {
+  const char* fn = "detailed_balance_violation";
+  check_square(m.rows(), m.cols(), fn, "the transition matrix");
+  if (m.rows() == 0) fail(fn, "empty matrix");
+  check_finite(m, fn, "the transition matrix");
+  const Eigen::VectorXd pi = checked_stationary(stationary, m.rows(), fn);
+  double max_violation = 0.0, max_flux = 0.0;
+  flux_balance(m, pi, max_violation, max_flux);
+  if (!(max_flux > 0.0)) fail(fn, "the transition matrix has no positive entry");
+  return max_violation / max_flux;
+}
+
 Spectrum compute_reversible_spectrum(const Eigen::MatrixXd& m, const Eigen::VectorXd& stationary,
                                      const SpectrumOptions& options) {
   const char* fn = "compute_reversible_spectrum";
@@ -1210,14 +1239,8 @@ Spectrum compute_reversible_spectrum(const Eigen::SparseMatrix<double>& m,
     return compute_reversible_spectrum(Eigen::MatrixXd(m), pi, o);
   }
 #ifdef IONMSM_HAVE_SPECTRA
-  const SpMat flux = m * pi.asDiagonal();
-  const SpMat diff = flux - SpMat(flux.transpose());
   double max_violation = 0.0, max_flux = 0.0;
-  for (Index j = 0; j < diff.outerSize(); ++j)
-    for (SpMat::InnerIterator it(diff, j); it; ++it)
-      max_violation = std::max(max_violation, std::abs(it.value()));
-  for (Index j = 0; j < flux.outerSize(); ++j)
-    for (SpMat::InnerIterator it(flux, j); it; ++it) max_flux = std::max(max_flux, it.value());
+  flux_balance(m, pi, max_violation, max_flux);
   check_detailed_balance(max_violation, max_flux, options.detailed_balance_tolerance, fn);
 
   const Eigen::VectorXd sq = pi.cwiseSqrt();

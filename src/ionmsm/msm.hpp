@@ -318,6 +318,14 @@ Spectrum compute_reversible_spectrum(const Eigen::SparseMatrix<double>& transiti
                                      const Eigen::VectorXd& stationary,
                                      const SpectrumOptions& options = {});
 
+/// Largest detailed-balance violation of a column-stochastic M with stationary pi, relative to
+/// the largest probability flux: max_ij |pi_j M_ij - pi_i M_ji| / max_ij pi_j M_ij (pi
+/// normalised to sum 1 first). 0 for an exactly reversible M; round-off gives ~1e-16. Throws
+/// std::invalid_argument if sizes disagree, M is empty or not finite, or pi has a
+/// non-positive / non-finite entry.
+double detailed_balance_violation(const Eigen::SparseMatrix<double>& transition_matrix,
+                                  const Eigen::VectorXd& stationary);
+
 // ============================================================================ implied timescales
 
 enum class TimescaleStatus {

@@ -322,6 +322,49 @@ TEST(MsmEstimators, StationaryDistribution) {
   EXPECT_THROW(ionmsm::stationary_distribution((2.0 * m).eval()), std::invalid_argument);
 }
 
+// Detailed-balance violation, relative to the largest flux. The 3-site ring
+//   M = [[r, q, p], [p, r, q], [q, p, r]]  (column-stochastic, p + q + r = 1)
+// has pi uniform, fluxes F_ij = M_ij / 3, so the violation is |p - q| / max(p, q, r). The
+// 3-site chain of StationaryDistribution is reversible (every 3-state birth-death chain is).
+TEST(MsmEstimators, DetailedBalanceViolation) {
+  const Eigen::Vector3d uniform = Eigen::Vector3d::Constant(1.0 / 3.0);
+  for (const auto& [p, q] : {std::pair{0.5, 0.25}, std::pair{0.1, 0.6}, std::pair{0.3, 0.3}}) {
+    const double r = 1.0 - p - q;
+    Eigen::MatrixXd m(3, 3);
+    m << r, q, p, p, r, q, q, p, r;
+    const double v = ionmsm::detailed_balance_violation(SpMat(m.sparseView()), uniform);
+    EXPECT_NEAR(v, std::abs(p - q) / std::max({p, q, r}), 1e-15) << "p = " << p << ", q = " << q;
+    // pi is normalised first: any positive multiple gives the same value
+    EXPECT_NEAR(ionmsm::detailed_balance_violation(SpMat(m.sparseView()), 7.0 * uniform), v,
+                1e-15);
+  }
+  Eigen::MatrixXd chain(3, 3);
+  chain << 0.5, 0.25, 0.0, 0.5, 0.5, 0.5, 0.0, 0.25, 0.5;
+  EXPECT_LT(ionmsm::detailed_balance_violation(SpMat(chain.sparseView()),
+                                               Eigen::Vector3d(0.25, 0.5, 0.25)),
+            1e-16);
+  // A random chain is not reversible; its column normalisation of symmetric counts is.
+  Rng rng(11);
+  const Eigen::MatrixXd c = random_counts(12, rng, 0.4, 30);
+  const Eigen::MatrixXd mr = column_normalise(c);
+  EXPECT_GT(ionmsm::detailed_balance_violation(SpMat(mr.sparseView()),
+                                               ionmsm::stationary_distribution(mr)),
+            1e-3);
+  const Eigen::MatrixXd cs = c + c.transpose();
+  const Eigen::MatrixXd ms = column_normalise(cs);
+  EXPECT_LT(ionmsm::detailed_balance_violation(SpMat(ms.sparseView()),
+                                               ionmsm::stationary_distribution(ms)),
+            1e-13);
+  // misuse
+  EXPECT_THROW(ionmsm::detailed_balance_violation(SpMat(chain.sparseView()),
+                                                  Eigen::Vector2d(0.5, 0.5)),
+               std::invalid_argument);
+  EXPECT_THROW(ionmsm::detailed_balance_violation(SpMat(chain.sparseView()),
+                                                  Eigen::Vector3d(0.5, 0.0, 0.5)),
+               std::invalid_argument);
+  EXPECT_THROW(ionmsm::detailed_balance_violation(SpMat(3, 3), uniform), std::invalid_argument);
+}
+
 // Two states. Stationarity of any 2-state column-stochastic M gives
 //   pi_0 = pi_0 M00 + pi_1 M01  =>  pi_0 (1 - M00) = pi_1 M01  =>  pi_0 M10 = pi_1 M01,
 // i.e. detailed balance holds automatically. The reversibility constraint is therefore void
