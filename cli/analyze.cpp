@@ -407,6 +407,18 @@ constexpr std::size_t kSmallTrialMaxSites = 5000;
 /// the solvers' own residuals are ~1e-10).
 constexpr double kExactBalanceTolerance = 1e-12;
 
+/// True when the estimate satisfies detailed balance to round-off. Only a choice of solver
+/// depends on it, so a stationary vector the check refuses (a round-off zero or negative
+/// entry) means "no": the general route handles any model, as before.
+bool exactly_balanced(const MarkovModel& model) {
+  try {
+    return detailed_balance_violation(model.transition_matrix, model.stationary) <=
+           kExactBalanceTolerance;
+  } catch (const std::invalid_argument&) {
+    return false;
+  }
+}
+
 /// The spectrum of a model as `ionmsm analyze` reports it: at least the leading n_eigenvalues.
 Spectrum leading_spectrum(const MarkovModel& model, Estimator estimator, int n_eigenvalues) {
   SpectrumOptions so;
@@ -423,10 +435,7 @@ Spectrum leading_spectrum(const MarkovModel& model, Estimator estimator, int n_e
   // e.g. an exactly symmetric lattice) has the same spectrum as its symmetrised matrix: take
   // the real symmetric route (Lanczos / sparse LDLT or SelfAdjointEigenSolver), which is about
   // twice as fast as the general Arnoldi / sparse LU one and returns exactly real eigenvalues.
-  const bool symmetric_route =
-      estimator == Estimator::Reversible ||
-      detailed_balance_violation(model.transition_matrix, model.stationary) <=
-          kExactBalanceTolerance;
+  const bool symmetric_route = estimator == Estimator::Reversible || exactly_balanced(model);
   auto compute = [&](const SpectrumOptions& o) {
     return symmetric_route
                ? compute_reversible_spectrum(model.transition_matrix, model.stationary, o)
