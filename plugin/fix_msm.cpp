@@ -24,6 +24,7 @@
 #include "ionmsm/version.hpp"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstring>
 #include <exception>
@@ -111,6 +112,7 @@ FixMSM::FixMSM(LAMMPS *lmp, int narg, char **arg) :
   // assignment {site, n_x, n_y, n_z}, a hint that lets SiteAssigner skip the search exactly
   assign_ndoubles = assign_mode == "core" ? 1 : 4;
   ndoubles = assign_ndoubles + counter->doubles_per_atom();
+  use_quiet = assign_mode != "core" && history_mode != "multitau";
 
   restart_global = 1;
   restart_peratom = 1;
@@ -548,6 +550,11 @@ void FixMSM::setup(int /*vflag*/)
   // The counter integrates the pairs its atoms hold; atoms may have been read from a restart,
   // deleted or created since the last run: rebuild those rates from the per-atom records.
   try {
+    // records of atoms on the quiet path are brought up to date first (rows stay valid: what
+    // may change between runs -- group, box, positions, atoms deleted, created or migrated --
+    // is checked at each sample or handled where the atom's row is copied or reset)
+    const bigint last = counter->has_sample() ? counter->current_sample() : -1;
+    for (int i = 0; i < atom->nlocal; ++i) bring_up_to_date(i, last);
     counter->reset_rates();
     for (int i = 0; i < atom->nlocal; ++i) counter->restore_atom(hist[i] + assign_ndoubles);
   } catch (std::exception &e) {
@@ -566,7 +573,24 @@ void FixMSM::end_of_step()
 
 void FixMSM::post_run()
 {
+  const auto t0 = std::chrono::steady_clock::now();
   write_counts();
+  const double write_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  // the fix's own cost in this run (slowest rank), for the log: users see what in-situ
+  // counting costs next to their force field without a second run
+  double mine[2] = {run_sample_seconds, write_s}, worst[2] = {0.0, 0.0};
+  MPI_Reduce(mine, worst, 2, MPI_DOUBLE, MPI_MAX, 0, world);
+  bigint atom_samples[2] = {0, 0};
+  MPI_Reduce(run_atom_samples, atom_samples, 2, MPI_LMP_BIGINT, MPI_SUM, 0, world);
+  if (comm->me == 0 && run_samples > 0)
+    utils::logmesg(lmp, "Fix msm {}: {} samples in this run, {:.6g} s sampling ({:.4g} ms per "
+                   "sample), {:.4g} s writing {} (slowest rank); {} of {} atom-samples on the "
+                   "quiet path\n", id, run_samples, worst[0],
+                   1e3 * worst[0] / static_cast<double>(run_samples), worst[1], outfile,
+                   atom_samples[1], atom_samples[0]);
+  run_sample_seconds = 0.0;
+  run_samples = 0;
+  run_atom_samples[0] = run_atom_samples[1] = 0;
 }
 
 /* ----------------------------------------------------------------------
@@ -585,9 +609,12 @@ void FixMSM::sample()
   if (update->dt != dt_used)
     error->all(FLERR, "Fix msm: the timestep changed from {} to {}; lags are counted in steps, so "
                "counts taken with different timesteps cannot be combined", dt_used, update->dt);
+  const auto t_start = std::chrono::steady_clock::now();
   update_box();
   // a sample in a new block: store the finished block first (collective)
   if (recorder && recorder->starts_new_block(step / nevery_steps)) close_block();
+  // the sample before this one: an atom on the quiet path was last recorded there
+  const bigint prev_index = counter->has_sample() ? counter->current_sample() : -1;
   try {
     if (recorder) recorder->open(step / nevery_steps);
     counter->begin_sample(step / nevery_steps);
@@ -601,38 +628,63 @@ void FixMSM::sample()
   int *mask = atom->mask;
   imageint *image = atom->image;
   const int nlocal = atom->nlocal;
-  double xu[3];
+  const bigint t = step / nevery_steps;
   // Outside the group: the atom's pairs stop (a no-op unless it was being recorded). A static
   // group cannot change during a run, so after the run's first sample those atoms are already
   // dropped and are skipped without touching their records (atoms created during the run start
   // unrecorded; migrating atoms carry their records).
   const bool check_outside = drop_outside || group->dynamic[igroup];
   drop_outside = false;
-  // Per atom the sample reads the first 12 doubles of its row (the last assignment and the
-  // counter's header), usually its only memory access: fetch rows a few atoms ahead so that
-  // those loads overlap instead of each waiting for memory.
-  constexpr int kAhead = 8;
-  const int head_last = assign_ndoubles + 7;  // last double of the header (second cache line)
-  for (int i = 0; i < nlocal; ++i) {
-    if (i + kAhead < nlocal && (mask[i + kAhead] & groupbit)) {
-      __builtin_prefetch(hist[i + kAhead], 1);
-      __builtin_prefetch(hist[i + kAhead] + head_last, 1);
-    }
-    if (!(mask[i] & groupbit)) {
-      if (!check_outside) continue;
+  if (check_outside) {
+    for (int i = 0; i < nlocal; ++i) {
+      if (mask[i] & groupbit) continue;
       try {
+        bring_up_to_date(i, prev_index);
+        if (use_quiet) quiet[4 * static_cast<std::size_t>(i) + 3] = -1.0;
         counter->drop_atom(hist[i] + assign_ndoubles);
       } catch (std::exception &e) {
         error->one(FLERR, "Fix msm: atom {} at step {}: {}", atom->tag[i], step, e.what());
       }
-      continue;
+    }
+  }
+  // The group's atoms, listed without a branch per atom (group atoms and others alternate at
+  // random in LAMMPS' spatially sorted arrays: a test per atom is mispredicted half the time).
+  if (in_group.size() < static_cast<std::size_t>(nlocal)) in_group.resize(nlocal);
+  int ngroup = 0;
+  for (int i = 0; i < nlocal; ++i) {
+    in_group[ngroup] = i;
+    ngroup += (mask[i] & groupbit) ? 1 : 0;
+  }
+  // Quiet path: an atom within the safe radius of its last site image (SiteAssigner::stays,
+  // the assigner's own fast path) before its next event has nothing to count; its sample
+  // reads x, image and its 32-byte quiet row, all in atom order, and writes nothing.
+  const bool quiet_now = use_quiet && counter->quiet_allowed();
+  const double tq = static_cast<double>(t);
+  double xu[3];
+  bigint nquiet = 0;
+  for (int k = 0; k < ngroup; ++k) {
+    const int i = in_group[k];
+    if (use_quiet) {
+      if (k + 16 < ngroup)
+        __builtin_prefetch(&quiet[4 * static_cast<std::size_t>(in_group[k + 16])], 0);
+    } else if (k + 8 < ngroup) {
+      // assign core, history multitau: every sample reads the record's first 12 doubles
+      // (prefix and header): fetch them a few atoms ahead so that the misses overlap
+      __builtin_prefetch(hist[in_group[k + 8]], 1);
+      __builtin_prefetch(hist[in_group[k + 8]] + assign_ndoubles + 7, 1);
     }
     domain->unmap(x[i], image[i], xu);
     if (!std::isfinite(xu[0]) || !std::isfinite(xu[1]) || !std::isfinite(xu[2]))
       error->one(FLERR, "Fix msm: atom {} has a non-finite position at step {}", atom->tag[i],
                  step);
+    const Eigen::Vector3d xv(xu[0], xu[1], xu[2]);
+    double *q = use_quiet ? &quiet[4 * static_cast<std::size_t>(i)] : nullptr;
+    if (quiet_now && tq < q[3] && assigner->stays(xv, Eigen::Vector3d(q[0], q[1], q[2]))) {
+      ++nquiet;
+      continue;
+    }
     try {
-      const Eigen::Vector3d xv(xu[0], xu[1], xu[2]);
+      bring_up_to_date(i, prev_index);
       if (core) {
         auto committed = static_cast<ionmsm::SiteIndex>(hist[i][0]);
         const auto r = ionmsm::assign_core(*locator, core_radius, committed, xv);
@@ -651,6 +703,13 @@ void FixMSM::sample()
         h[2] = now.image[1];
         h[3] = now.image[2];
         counter->add_atom_sample(h + assign_ndoubles, now);
+        if (use_quiet) {
+          const Eigen::Vector3d g = assigner->shifted_fractional(now);
+          q[0] = g[0];
+          q[1] = g[1];
+          q[2] = g[2];
+          q[3] = static_cast<double>(counter->quiet_until(h + assign_ndoubles));
+        }
       }
     } catch (std::exception &e) {
       error->one(FLERR, "Fix msm: atom {} at step {}: {}", atom->tag[i], step, e.what());
@@ -659,6 +718,11 @@ void FixMSM::sample()
   last_sampled = step;
   if (first_sampled < 0) first_sampled = step;
   counting_started = true;
+  run_sample_seconds +=
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
+  ++run_samples;
+  run_atom_samples[0] += ngroup;
+  run_atom_samples[1] += nquiet;
 
   if (nout && step % nout == 0) write_counts();
 }
@@ -870,17 +934,19 @@ void FixMSM::write_counts()
 
 double FixMSM::memory_usage()
 {
-  return static_cast<double>(atom->nmax) * static_cast<double>(row_stride()) * sizeof(double);
+  return static_cast<double>(atom->nmax) * static_cast<double>(row_stride()) * sizeof(double) +
+         static_cast<double>(quiet.capacity()) * sizeof(double) +
+         static_cast<double>(in_group.capacity()) * sizeof(int);
 }
 
 void FixMSM::grow_arrays(int nmax)
 {
-  // One block, allocated here rather than by memory->grow: every sample reads each atom's row
-  // at a stride of ndoubles * 8 bytes, which with 4 KB pages costs a TLB miss every few atoms.
-  // A block of 2 MB or more is aligned to 2 MB and asks for transparent huge pages (a hint the
-  // kernel may ignore); bench/README.md has the measured effect. Rows start on a 64-byte cache
-  // line (stride rounded up to 8 doubles), so the header a sample reads always spans the same
-  // two lines, which the sample loop prefetches.
+  // One block, allocated here rather than by memory->grow: rows are read at a stride of
+  // ndoubles * 8 bytes (every atom at every sample with assign core or history multitau, atoms
+  // with an event otherwise), which with 4 KB pages costs a TLB miss every few atoms. A block
+  // of 2 MB or more is aligned to 2 MB and asks for transparent huge pages (a hint the kernel
+  // may ignore); bench/README.md has the measured effect. Rows start on a 64-byte cache line
+  // (stride rounded up to 8 doubles), so a record's header always spans the same two lines.
   const std::size_t row = row_stride();
   const std::size_t rows = static_cast<std::size_t>(std::max(nmax, 1));
   const std::size_t bytes = rows * row * sizeof(double);
@@ -900,6 +966,7 @@ void FixMSM::grow_arrays(int nmax)
   hist = static_cast<double **>(memory->srealloc(hist, rows * sizeof(double *), "fix_msm:hist"));
   for (std::size_t i = 0; i < rows; ++i) hist[i] = data + i * row;
   hist_rows = static_cast<int>(rows);
+  if (use_quiet) quiet.resize(4 * rows, -1.0);
 }
 
 void FixMSM::copy_arrays(int i, int j, int delflag)
@@ -909,6 +976,7 @@ void FixMSM::copy_arrays(int i, int j, int delflag)
   // any other is deleted (delete_atoms, fix evaporate, ...) and its pairs must stop here.
   if (delflag && j != exchanged && j < atom->nmax) {
     try {
+      bring_up_to_date(j, counter->has_sample() ? counter->current_sample() : -1);
       counter->drop_atom(hist[j] + assign_ndoubles);
     } catch (std::exception &e) {
       error->one(FLERR, "Fix msm: deleting atom {}: {}", atom->tag[j], e.what());
@@ -916,6 +984,27 @@ void FixMSM::copy_arrays(int i, int j, int delflag)
   }
   if (delflag) exchanged = -1;
   std::memcpy(hist[j], hist[i], sizeof(double) * ndoubles);
+  if (use_quiet)
+    std::memcpy(&quiet[4 * static_cast<std::size_t>(j)], &quiet[4 * static_cast<std::size_t>(i)],
+                4 * sizeof(double));
+}
+
+/* ----------------------------------------------------------------------
+   an atom on the quiet path has skipped the samples since its last event: write the last of
+   them into its record before the record is read, packed or dropped (between samples:
+   last = the latest sample; inside sample(): the one before the current)
+------------------------------------------------------------------------- */
+
+void FixMSM::bring_up_to_date(int i, bigint last)
+{
+  if (!use_quiet) return;
+  double *q = &quiet[4 * static_cast<std::size_t>(i)];
+  if (q[3] < 0.0) return;
+  try {
+    counter->mark_quiet(hist[i] + assign_ndoubles, last);
+  } catch (std::exception &e) {
+    error->one(FLERR, "Fix msm: atom {}: {}", atom->tag[i], e.what());
+  }
 }
 
 void FixMSM::set_arrays(int i)
@@ -923,11 +1012,13 @@ void FixMSM::set_arrays(int i)
   for (int k = 0; k < assign_ndoubles; ++k) hist[i][k] = 0.0;
   hist[i][0] = -1.0;    // no committed site (core) / no previous assignment (nearest) yet
   counter->clear_history(hist[i] + assign_ndoubles);
+  if (use_quiet) quiet[4 * static_cast<std::size_t>(i) + 3] = -1.0;
 }
 
 int FixMSM::pack_exchange(int i, double *buf)
 {
   exchanged = i;
+  bring_up_to_date(i, counter->has_sample() ? counter->current_sample() : -1);
   std::memcpy(buf, hist[i], sizeof(double) * ndoubles);
   return ndoubles;
 }
@@ -935,12 +1026,14 @@ int FixMSM::pack_exchange(int i, double *buf)
 int FixMSM::unpack_exchange(int nlocal, double *buf)
 {
   std::memcpy(hist[nlocal], buf, sizeof(double) * ndoubles);
+  if (use_quiet) quiet[4 * static_cast<std::size_t>(nlocal) + 3] = -1.0;
   return ndoubles;
 }
 
 int FixMSM::pack_restart(int i, double *buf)
 {
   buf[0] = ndoubles + 1;
+  bring_up_to_date(i, counter->has_sample() ? counter->current_sample() : -1);
   std::memcpy(buf + 1, hist[i], sizeof(double) * ndoubles);
   return ndoubles + 1;
 }
@@ -955,6 +1048,7 @@ void FixMSM::unpack_restart(int nlocal, int nth)
     error->one(FLERR, "Fix msm restart: per-atom history has {} values, this fix expects {} "
                "(lags, history or assign changed?)", n, ndoubles);
   std::memcpy(hist[nlocal], &extra[nlocal][m + 1], sizeof(double) * ndoubles);
+  if (use_quiet) quiet[4 * static_cast<std::size_t>(nlocal) + 3] = -1.0;
 }
 
 int FixMSM::size_restart(int)

@@ -77,9 +77,22 @@ class FixMSM : public Fix {
   double **hist;               // per-atom history records: row pointers into hist_data
   double *hist_data = nullptr; // one block of nmax x ndoubles (see grow_arrays)
   int hist_rows = 0;
+  // Quiet path (nearest assignment, full history): per atom {g_x, g_y, g_z, until}, g the
+  // shifted fractional coordinates of its last site image, until the counter's quiet_until
+  // (-1: none). While an atom stays within the safe radius of that image before `until`,
+  // a sample reads only this row and leaves the record untouched (see sample()). Not
+  // migrated or written to restart files: records are brought up to date (mark_quiet) before
+  // they are packed, copied for deletion or dropped, and the row is rebuilt at the next event.
+  std::vector<double> quiet;
+  bool use_quiet = false;
+  std::vector<int> in_group;   // sample(): local indices of the group's atoms
+  void bring_up_to_date(int i, bigint last_sample_index);
   // doubles between consecutive rows of hist_data: ndoubles rounded up to a 64-byte line
   std::size_t row_stride() const { return (static_cast<std::size_t>(ndoubles) + 7) / 8 * 8; }
   bigint last_sampled;         // last sampled timestep, -1 if none
+  double run_sample_seconds = 0.0;   // this run: wall time in sample() (this rank)
+  bigint run_samples = 0;            // this run: samples taken
+  bigint run_atom_samples[2] = {0, 0};   // this run: group atoms sampled, of them quiet
   int exchanged = -1;          // local index last packed for migration (see copy_arrays)
   bigint first_sampled;
   bigint natoms_group;

@@ -232,6 +232,29 @@ class TransitionCounter {
   /// then restore_atom() is called for each atom present to restore its pairs.
   void reset_rates();
   void restore_atom(const double* record);
+  /// Quiet samples (full mode). An atom whose site image did not change since its last
+  /// add_atom_sample call need not be passed again before the sample quiet_until(record), as
+  /// long as quiet_allowed() holds at each skipped sample and it is not skipped while it misses
+  /// a sample: its pairs are rates that run on without it. Before anything else reads or
+  /// copies the record (add_atom_sample, drop_atom, restore_atom, a migration or restart
+  /// file), mark_quiet() writes the last skipped sample into it; the record is then exactly
+  /// what calling add_atom_sample at every sample would have left. fix msm uses this to leave
+  /// an atom's record untouched while it stays on its site (docs/theory.md, "Quiet samples").
+  /// The first sample at which this atom must be passed to add_atom_sample again even with an
+  /// unchanged site image (call right after add_atom_sample); -1 if it may not skip any
+  /// (multitau mode, an atom not being recorded).
+  std::int64_t quiet_until(const double* record) const;
+  /// Whether atoms may skip the current sample (full mode, after begin_sample, and no sampling
+  /// gap within the last max_lag samples).
+  bool quiet_allowed() const {
+    return history_.mode == HistoryConfig::Mode::Full && have_current_ && current_ > dense_until_;
+  }
+  /// The atom, unchanged since its last add_atom_sample call, was recorded at every sample
+  /// through `last_sample` (a sample already begun) without being passed: updates the record.
+  /// Throws std::invalid_argument in multitau mode, for a record that is not being recorded,
+  /// and for a last_sample before the record's last sample, after the current sample or at or
+  /// after quiet_until(record).
+  void mark_quiet(double* record, std::int64_t last_sample) const;
   /// Integrates every open rate into the count tables, occupancy and moments (the accessors
   /// do this themselves).
   void settle() const;

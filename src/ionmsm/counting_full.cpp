@@ -273,6 +273,38 @@ void TransitionCounter::add_full(double* record, const SiteImage& now) {
   full_event(record, now);
 }
 
+std::int64_t TransitionCounter::quiet_until(const double* record) const {
+  if (history_.mode != HistoryConfig::Mode::Full) return -1;
+  if (record[4] != kFullTag || !(record[5] >= 0.0) || record[0] != static_cast<double>(current_))
+    return -1;
+  // the fast path of add_full skips exactly the samples before next_event
+  return static_cast<std::int64_t>(record[6]);
+}
+
+void TransitionCounter::mark_quiet(double* record, std::int64_t last_sample) const {
+  const char* who = "TransitionCounter::mark_quiet: ";
+  if (history_.mode != HistoryConfig::Mode::Full)
+    throw std::invalid_argument(std::string(who) + "quiet samples need the full history");
+  // Only the header fields this reads: the value written lies between two the record already
+  // holds, so a valid record stays valid, and the next add_atom_sample or drop_atom validates
+  // the whole record as always (mark_quiet runs once per event and must not cost another
+  // cache line of the record).
+  if (record[4] != kFullTag)
+    throw std::invalid_argument(std::string(who) + "corrupt history record (not initialised "
+                                "by clear_history)");
+  if (!(record[5] >= 0.0))
+    throw std::invalid_argument(std::string(who) + "the atom is not being recorded");
+  const double last = record[0];
+  if (static_cast<double>(last_sample) < last || last_sample > current_ ||
+      static_cast<double>(last_sample) >= record[6])
+    throw std::invalid_argument(std::string(who) + "sample " + std::to_string(last_sample) +
+                                " is not within the atom's quiet samples (last recorded " +
+                                std::to_string(static_cast<std::int64_t>(last)) +
+                                ", next event " +
+                                std::to_string(static_cast<std::int64_t>(record[6])) + ")");
+  record[0] = static_cast<double>(last_sample);
+}
+
 void TransitionCounter::full_event(double* record, const SiteImage& now) {
   const char* who = "TransitionCounter::add_atom_sample: ";
   full_check_header(record);

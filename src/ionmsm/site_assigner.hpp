@@ -52,6 +52,19 @@ class SiteAssigner {
   /// neighbour list is searched.
   SiteImage assign(const Eigen::Vector3d& x, const SiteImage& previous) const;
 
+  /// The fast path alone, for callers that keep an atom's previous site image as its shifted
+  /// fractional coordinates g = f_site + image (shifted_fractional()): true if x is within the
+  /// safe radius of that image, which is then the nearest site image to x (what assign()
+  /// returns). Not counted in fast_hits().
+  bool stays(const Eigen::Vector3d& x, const Eigen::Vector3d& g) const {
+    return (x - locator_->box().to_cartesian(g)).squaredNorm() < safe_radius2_;
+  }
+  /// f_site + image for a site image (site in range).
+  Eigen::Vector3d shifted_fractional(const SiteImage& s) const {
+    const Eigen::Vector3d& f = locator_->fractional(s.site);
+    return {f[0] + s.image[0], f[1] + s.image[1], f[2] + s.image[2]};
+  }
+
   /// Half the guaranteed minimum separation of distinct site images in the current cell.
   double safe_radius() const { return safe_radius_; }
   /// Neighbour-list radius of the reference cell (before the per-site truncation).

@@ -7,6 +7,7 @@ Each case prints what it checked and exits non-zero on the first failure.
 import argparse
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -153,11 +154,30 @@ def write_lattice_sites(name, a, n, tilt):
                     k += 1
 
 
+def quiet_counts(logtext):
+    """(quiet, all) atom-samples over the 'Fix msm ...: N samples in this run' log lines."""
+    found = re.findall(r"(\d+) of (\d+) atom-samples on the quiet path", logtext)
+    if not found:
+        fail("no 'atom-samples on the quiet path' line from fix msm in the log")
+    return sum(int(q) for q, _ in found), sum(int(a) for _, a in found)
+
+
+def check_quiet_path(logtext, what, expect_used=True):
+    """The quiet path (atoms that stay on their site image skip the counter) was taken for some
+    atom-samples and not for all (so both paths ran), or never where it does not apply."""
+    quiet, total = quiet_counts(logtext)
+    if expect_used and not 0 < quiet < total:
+        fail(f"{what}: {quiet} of {total} atom-samples on the quiet path; expected some, not all")
+    if not expect_used and quiet != 0:
+        fail(f"{what}: {quiet} atom-samples on the quiet path, which this mode must not use")
+
+
 # ---------------------------------------------------------------------------- cases
 
 def case_md_vs_slow():
     """MD on 2 ranks, sorting every step (migration + copy_arrays), counts == slow reference."""
-    run_lmp(BROWNIAN, brownian_vars(dumpfile="traj.dump"), nprocs=2)
+    _, text = run_lmp(BROWNIAN, brownian_vars(dumpfile="traj.dump"), nprocs=2)
+    check_quiet_path(text, "MD on 2 ranks")
     exp = subprocess.run([ARGS.ionmsm, "export", os.path.join(ARGS.work, "counts.h5")],
                          capture_output=True, text=True).stdout
     ref, summ = slow(os.path.join(ARGS.work, "traj.dump"), 5, LAGS, [1], ["--sites-types", "2"],
@@ -500,10 +520,15 @@ def restart_equivalence(extra, lags=tuple(LAGS)):
         for f in ("split.h5", "part1.restart"):
             if os.path.exists(os.path.join(ARGS.work, f)):
                 os.remove(os.path.join(ARGS.work, f))
-        run_lmp(os.path.join(ARGS.work, "in.part1"),
-                brownian_vars(dumpfile="traj.dump", mode="rerun", out="part1.h5", seed=99,
-                              **sites), nprocs=before, log="log.part1")
-        run_lmp(os.path.join(ARGS.work, "in.part2"), {}, nprocs=after, log="log.part2")
+        _, text1 = run_lmp(os.path.join(ARGS.work, "in.part1"),
+                           brownian_vars(dumpfile="traj.dump", mode="rerun", out="part1.h5",
+                                         seed=99, **sites), nprocs=before, log="log.part1")
+        _, text2 = run_lmp(os.path.join(ARGS.work, "in.part2"), {}, nprocs=after,
+                           log="log.part2")
+        quiet_mode = "multitau" not in extra and "core" not in extra
+        for t, part in ((text1, "first"), (text2, "second")):
+            check_quiet_path(t, f"restart {before} -> {after} ranks, {part} part",
+                             expect_used=quiet_mode)
         split = subprocess.run([ARGS.ionmsm, "export", os.path.join(ARGS.work, "split.h5")],
                                capture_output=True, text=True).stdout
         compare_csv(split, full, f"restart {before} -> {after} ranks vs uninterrupted")

@@ -151,9 +151,15 @@ std::vector<Eigen::Vector3d> fractional(std::size_t n) {
 // Feeds the run to `ncounters` counters (1 or 2): each atom's record lives in the counter
 // that holds it and moves (bytes copied, as MPI does) when the holder changes. Every
 // `read_every` samples all counters are read (settled) in the middle of a sample.
+// With `quiet`, atoms are skipped as fix msm skips them (TransitionCounter::quiet_until):
+// while quiet_allowed(), before their quiet_until and at an unchanged site image; their record
+// gets mark_quiet() before anything else uses it. `records` (if given) receives the records at
+// the end, brought up to date.
 std::vector<TransitionCounter> feed(const Trace& r, const std::vector<std::int64_t>& lags,
                                     const std::vector<Eigen::Vector3d>& frac, int ncounters,
-                                    std::size_t read_every) {
+                                    std::size_t read_every, bool quiet = false,
+                                    std::vector<std::vector<double>>* records = nullptr,
+                                    std::size_t* skipped = nullptr) {
   std::vector<TransitionCounter> c;
   for (int q = 0; q < ncounters; ++q) {
     c.emplace_back(r.nsites, lags);
@@ -164,6 +170,9 @@ std::vector<TransitionCounter> feed(const Trace& r, const std::vector<std::int64
   for (auto& x : rec) c[0].clear_history(x.data());
   std::vector<int> where(r.natoms);
   for (std::size_t a = 0; a < r.natoms; ++a) where[a] = ncounters == 1 ? 0 : r.holder[0][a];
+  std::vector<std::int64_t> until(r.natoms, -1);  // quiet: skip samples before this (-1: none)
+  std::vector<SiteImage> last(r.natoms);
+  std::int64_t prev = -1;
   for (std::size_t i = 0; i < r.samples.size(); ++i) {
     for (auto& x : c) {
       x.begin_sample(r.samples[i]);
@@ -172,6 +181,8 @@ std::vector<TransitionCounter> feed(const Trace& r, const std::vector<std::int64
     for (std::size_t a = 0; a < r.natoms; ++a) {
       // migration between samples: the record travels, the counters are not told
       if (ncounters == 2 && r.holder[i][a] != where[a]) {
+        if (until[a] >= 0) c[static_cast<std::size_t>(where[a])].mark_quiet(rec[a].data(), prev);
+        until[a] = -1;
         std::vector<double> moved = rec[a];
         rec[a] = moved;
         where[a] = r.holder[i][a];
@@ -179,11 +190,28 @@ std::vector<TransitionCounter> feed(const Trace& r, const std::vector<std::int64
       TransitionCounter& x = c[static_cast<std::size_t>(where[a])];
       const Ev& e = r.events[i][a];
       if (read_every > 0 && (i * 7 + a) % read_every == 0) (void)c[0].pack_counts();  // mid-sample
+      if (quiet && x.quiet_allowed() && until[a] > r.samples[i] && e.present && !e.clear_before &&
+          e.where.site == last[a].site && e.where.image == last[a].image) {
+        if (skipped) ++*skipped;
+        continue;
+      }
+      if (until[a] >= 0) x.mark_quiet(rec[a].data(), prev);
+      until[a] = -1;
       if (e.clear_before || !e.present) x.drop_atom(rec[a].data());
       if (e.clear_before) x.clear_history(rec[a].data());
-      if (e.present) x.add_atom_sample(rec[a].data(), e.where);
+      if (e.present) {
+        x.add_atom_sample(rec[a].data(), e.where);
+        if (quiet) {
+          until[a] = x.quiet_until(rec[a].data());
+          last[a] = e.where;
+        }
+      }
     }
+    prev = r.samples[i];
   }
+  for (std::size_t a = 0; a < r.natoms; ++a)
+    if (until[a] >= 0) c[static_cast<std::size_t>(where[a])].mark_quiet(rec[a].data(), prev);
+  if (records) *records = rec;
   return c;
 }
 
@@ -324,4 +352,69 @@ TEST(EventCounting, MissedSampleWithoutDropThrows) {
   EXPECT_EQ(d.table(1).total(), 1u);  // (0, 2) across the gap
   EXPECT_EQ(d.table(0).total(), 0u);
   EXPECT_EQ(d.occupancy(), (std::vector<std::uint64_t>{0, 2, 0}));
+}
+
+TEST(EventCounting, QuietSamplesLeaveCountsAndRecordsUnchanged) {
+  // fix msm skips atoms that stay on their site image (quiet_until / mark_quiet): counts,
+  // moments and every record byte must equal those of passing every atom at every sample,
+  // with migration, gaps, drops, clears and mid-sample reads.
+  for (bool gaps : {false, true}) {
+    const Trace r = make_run(gaps ? 11 : 12, 8, 24, 700, gaps);
+    const auto frac = fractional(r.nsites);
+    const Ref ref = reference(r, kLags, frac);
+    for (int ncounters : {1, 2}) {
+      std::vector<std::vector<double>> every, quiet;
+      std::size_t skipped = 0;
+      const auto a = feed(r, kLags, frac, ncounters, 0, false, &every);
+      const auto b = feed(r, kLags, frac, ncounters, 17, true, &quiet, &skipped);
+      const std::string what = std::string(gaps ? "gaps, " : "") + std::to_string(ncounters) +
+                               " counter(s)";
+      expect_sum_matches(b, ref, kLags, "quiet, " + what);
+      EXPECT_EQ(quiet, every) << what;  // records bit for bit (doubles compared exactly)
+      // without gaps the rare-hopping third of the atoms at least is skipped most of the time;
+      // gaps (5 % of the samples) keep every atom on the event path for 40 samples after each
+      if (gaps)
+        EXPECT_GT(skipped, 0u) << what;
+      else
+        EXPECT_GT(skipped, r.samples.size() * r.natoms / 4) << what;
+    }
+  }
+}
+
+TEST(EventCounting, QuietSampleMisuseThrows) {
+  TransitionCounter c(3, {1, 2});
+  std::vector<double> rec(static_cast<std::size_t>(c.doubles_per_atom()));
+  c.clear_history(rec.data());
+  EXPECT_EQ(c.quiet_until(rec.data()), -1);  // not recorded yet
+  SiteImage s;
+  s.site = 1;
+  s.image = {0, 0, 0};
+  c.begin_sample(0);
+  EXPECT_THROW(c.mark_quiet(rec.data(), 0), std::invalid_argument);  // not being recorded
+  c.add_atom_sample(rec.data(), s);
+  EXPECT_EQ(c.quiet_until(rec.data()), 1);  // the pair of lag 1 changes at sample 1
+  c.begin_sample(1);
+  EXPECT_THROW(c.mark_quiet(rec.data(), 1), std::invalid_argument);  // not before quiet_until
+  c.add_atom_sample(rec.data(), s);
+  EXPECT_EQ(c.quiet_until(rec.data()), 2);  // lag 2
+  c.begin_sample(2);
+  c.add_atom_sample(rec.data(), s);
+  EXPECT_GT(c.quiet_until(rec.data()), std::int64_t{1} << 40);  // nothing changes any more
+  c.begin_sample(3);
+  EXPECT_TRUE(c.quiet_allowed());
+  EXPECT_THROW(c.mark_quiet(rec.data(), 4), std::invalid_argument);  // after the current sample
+  c.mark_quiet(rec.data(), 3);
+  EXPECT_THROW(c.mark_quiet(rec.data(), 2), std::invalid_argument);  // before its last sample
+  c.begin_sample(5);  // a sampling gap: no atom may skip for max_lag samples
+  EXPECT_FALSE(c.quiet_allowed());
+  c.drop_atom(rec.data());
+  EXPECT_EQ(c.quiet_until(rec.data()), -1);
+  TransitionCounter m(3, {1, 2}, ionmsm::HistoryConfig::multitau(4));
+  std::vector<double> mr(static_cast<std::size_t>(m.doubles_per_atom()));
+  m.clear_history(mr.data());
+  m.begin_sample(0);
+  m.add_atom_sample(mr.data(), s);
+  EXPECT_EQ(m.quiet_until(mr.data()), -1);
+  EXPECT_FALSE(m.quiet_allowed());
+  EXPECT_THROW(m.mark_quiet(mr.data(), 0), std::invalid_argument);
 }

@@ -129,6 +129,49 @@ TEST(SiteAssigner, FollowsBoxChanges) {
   EXPECT_GT(fast.neighbour_hits(), 100u);
 }
 
+// stays() with cached shifted fractional coordinates (fix msm's quiet path): whenever it says
+// yes, the full search finds the cached site image, also while the cell changes and far from
+// the origin cell; and it says yes for most steps of a walk that stays near its site.
+TEST(SiteAssigner, StaysOnlyWhereTheFullSearchAgrees) {
+  std::mt19937 rng(21);
+  Eigen::Matrix3d h0;
+  h0 << 9.0, 1.5, -1.0, 0.0, 8.5, 0.7, 0.0, 0.0, 9.5;
+  SiteLocator loc(lattice_sites(rng), Box(Eigen::Vector3d(0.3, -0.2, 1.0), h0));
+  SiteAssigner fast(loc);
+  std::normal_distribution<double> step(0.0, 0.15);
+  std::uniform_int_distribution<int> far(-40, 40);
+  std::uint64_t stays = 0, steps = 0;
+  for (int atom = 0; atom < 20; ++atom) {
+    const Eigen::Vector3d shift(far(rng), far(rng), far(rng));
+    Eigen::Vector3d x = loc.box().to_cartesian(Eigen::Vector3d(0.4, 0.1, 0.7) + shift);
+    SiteImage prev = loc.locate(x);
+    Eigen::Vector3d g = fast.shifted_fractional(prev);
+    for (int t = 0; t < 500; ++t, ++steps) {
+      if (atom >= 10) {  // NPT-like: the cached g stays valid, the bound follows the cell
+        Eigen::Matrix3d h = h0 * (1.0 - 0.1 * t / 500.0);
+        h(0, 2) += 0.5 * t / 500.0;
+        loc.set_box(Box(Eigen::Vector3d(0.3, -0.2, 1.0), h));
+        fast.refresh();
+      }
+      x += Eigen::Vector3d(step(rng), step(rng), step(rng));
+      // a walk pulled back towards its site keeps it near the site, with excursions
+      x += 0.2 * (loc.box().to_cartesian(g) - x);
+      const SiteImage want = loc.locate(x);
+      if (fast.stays(x, g)) {
+        ++stays;
+        EXPECT_EQ(want.site, prev.site);
+        EXPECT_EQ(want.image, prev.image);
+      } else {
+        expect_same(fast.assign(x, prev), want);
+        prev = want;
+        g = fast.shifted_fractional(prev);
+      }
+    }
+  }
+  EXPECT_GT(stays, steps / 2);
+  EXPECT_LT(stays, steps);
+}
+
 // The neighbour-list path on its own: positions at distances r from a random previous site image
 // p, from inside the safe radius to beyond the neighbour radius, in an orthogonal and a strongly
 // triclinic cell (also after a shear and a compression of the cell): always locate()'s answer,
