@@ -218,8 +218,9 @@ std::vector<std::int64_t> log_lags(int nlags, double longest) {
 // gives the cost per atom per lag update.
 template <typename Move>
 void run_counting(benchmark::State& state, std::size_t nsites, const std::vector<std::int64_t>& lags,
-                  std::vector<ionmsm::SiteImage>& now, Move move) {
-  ionmsm::TransitionCounter counter(nsites, lags);
+                  std::vector<ionmsm::SiteImage>& now, Move move,
+                  ionmsm::HistoryConfig history = ionmsm::HistoryConfig::full()) {
+  ionmsm::TransitionCounter counter(nsites, lags, history);
   const std::size_t natoms = now.size();
   const int rec = counter.doubles_per_atom();
   std::vector<double> hist(natoms * static_cast<std::size_t>(rec));
@@ -283,6 +284,26 @@ void BM_CountUpdateCheap(benchmark::State& state) {
                  p.site = static_cast<ionmsm::SiteIndex>((c[0] * 37 + c[1]) * 37 + c[2]);
                });
 }
+// The same system with history multitau 16 (every atom's pairs counted at every sample, no
+// events): lags 1 2 3 6 10 20 36 64 samples (levels 0 0 0 0 0 1 2 2), `hop` per mille.
+void BM_CountUpdateCheapMultiTau(benchmark::State& state) {
+  const std::size_t natoms = static_cast<std::size_t>(state.range(0));
+  const double hop = static_cast<double>(state.range(1)) * 1e-3;
+  const std::size_t nsites = 50653;
+  HopSchedule hops(hop);
+  std::vector<ionmsm::SiteImage> now(natoms);
+  for (std::size_t a = 0; a < natoms; ++a)
+    now[a].site = static_cast<ionmsm::SiteIndex>(a * nsites / natoms);
+  run_counting(state, nsites, {1, 2, 3, 6, 10, 20, 36, 64}, now,
+               [&](ionmsm::SiteImage& p) {
+                 if (!hops.next()) return;
+                 p.site = static_cast<ionmsm::SiteIndex>((p.site + 1) % nsites);
+                 if (p.site == 0) ++p.image[0];
+               },
+               ionmsm::HistoryConfig::multitau(16));
+}
+BENCHMARK(BM_CountUpdateCheapMultiTau)->Args({50000, 2})->Unit(benchmark::kMillisecond);
+
 BENCHMARK(BM_CountUpdateCheap)->Args({8, 50000, 2})->Args({32, 50000, 2})->Args({8, 50000, 50})
     ->Unit(benchmark::kMillisecond);
 

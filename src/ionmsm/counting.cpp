@@ -527,7 +527,10 @@ void TransitionCounter::add_multitau(double* record, const SiteImage& now) {
   from.resize(lags_.size());
   use.assign(lags_.size(), 0);
   if (continues) {
-    // Pass 1: validate every entry that will be used before anything is modified.
+    // Pass 1: validate every entry that will be used before anything is modified. An entry
+    // equal to the current site image's own encoding (same base) is that site image: a stay
+    // with zero shift (use 2), valid without decoding (the common case: no hop within the lag).
+    const double vnow = encode(now, base);
     const double vs = record[0];
     if (!(vs == std::floor(vs) && vs <= static_cast<double>(previous_)))
       throw std::invalid_argument(std::string(who) + "valid_since " + std::to_string(vs) + ")");
@@ -542,6 +545,10 @@ void TransitionCounter::add_multitau(double* record, const SiteImage& now) {
       const int k = lag_level_[i];
       const double v = entries[static_cast<std::size_t>(lag_slot_[i]) * static_cast<std::size_t>(m) +
                                static_cast<std::size_t>((j >> k) % m)];
+      if (v == vnow) {  // vnow >= 0: a valid encoding
+        use[i] = 2;
+        continue;
+      }
       if (!decode(v, base, from[i]))
         throw std::invalid_argument(std::string(who) + "entry " + std::to_string(v) +
                                     " at sample " + std::to_string(j) + ")");
@@ -558,6 +565,10 @@ void TransitionCounter::add_multitau(double* record, const SiteImage& now) {
   ++occupancy_[static_cast<std::size_t>(now.site)];
   for (std::size_t i = 0; i < lags_.size(); ++i) {
     if (!use[i]) continue;
+    if (use[i] == 2) {
+      tables_[i].add_stay(now.site);
+      continue;
+    }
     Image shift;
     for (std::size_t d = 0; d < 3; ++d) shift[d] = now.image[d] - from[i].image[d];
     tables_[i].add(from[i].site, now.site, shift);
