@@ -262,15 +262,23 @@ BENCHMARK(BM_CountUpdate)->Args({8, 1000})->Args({32, 1000})->Args({8, 50000})->
 // order (site index increasing with the atom index), lags log-spaced from 1 to 64 samples as
 // in bench/overhead.py. Per sample, `hop` per mille of the atoms move to a neighbouring site,
 // crossing the periodic boundary (image change) for 1 in 37 of those moves.
+constexpr std::size_t kCheapSites = 50653;  // 37^3
+
+// natoms spread over the cheap system's sites in LAMMPS-sorted order
+std::vector<ionmsm::SiteImage> cheap_start(std::size_t natoms) {
+  std::vector<ionmsm::SiteImage> now(natoms);
+  for (std::size_t a = 0; a < natoms; ++a)
+    now[a].site = static_cast<ionmsm::SiteIndex>(a * kCheapSites / natoms);
+  return now;
+}
+
 void BM_CountUpdateCheap(benchmark::State& state) {
   const std::size_t natoms = static_cast<std::size_t>(state.range(1));
   const double hop = static_cast<double>(state.range(2)) * 1e-3;
-  const std::size_t nsites = 50653;
+  const std::size_t nsites = kCheapSites;
   HopSchedule hops(hop);
   std::uniform_int_distribution<int> dir(0, 5);
-  std::vector<ionmsm::SiteImage> now(natoms);
-  for (std::size_t a = 0; a < natoms; ++a)
-    now[a].site = static_cast<ionmsm::SiteIndex>(a * nsites / natoms);
+  std::vector<ionmsm::SiteImage> now = cheap_start(natoms);
   run_counting(state, nsites, log_lags(static_cast<int>(state.range(0)), 64.0), now,
                [&](ionmsm::SiteImage& p) {
                  if (!hops.next()) return;
@@ -289,11 +297,9 @@ void BM_CountUpdateCheap(benchmark::State& state) {
 void BM_CountUpdateCheapMultiTau(benchmark::State& state) {
   const std::size_t natoms = static_cast<std::size_t>(state.range(0));
   const double hop = static_cast<double>(state.range(1)) * 1e-3;
-  const std::size_t nsites = 50653;
+  const std::size_t nsites = kCheapSites;
   HopSchedule hops(hop);
-  std::vector<ionmsm::SiteImage> now(natoms);
-  for (std::size_t a = 0; a < natoms; ++a)
-    now[a].site = static_cast<ionmsm::SiteIndex>(a * nsites / natoms);
+  std::vector<ionmsm::SiteImage> now = cheap_start(natoms);
   run_counting(state, nsites, {1, 2, 3, 6, 10, 20, 36, 64}, now,
                [&](ionmsm::SiteImage& p) {
                  if (!hops.next()) return;

@@ -550,13 +550,16 @@ void FixMSM::setup(int /*vflag*/)
   // The counter integrates the pairs its atoms hold; atoms may have been read from a restart,
   // deleted or created since the last run: rebuild those rates from the per-atom records.
   try {
-    // records of atoms on the quiet path are brought up to date first (rows stay valid: what
-    // may change between runs -- group, box, positions, atoms deleted, created or migrated --
-    // is checked at each sample or handled where the atom's row is copied or reset)
-    const bigint last = counter->has_sample() ? counter->current_sample() : -1;
-    for (int i = 0; i < atom->nlocal; ++i) bring_up_to_date(i, last);
+    // records of atoms on the quiet path are brought up to date before they are read (rows
+    // stay valid: what may change between runs -- group, box, positions, atoms deleted,
+    // created or migrated -- is checked at each sample or handled where the atom's row is
+    // copied or reset)
     counter->reset_rates();
-    for (int i = 0; i < atom->nlocal; ++i) counter->restore_atom(hist[i] + assign_ndoubles);
+    const bigint last = latest_sample_index();
+    for (int i = 0; i < atom->nlocal; ++i) {
+      bring_up_to_date(i, last);
+      counter->restore_atom(hist[i] + assign_ndoubles);
+    }
   } catch (std::exception &e) {
     error->one(FLERR, "Fix msm: {}", e.what());
   }
@@ -614,7 +617,7 @@ void FixMSM::sample()
   // a sample in a new block: store the finished block first (collective)
   if (recorder && recorder->starts_new_block(step / nevery_steps)) close_block();
   // the sample before this one: an atom on the quiet path was last recorded there
-  const bigint prev_index = counter->has_sample() ? counter->current_sample() : -1;
+  const bigint prev_index = latest_sample_index();
   try {
     if (recorder) recorder->open(step / nevery_steps);
     counter->begin_sample(step / nevery_steps);
@@ -976,7 +979,7 @@ void FixMSM::copy_arrays(int i, int j, int delflag)
   // any other is deleted (delete_atoms, fix evaporate, ...) and its pairs must stop here.
   if (delflag && j != exchanged && j < atom->nmax) {
     try {
-      bring_up_to_date(j, counter->has_sample() ? counter->current_sample() : -1);
+      bring_up_to_date(j, latest_sample_index());
       counter->drop_atom(hist[j] + assign_ndoubles);
     } catch (std::exception &e) {
       error->one(FLERR, "Fix msm: deleting atom {}: {}", atom->tag[j], e.what());
@@ -994,6 +997,11 @@ void FixMSM::copy_arrays(int i, int j, int delflag)
    them into its record before the record is read, packed or dropped (between samples:
    last = the latest sample; inside sample(): the one before the current)
 ------------------------------------------------------------------------- */
+
+bigint FixMSM::latest_sample_index() const
+{
+  return counter->has_sample() ? counter->current_sample() : -1;
+}
 
 void FixMSM::bring_up_to_date(int i, bigint last)
 {
@@ -1018,7 +1026,7 @@ void FixMSM::set_arrays(int i)
 int FixMSM::pack_exchange(int i, double *buf)
 {
   exchanged = i;
-  bring_up_to_date(i, counter->has_sample() ? counter->current_sample() : -1);
+  bring_up_to_date(i, latest_sample_index());
   std::memcpy(buf, hist[i], sizeof(double) * ndoubles);
   return ndoubles;
 }
@@ -1033,7 +1041,7 @@ int FixMSM::unpack_exchange(int nlocal, double *buf)
 int FixMSM::pack_restart(int i, double *buf)
 {
   buf[0] = ndoubles + 1;
-  bring_up_to_date(i, counter->has_sample() ? counter->current_sample() : -1);
+  bring_up_to_date(i, latest_sample_index());
   std::memcpy(buf + 1, hist[i], sizeof(double) * ndoubles);
   return ndoubles + 1;
 }

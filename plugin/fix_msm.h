@@ -87,6 +87,9 @@ class FixMSM : public Fix {
   bool use_quiet = false;
   std::vector<int> in_group;   // sample(): local indices of the group's atoms
   void bring_up_to_date(int i, bigint last_sample_index);
+  // index of the latest sample taken (-1: none): between samples, the last sample of every
+  // atom on the quiet path
+  bigint latest_sample_index() const;
   // doubles between consecutive rows of hist_data: ndoubles rounded up to a 64-byte line
   std::size_t row_stride() const { return (static_cast<std::size_t>(ndoubles) + 7) / 8 * 8; }
   bigint last_sampled;         // last sampled timestep, -1 if none

@@ -130,12 +130,22 @@ double max_core_radius(const SiteLocator& locator);
 SiteImage locate_brute_force(const std::vector<Eigen::Vector3d>& sites_fractional, const Box& box,
                              const Eigen::Vector3d& x_unwrapped, int range = 2);
 
+/// Fractional coordinates g = f + n of image n of a site at f.
+inline Eigen::Vector3d shifted_fractional(const Eigen::Vector3d& f, const Image& n) {
+  return {f[0] + n[0], f[1] + n[1], f[2] + n[2]};
+}
+
+/// Squared distance from x to the point with (shifted) fractional coordinates g.
+inline double shifted_distance2(const Box& box, const Eigen::Vector3d& g,
+                                const Eigen::Vector3d& x) {
+  return (x - box.to_cartesian(g)).squaredNorm();
+}
+
 /// Squared distance from x to image n of the site with fractional coordinates f (the one formula
 /// every search uses, so that ties resolve identically).
 inline double image_distance2(const Box& box, const Eigen::Vector3d& f, const Image& n,
                               const Eigen::Vector3d& x) {
-  const Eigen::Vector3d g(f[0] + n[0], f[1] + n[1], f[2] + n[2]);
-  return (x - box.to_cartesian(g)).squaredNorm();
+  return shifted_distance2(box, shifted_fractional(f, n), x);
 }
 
 /// Strict ordering used for ties: (d2, site, image) lexicographic.

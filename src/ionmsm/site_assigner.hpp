@@ -57,12 +57,11 @@ class SiteAssigner {
   /// safe radius of that image, which is then the nearest site image to x (what assign()
   /// returns). Not counted in fast_hits().
   bool stays(const Eigen::Vector3d& x, const Eigen::Vector3d& g) const {
-    return (x - locator_->box().to_cartesian(g)).squaredNorm() < safe_radius2_;
+    return shifted_distance2(locator_->box(), g, x) < safe_radius2_;
   }
   /// f_site + image for a site image (site in range).
   Eigen::Vector3d shifted_fractional(const SiteImage& s) const {
-    const Eigen::Vector3d& f = locator_->fractional(s.site);
-    return {f[0] + s.image[0], f[1] + s.image[1], f[2] + s.image[2]};
+    return ionmsm::shifted_fractional(locator_->fractional(s.site), s.image);
   }
 
   /// Half the guaranteed minimum separation of distinct site images in the current cell.
