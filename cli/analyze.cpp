@@ -374,17 +374,18 @@ struct TransportResult {
 /// connected component of the lag's count graph (edge j -> i for every counted j -> i, j != i).
 LagCounts within_components(const LagCounts& lc, std::size_t nsites, std::uint64_t& one_way,
                             std::size_t& n_components) {
-  std::vector<std::pair<std::int32_t, std::int32_t>> edges;
+  std::vector<Edge> edges;
   std::vector<char> visited(nsites, 0);
   for (const auto& r : lc.rows) {
     visited[static_cast<std::size_t>(r.from)] = visited[static_cast<std::size_t>(r.to)] = 1;
-    if (r.from != r.to) edges.emplace_back(r.from, r.to);
+    if (r.from != r.to)
+      edges.emplace_back(static_cast<std::size_t>(r.from), static_cast<std::size_t>(r.to));
   }
-  const std::vector<int> comp = analyze::strongly_connected_components(nsites, edges);
+  const std::vector<std::size_t> comp = strongly_connected_components(nsites, edges).component;
   std::vector<char> seen(nsites, 0);
   n_components = 0;
   for (std::size_t i = 0; i < nsites; ++i)
-    if (visited[i] && !seen[static_cast<std::size_t>(comp[i])]++) ++n_components;
+    if (visited[i] && !seen[comp[i]]++) ++n_components;
   LagCounts out;
   out.lag_steps = lc.lag_steps;
   out.n_origins = lc.n_origins;

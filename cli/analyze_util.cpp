@@ -119,62 +119,6 @@ LagChoice choose_default_lag(const std::vector<LagCandidate>& lags, std::int64_t
   return best.index >= 0 ? best : shortest;
 }
 
-std::vector<int> strongly_connected_components(
-    std::size_t n, const std::vector<std::pair<std::int32_t, std::int32_t>>& edges) {
-  std::vector<std::size_t> head(n + 1, 0);
-  for (const auto& e : edges) ++head[static_cast<std::size_t>(e.first) + 1];
-  for (std::size_t i = 0; i < n; ++i) head[i + 1] += head[i];
-  std::vector<std::size_t> adj(edges.size()), fill(head.begin(), head.end() - 1);
-  for (const auto& e : edges)
-    adj[fill[static_cast<std::size_t>(e.first)]++] = static_cast<std::size_t>(e.second);
-
-  constexpr std::size_t kNone = static_cast<std::size_t>(-1);
-  std::vector<std::size_t> index(n, kNone), low(n, 0), stack;
-  std::vector<char> on_stack(n, 0);
-  std::vector<int> comp(n, -1);
-  std::vector<std::pair<std::size_t, std::size_t>> call;  // (node, next edge position)
-  std::size_t counter = 0;
-  int ncomp = 0;
-  for (std::size_t s = 0; s < n; ++s) {
-    if (index[s] != kNone) continue;
-    index[s] = low[s] = counter++;
-    stack.push_back(s);
-    on_stack[s] = 1;
-    call.emplace_back(s, head[s]);
-    while (!call.empty()) {
-      const std::size_t v = call.back().first;
-      if (call.back().second < head[v + 1]) {
-        const std::size_t w = adj[call.back().second++];
-        if (index[w] == kNone) {
-          index[w] = low[w] = counter++;
-          stack.push_back(w);
-          on_stack[w] = 1;
-          call.emplace_back(w, head[w]);
-        } else if (on_stack[w]) {
-          low[v] = std::min(low[v], index[w]);
-        }
-        continue;
-      }
-      if (low[v] == index[v]) {
-        for (;;) {
-          const std::size_t w = stack.back();
-          stack.pop_back();
-          on_stack[w] = 0;
-          comp[w] = ncomp;
-          if (w == v) break;
-        }
-        ++ncomp;
-      }
-      call.pop_back();
-      if (!call.empty()) {
-        const std::size_t u = call.back().first;
-        low[u] = std::min(low[u], low[v]);
-      }
-    }
-  }
-  return comp;
-}
-
 PlotRun run_plot_script(const std::string& python, const std::string& script,
                         const std::string& report_json, const std::string& out_dir) {
   PlotRun r;

@@ -57,13 +57,6 @@ double independent_windows(std::uint64_t n_origins, std::int64_t nevery, std::in
 
 LagChoice choose_default_lag(const std::vector<LagCandidate>& lags, std::int64_t nevery);
 
-/// Strongly connected components of the directed graph on `n` nodes with the given edges
-/// (from, to); every node gets a component label in [0, number of components). Iterative Tarjan,
-/// O(n + edges). A graph helper for the transport trimming of `ionmsm analyze` (msm.hpp only
-/// exposes the largest component).
-std::vector<int> strongly_connected_components(
-    std::size_t n, const std::vector<std::pair<std::int32_t, std::int32_t>>& edges);
-
 /// Result of running the plot script.
 struct PlotRun {
   bool ok = false;

@@ -525,70 +525,97 @@ const char* drop_reason_name(DropReason reason) {
   return "unknown";
 }
 
+StronglyConnectedComponents strongly_connected_components(std::size_t n,
+                                                          const std::vector<Edge>& edges) {
+  // compressed adjacency: the targets of node v are adj[head[v] .. head[v + 1])
+  std::vector<std::size_t> head(n + 1, 0);
+  for (const auto& e : edges) {
+    if (e.first >= n || e.second >= n)
+      throw std::invalid_argument("strongly_connected_components: edge (" +
+                                  std::to_string(e.first) + ", " + std::to_string(e.second) +
+                                  ") outside the " + std::to_string(n) + " nodes");
+    ++head[e.first + 1];
+  }
+  for (std::size_t i = 0; i < n; ++i) head[i + 1] += head[i];
+  std::vector<std::size_t> adj(edges.size()), fill(head.begin(), head.end() - 1);
+  for (const auto& e : edges) adj[fill[e.first]++] = e.second;
+
+  // iterative Tarjan: no recursion, so 10^5+ nodes cannot overflow the stack
+  constexpr std::size_t kNone = static_cast<std::size_t>(-1);
+  std::vector<std::size_t> index(n, kNone), low(n, 0), stack;
+  std::vector<char> on_stack(n, 0);
+  StronglyConnectedComponents out;
+  out.component.assign(n, 0);
+  std::vector<std::pair<std::size_t, std::size_t>> call;  // (node, next edge position)
+  std::size_t counter = 0;
+  auto open = [&](std::size_t v) {
+    index[v] = low[v] = counter++;
+    stack.push_back(v);
+    on_stack[v] = 1;
+    call.emplace_back(v, head[v]);
+  };
+  for (std::size_t s = 0; s < n; ++s) {
+    if (index[s] != kNone) continue;
+    open(s);
+    while (!call.empty()) {
+      const std::size_t v = call.back().first;
+      if (call.back().second < head[v + 1]) {
+        const std::size_t w = adj[call.back().second++];
+        if (index[w] == kNone)
+          open(w);
+        else if (on_stack[w])
+          low[v] = std::min(low[v], index[w]);
+        continue;
+      }
+      if (low[v] == index[v]) {
+        for (;;) {
+          const std::size_t w = stack.back();
+          stack.pop_back();
+          on_stack[w] = 0;
+          out.component[w] = out.count;
+          if (w == v) break;
+        }
+        ++out.count;
+      }
+      call.pop_back();
+      if (!call.empty()) {
+        const std::size_t u = call.back().first;
+        low[u] = std::min(low[u], low[v]);
+      }
+    }
+  }
+  return out;
+}
+
 ConnectedSet largest_connected_set(const Eigen::SparseMatrix<double>& counts) {
   const char* fn = "largest_connected_set";
   check_counts(counts, fn);
   const Index n = counts.rows();
   const std::size_t un = static_cast<std::size_t>(n);
 
-  // Out-edges j -> i (C(i,j) > 0, i != j) in compressed form; visited flags.
-  std::vector<Index> start(un + 1, 0), adj;
+  // Edges j -> i (C(i,j) > 0, i != j); visited flags. Sites never visited belong to no
+  // component (-1) and are not counted in n_components.
+  std::vector<Edge> edges;
   std::vector<char> visited(un, 0);
-  adj.reserve(static_cast<std::size_t>(counts.nonZeros()));
+  edges.reserve(static_cast<std::size_t>(counts.nonZeros()));
   for (Index j = 0; j < n; ++j) {
     for (SpMat::InnerIterator it(counts, j); it; ++it) {
       if (!(it.value() > 0.0)) continue;
       visited[static_cast<std::size_t>(it.row())] = 1;
       visited[static_cast<std::size_t>(j)] = 1;
-      if (it.row() != j) adj.push_back(it.row());
+      if (it.row() != j)
+        edges.emplace_back(static_cast<std::size_t>(j), static_cast<std::size_t>(it.row()));
     }
-    start[static_cast<std::size_t>(j) + 1] = static_cast<Index>(adj.size());
   }
-
-  // Iterative Tarjan.
-  std::vector<Index> index(un, -1), low(un, 0), comp(un, -1), stack;
-  std::vector<char> on_stack(un, 0);
-  std::vector<std::pair<Index, Index>> call;  // (vertex, next edge position)
-  Index counter = 0, ncomp = 0;
-  for (Index s = 0; s < n; ++s) {
-    if (!visited[static_cast<std::size_t>(s)] || index[static_cast<std::size_t>(s)] >= 0) continue;
-    auto open = [&](Index v) {
-      const std::size_t uv = static_cast<std::size_t>(v);
-      index[uv] = low[uv] = counter++;
-      stack.push_back(v);
-      on_stack[uv] = 1;
-      call.emplace_back(v, start[uv]);
-    };
-    open(s);
-    while (!call.empty()) {
-      const Index v = call.back().first;
-      const std::size_t uv = static_cast<std::size_t>(v);
-      if (call.back().second < start[uv + 1]) {
-        const Index w = adj[static_cast<std::size_t>(call.back().second++)];
-        const std::size_t uw = static_cast<std::size_t>(w);
-        if (index[uw] < 0) {
-          open(w);
-        } else if (on_stack[uw]) {
-          low[uv] = std::min(low[uv], index[uw]);
-        }
-      } else {
-        if (low[uv] == index[uv]) {
-          Index w;
-          do {
-            w = stack.back();
-            stack.pop_back();
-            on_stack[static_cast<std::size_t>(w)] = 0;
-            comp[static_cast<std::size_t>(w)] = ncomp;
-          } while (w != v);
-          ++ncomp;
-        }
-        call.pop_back();
-        if (!call.empty()) {
-          const std::size_t uu = static_cast<std::size_t>(call.back().first);
-          low[uu] = std::min(low[uu], low[uv]);
-        }
-      }
-    }
+  const StronglyConnectedComponents scc = strongly_connected_components(un, edges);
+  // relabel the components of visited sites 0 .. ncomp-1
+  std::vector<Index> comp(un, -1), label(scc.count, -1);
+  Index ncomp = 0;
+  for (std::size_t v = 0; v < un; ++v) {
+    if (!visited[v]) continue;
+    Index& l = label[scc.component[v]];
+    if (l < 0) l = ncomp++;
+    comp[v] = l;
   }
 
   // Pick the largest component with at least one internal count.

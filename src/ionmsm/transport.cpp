@@ -11,6 +11,7 @@
 #include <stdexcept>
 #include <utility>
 
+#include "ionmsm/msm.hpp"
 #include "ionmsm/parallel.hpp"
 
 namespace ionmsm {
@@ -138,88 +139,37 @@ std::vector<double> occupancy_start(const TransportStatistics& s) {
   return p;
 }
 
-// ---------------------------------------------------------------- strongly connected components
+// ---------------------------------------------------------------- communicating classes
 struct ClassStructure {
-  std::vector<int> component;             // per state
   std::vector<std::vector<int>> closed;   // states of each closed class, increasing
   std::vector<int> transient;             // states in no closed class, increasing
 };
 
+/// Closed classes (strongly connected components with no transition leaving them), ordered by
+/// their lowest state, and the transient states.
 ClassStructure find_classes(std::size_t n, const std::vector<StatePair>& pairs) {
-  // CSR adjacency from -> to
-  std::vector<int> head(n + 1, 0), adj(pairs.size());
-  for (const auto& q : pairs) ++head[static_cast<std::size_t>(q.from) + 1];
-  for (std::size_t v = 0; v < n; ++v) head[v + 1] += head[v];
-  {
-    std::vector<int> fill(head.begin(), head.end() - 1);
-    for (const auto& q : pairs) adj[static_cast<std::size_t>(fill[q.from]++)] = q.to;
-  }
-  // iterative Tarjan
-  const int none = -1;
-  std::vector<int> index(n, none), low(n, 0), comp(n, none);
-  std::vector<char> on_stack(n, 0);
-  std::vector<int> stack;
-  std::vector<std::pair<int, int>> call;  // (vertex, next edge position)
-  int counter = 0, ncomp = 0;
-  for (std::size_t root = 0; root < n; ++root) {
-    if (index[root] != none) continue;
-    call.emplace_back(static_cast<int>(root), head[root]);
-    index[root] = low[root] = counter++;
-    stack.push_back(static_cast<int>(root));
-    on_stack[root] = 1;
-    while (!call.empty()) {
-      auto& [v, e] = call.back();
-      if (e < head[static_cast<std::size_t>(v) + 1]) {
-        const int w = adj[static_cast<std::size_t>(e++)];
-        if (index[static_cast<std::size_t>(w)] == none) {
-          index[static_cast<std::size_t>(w)] = low[static_cast<std::size_t>(w)] = counter++;
-          stack.push_back(w);
-          on_stack[static_cast<std::size_t>(w)] = 1;
-          call.emplace_back(w, head[static_cast<std::size_t>(w)]);
-        } else if (on_stack[static_cast<std::size_t>(w)]) {
-          low[static_cast<std::size_t>(v)] =
-              std::min(low[static_cast<std::size_t>(v)], index[static_cast<std::size_t>(w)]);
-        }
-      } else {
-        const int vv = v;
-        call.pop_back();
-        if (!call.empty()) {
-          const int parent = call.back().first;
-          low[static_cast<std::size_t>(parent)] =
-              std::min(low[static_cast<std::size_t>(parent)], low[static_cast<std::size_t>(vv)]);
-        }
-        if (low[static_cast<std::size_t>(vv)] == index[static_cast<std::size_t>(vv)]) {
-          int w;
-          do {
-            w = stack.back();
-            stack.pop_back();
-            on_stack[static_cast<std::size_t>(w)] = 0;
-            comp[static_cast<std::size_t>(w)] = ncomp;
-          } while (w != vv);
-          ++ncomp;
-        }
-      }
-    }
-  }
-  std::vector<char> leaves(static_cast<std::size_t>(ncomp), 0);
+  std::vector<Edge> edges;
+  edges.reserve(pairs.size());
   for (const auto& q : pairs)
-    if (comp[static_cast<std::size_t>(q.from)] != comp[static_cast<std::size_t>(q.to)])
-      leaves[static_cast<std::size_t>(comp[static_cast<std::size_t>(q.from)])] = 1;
+    edges.emplace_back(static_cast<std::size_t>(q.from), static_cast<std::size_t>(q.to));
+  const StronglyConnectedComponents scc = strongly_connected_components(n, edges);
+  const std::vector<std::size_t>& comp = scc.component;
+  std::vector<char> leaves(scc.count, 0);
+  for (const auto& e : edges)
+    if (comp[e.first] != comp[e.second]) leaves[comp[e.first]] = 1;
   ClassStructure cs;
-  cs.component = comp;
-  std::vector<int> class_of_comp(static_cast<std::size_t>(ncomp), -1);
+  std::vector<int> class_of_comp(scc.count, -1);
   for (std::size_t v = 0; v < n; ++v) {
-    const int c = comp[v];
-    if (leaves[static_cast<std::size_t>(c)]) {
+    const std::size_t c = comp[v];
+    if (leaves[c]) {
       cs.transient.push_back(static_cast<int>(v));
       continue;
     }
-    if (class_of_comp[static_cast<std::size_t>(c)] < 0) {
-      class_of_comp[static_cast<std::size_t>(c)] = static_cast<int>(cs.closed.size());
+    if (class_of_comp[c] < 0) {
+      class_of_comp[c] = static_cast<int>(cs.closed.size());
       cs.closed.emplace_back();
     }
-    cs.closed[static_cast<std::size_t>(class_of_comp[static_cast<std::size_t>(c)])].push_back(
-        static_cast<int>(v));
+    cs.closed[static_cast<std::size_t>(class_of_comp[c])].push_back(static_cast<int>(v));
   }
   return cs;
 }
