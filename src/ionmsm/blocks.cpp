@@ -6,11 +6,13 @@
 #include <stdexcept>
 #include <string>
 
+#include "ionmsm/text.hpp"
+
 namespace ionmsm {
 
 namespace {
 
-std::string str(std::uint64_t v) { return std::to_string(v); }
+using text::str;
 
 bool key_less(const TransitionCount& a, const TransitionCount& b) {
   if (a.from != b.from) return a.from < b.from;

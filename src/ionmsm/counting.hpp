@@ -65,6 +65,7 @@
 #include <utility>
 #include <vector>
 
+#include "ionmsm/counts.hpp"
 #include "ionmsm/geometry.hpp"
 
 namespace ionmsm {
@@ -98,13 +99,6 @@ struct CountKey {
   bool operator==(const CountKey& o) const {
     return from == o.from && to == o.to && shift == o.shift;
   }
-};
-
-struct TransitionCount {
-  SiteIndex from = 0;
-  SiteIndex to = 0;
-  Image shift{0, 0, 0};
-  std::uint64_t count = 0;
 };
 
 /// Sparse 64-bit counts for one lag, keyed by (from, to, shift). Staying on a site with zero

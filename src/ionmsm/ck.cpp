@@ -1,0 +1,322 @@
+// Chapman-Kolmogorov test: see ck.hpp.
+#include "ionmsm/spectra.hpp"  // first: see there
+#include "ionmsm/ck.hpp"
+
+#include <Eigen/SVD>
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <numeric>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+#include "ionmsm/msm_checks.hpp"
+#include "ionmsm/parallel.hpp"
+
+namespace ionmsm {
+
+using namespace detail;
+
+namespace {
+
+#ifdef IONMSM_HAVE_SPECTRA
+
+// y = B^T (B x) for the 2-norm by Lanczos.
+class AtaOp {
+ public:
+  using Scalar = double;
+  explicit AtaOp(const Eigen::MatrixXd& b) : b_(b), tmp_(b.rows()) {}
+  Index rows() const { return b_.cols(); }
+  Index cols() const { return b_.cols(); }
+  void perform_op(const double* x_in, double* y_out) const {
+    Eigen::Map<const Eigen::VectorXd> x(x_in, b_.cols());
+    Eigen::Map<Eigen::VectorXd> y(y_out, b_.cols());
+    tmp_.noalias() = b_ * x;
+    y.noalias() = b_.transpose() * tmp_;
+  }
+
+ private:
+  const Eigen::MatrixXd& b_;
+  mutable Eigen::VectorXd tmp_;
+};
+
+#endif  // IONMSM_HAVE_SPECTRA
+
+}  // namespace
+
+double matrix_two_norm(const Eigen::MatrixXd& a, std::size_t dense_svd_max) {
+  if (a.size() == 0) return 0.0;
+  if (!a.allFinite()) fail("matrix_two_norm", "the matrix has a non-finite entry");
+  const double f = a.norm();
+  if (f == 0.0) return 0.0;
+  const Index small = std::min(a.rows(), a.cols());
+#ifdef IONMSM_HAVE_SPECTRA
+  if (static_cast<std::size_t>(small) > dense_svd_max && a.cols() >= 3) {
+    const Eigen::MatrixXd b = a / f;  // ||b||_2 in [1/sqrt(rank), 1]: no tiny eigenvalues
+    AtaOp op(b);
+    Spectra::SymEigsSolver<AtaOp> eigs(op, 1, static_cast<Index>(std::min<Index>(a.cols(), 20)));
+    eigs.init();
+    eigs.compute(Spectra::SortRule::LargestAlge, 1000, 1e-13, Spectra::SortRule::LargestAlge);
+    if (eigs.info() == Spectra::CompInfo::Successful)
+      return f * std::sqrt(std::max(0.0, eigs.eigenvalues()(0)));
+  }
+#else
+  (void)dense_svd_max;
+  (void)small;
+#endif
+  Eigen::BDCSVD<Eigen::MatrixXd> svd(a);
+  return svd.singularValues()(0);
+}
+
+LagTransitionMatrix lag_transition_matrix(const MarkovModel& model) {
+  LagTransitionMatrix t;
+  t.lag_steps = model.lag_steps;
+  t.sites = model.connectivity.kept;
+  t.transition_matrix = Eigen::MatrixXd(model.transition_matrix);
+  return t;
+}
+
+namespace {
+
+struct CkModel {
+  std::int64_t lag = 0;
+  std::vector<std::size_t> sites;
+  SpMat m;  // column-stochastic, compressed
+};
+
+#ifdef IONMSM_HAVE_SPECTRA
+
+// y = A^T (A x) with A = s * (S - M^n) (n >= 1) or A = s * S (n == 0), all sparse, matrix-free.
+class CkAtaOp {
+ public:
+  using Scalar = double;
+  CkAtaOp(const SpMat& sampled, const SpMat* base, int n, double scale)
+      : s_(sampled), m_(base), n_(n), scale2_(scale * scale), t1_(sampled.rows()),
+        t2_(sampled.rows()) {}
+  Index rows() const { return s_.cols(); }
+  Index cols() const { return s_.cols(); }
+  void perform_op(const double* x_in, double* y_out) const {
+    Eigen::Map<const Eigen::VectorXd> x(x_in, s_.cols());
+    Eigen::Map<Eigen::VectorXd> y(y_out, s_.cols());
+    // a = A x
+    a_.noalias() = s_ * x;
+    if (n_ > 0) {
+      t1_ = x;
+      for (int k = 0; k < n_; ++k) {
+        t2_.noalias() = (*m_) * t1_;
+        t1_.swap(t2_);
+      }
+      a_ -= t1_;
+    }
+    // y = A^T a
+    y.noalias() = s_.transpose() * a_;
+    if (n_ > 0) {
+      t1_ = a_;
+      for (int k = 0; k < n_; ++k) {
+        t2_.noalias() = m_->transpose() * t1_;
+        t1_.swap(t2_);
+      }
+      y -= t1_;
+    }
+    y *= scale2_;
+  }
+
+ private:
+  const SpMat& s_;
+  const SpMat* m_;
+  int n_;
+  double scale2_;
+  mutable Eigen::VectorXd a_, t1_, t2_;
+};
+
+// Largest singular value of A (see CkAtaOp) by Lanczos on A^T A; false if not converged.
+bool ck_two_norm_matrix_free(const SpMat& sampled, const SpMat* base, int n, double scale,
+                             double tol, double& out) {
+  const Index k = sampled.cols();
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    CkAtaOp op(sampled, base, n, scale);
+    const Index ncv = std::min<Index>(k, attempt == 0 ? 20 : 60);
+    Spectra::SymEigsSolver<CkAtaOp> eigs(op, 1, ncv);
+    eigs.init();
+    eigs.compute(Spectra::SortRule::LargestAlge, attempt == 0 ? 1000 : 10000, tol,
+                 Spectra::SortRule::LargestAlge);
+    if (eigs.info() == Spectra::CompInfo::Successful) {
+      out = std::sqrt(std::max(0.0, eigs.eigenvalues()(0))) / scale;
+      return true;
+    }
+  }
+  return false;
+}
+
+#endif  // IONMSM_HAVE_SPECTRA
+
+std::vector<CkRecord> ck_run(std::vector<CkModel>& ms, const CkOptions& options) {
+  const char* fn = "chapman_kolmogorov_test";
+  std::sort(ms.begin(), ms.end(), [](const CkModel& a, const CkModel& b) { return a.lag < b.lag; });
+  for (std::size_t k = 1; k < ms.size(); ++k)
+    if (ms[k].lag == ms[k - 1].lag) fail(fn, "lag " + std::to_string(ms[k].lag) + " given twice");
+
+  // The base lags are independent: up to two threads, each base lag's records kept apart and
+  // concatenated in lag order (the result does not depend on the scheduling; the first error in
+  // base-lag order is rethrown).
+  std::vector<std::vector<CkRecord>> per_base(ms.size());
+  auto run_base = [&](std::size_t a) {
+    std::vector<CkRecord>& out = per_base[a];
+    const std::int64_t tau = ms[a].lag;
+    std::vector<std::size_t> cached_sites;
+    Eigen::MatrixXd base, power;
+    int power_n = 0;
+    for (std::size_t b = a + 1; b < ms.size(); ++b) {
+      if (ms[b].lag % tau != 0) continue;
+      const std::int64_t n64 = ms[b].lag / tau;
+      if (n64 < 2 || (options.max_n > 0 && n64 > options.max_n)) continue;
+      const int n = static_cast<int>(n64);
+      // Common set: positions of the shared sites in both models.
+      std::vector<std::size_t> common, ia, ib;
+      {
+        std::size_t x = 0, y = 0;
+        while (x < ms[a].sites.size() && y < ms[b].sites.size()) {
+          if (ms[a].sites[x] < ms[b].sites[y]) {
+            ++x;
+          } else if (ms[b].sites[y] < ms[a].sites[x]) {
+            ++y;
+          } else {
+            common.push_back(ms[a].sites[x]);
+            ia.push_back(x++);
+            ib.push_back(y++);
+          }
+        }
+      }
+      SpMat ma, mb;
+      for (;;) {  // drop columns with no weight left inside the common set, until stable
+        const Index k = static_cast<Index>(common.size());
+        ma = restrict_to_sites(ms[a].m, ia);
+        mb = restrict_to_sites(ms[b].m, ib);
+        const Eigen::VectorXd sa = column_sums(ma), sb = column_sums(mb);
+        std::vector<std::size_t> keep;
+        for (Index j = 0; j < k; ++j)
+          if (sa(j) > 0.0 && sb(j) > 0.0) keep.push_back(static_cast<std::size_t>(j));
+        if (static_cast<Index>(keep.size()) == k) {
+          for (Index j = 0; j < k; ++j) {
+            for (SpMat::InnerIterator it(ma, j); it; ++it) it.valueRef() = it.value() / sa(j);
+            for (SpMat::InnerIterator it(mb, j); it; ++it) it.valueRef() = it.value() / sb(j);
+          }
+          break;
+        }
+        std::vector<std::size_t> c2, ia2, ib2;
+        for (std::size_t j : keep) {
+          c2.push_back(common[j]);
+          ia2.push_back(ia[j]);
+          ib2.push_back(ib[j]);
+        }
+        common.swap(c2);
+        ia.swap(ia2);
+        ib.swap(ib2);
+      }
+      CkRecord rec;
+      rec.lag_steps = tau;
+      rec.n = n;
+      rec.n_sites = common.size();
+      if (common.empty()) {
+        rec.err = kNaN;
+        out.push_back(rec);
+        continue;
+      }
+#ifdef IONMSM_HAVE_SPECTRA
+      if (common.size() > options.dense_max_sites && common.size() >= 3) {
+        rec.matrix_free = true;
+        double s_norm = 0.0, a_norm = 0.0;
+        // ||S||_2 >= 1 for a column-stochastic S (1^T S = 1^T): no rescaling needed
+        rec.converged =
+            ck_two_norm_matrix_free(mb, nullptr, 0, 1.0, options.lanczos_tolerance, s_norm) &&
+            s_norm > 0.0 &&
+            ck_two_norm_matrix_free(mb, &ma, n, 1.0 / s_norm, options.lanczos_tolerance, a_norm);
+        rec.err = rec.converged ? a_norm / s_norm : kNaN;
+        out.push_back(rec);
+        continue;
+      }
+#endif
+      const Eigen::MatrixXd da(ma), db(mb);
+      if (power_n == 0 || common != cached_sites) {
+        cached_sites = common;
+        base = da;
+        power = da;
+        power_n = 1;
+      }
+      Eigen::MatrixXd next;
+      while (power_n < n) {
+        next.noalias() = power * base;
+        power.swap(next);
+        ++power_n;
+      }
+      rec.err = matrix_two_norm(db - power, options.dense_svd_max) /
+                matrix_two_norm(db, options.dense_svd_max);
+      out.push_back(rec);
+    }
+  };
+  parallel_for(ms.size(), [&](std::size_t a, int) { run_base(a); });
+  std::vector<CkRecord> out;
+  for (auto& v : per_base) out.insert(out.end(), v.begin(), v.end());
+  return out;
+}
+
+void ck_check_sites(CkModel& c, Index rows, const std::string& which, const char* fn) {
+  if (c.sites.empty()) {
+    c.sites.resize(static_cast<std::size_t>(rows));
+    std::iota(c.sites.begin(), c.sites.end(), std::size_t(0));
+  }
+  if (static_cast<Index>(c.sites.size()) != rows)
+    fail(fn, which + ": " + std::to_string(c.sites.size()) + " sites for a " +
+                 std::to_string(rows) + " x " + std::to_string(rows) + " matrix");
+  for (std::size_t k = 1; k < c.sites.size(); ++k)
+    if (c.sites[k] <= c.sites[k - 1]) fail(fn, which + ": sites must be strictly increasing");
+}
+
+// One validated CK model from a lag's transition matrix (dense or sparse) and its site list.
+template <class Matrix>
+CkModel make_ck_model(std::int64_t lag_steps, const Matrix& m, const std::vector<std::size_t>& sites,
+                      const char* fn) {
+  const std::string which = "lag " + std::to_string(lag_steps);
+  if (lag_steps <= 0) fail(fn, which + ": lag_steps must be > 0");
+  check_square(m.rows(), m.cols(), fn, "each transition matrix");
+  if (m.rows() == 0) fail(fn, which + ": empty transition matrix");
+  check_finite(m, fn, "a transition matrix");
+  check_column_stochastic(column_sums(m), fn);
+  CkModel c;
+  c.lag = lag_steps;
+  c.sites = sites;
+  ck_check_sites(c, m.rows(), which, fn);
+  if constexpr (std::is_same_v<Matrix, SpMat>)
+    c.m = m;
+  else
+    c.m = m.sparseView(0.0, 0.0);  // drops exact zeros only: the same numbers
+  c.m.makeCompressed();
+  return c;
+}
+
+}  // namespace
+
+std::vector<CkRecord> chapman_kolmogorov_test(const std::vector<LagTransitionMatrix>& models,
+                                              const CkOptions& options) {
+  const char* fn = "chapman_kolmogorov_test";
+  if (options.max_n < 0) fail(fn, "max_n must be >= 0");
+  std::vector<CkModel> ms;
+  ms.reserve(models.size());
+  for (const LagTransitionMatrix& t : models)
+    ms.push_back(make_ck_model(t.lag_steps, t.transition_matrix, t.sites, fn));
+  return ck_run(ms, options);
+}
+
+std::vector<CkRecord> chapman_kolmogorov_test(const std::vector<MarkovModel>& models,
+                                              const CkOptions& options) {
+  const char* fn = "chapman_kolmogorov_test";
+  if (options.max_n < 0) fail(fn, "max_n must be >= 0");
+  std::vector<CkModel> ms;
+  ms.reserve(models.size());
+  for (const MarkovModel& t : models)
+    ms.push_back(make_ck_model(t.lag_steps, t.transition_matrix, t.connectivity.kept, fn));
+  return ck_run(ms, options);
+}
+
+}  // namespace ionmsm

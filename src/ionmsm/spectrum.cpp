@@ -1,0 +1,198 @@
+// Spectra of general (non-reversible) transition matrices: see spectrum.hpp.
+#include "ionmsm/spectra.hpp"  // first: see there
+#include "ionmsm/spectrum.hpp"
+
+#include <Eigen/Eigenvalues>
+#include <Eigen/LU>
+#include <Eigen/SparseLU>
+#include <algorithm>
+#include <cstddef>
+#include <exception>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "ionmsm/spectrum_support.hpp"
+
+namespace ionmsm {
+
+using namespace detail;
+
+namespace {
+
+Spectrum dense_general_spectrum(const Eigen::MatrixXd& m, const SpectrumOptions& o) {
+  Spectrum out;
+  out.method_used = SpectrumMethod::Dense;
+  const Index n = m.rows();
+  const bool want_vectors = o.right_vectors || o.left_vectors;
+  Eigen::EigenSolver<Eigen::MatrixXd> es(m, want_vectors);
+  if (es.info() != Eigen::Success) {
+    out.status = SpectrumStatus::NotConverged;
+    out.message = "Eigen::EigenSolver (Hessenberg QR) did not converge";
+    return out;
+  }
+  const Eigen::VectorXcd ev = es.eigenvalues();
+  const std::vector<Index> order = spectral_order(ev, o.tie_tolerance);
+  const int k = requested_k(o, n, false);
+  Eigen::VectorXcd sorted(n);
+  for (Index i = 0; i < n; ++i) sorted(i) = ev(order[static_cast<std::size_t>(i)]);
+  out.eigenvalues = sorted.head(k);
+  if (!want_vectors) return out;
+  const Eigen::MatrixXcd raw = es.eigenvectors();
+  Eigen::MatrixXcd r(n, n);
+  for (Index i = 0; i < n; ++i) r.col(i) = raw.col(order[static_cast<std::size_t>(i)]);
+  normalise_general_right(r, sorted);
+  if (o.left_vectors) {
+    Eigen::PartialPivLU<Eigen::MatrixXcd> lu(r);
+    const double rc = lu.rcond();
+    const Eigen::VectorXd u = lu.matrixLU().diagonal().cwiseAbs();
+    const Eigen::MatrixXcd rinv = lu.inverse();
+    out.left_vectors = rinv.transpose().leftCols(k);  // row k of R^{-1} = l_k^T
+    // (rcond is an estimate that can miss exact singularity: check U's diagonal as well)
+    if (!(rc > 1e-12) || !(u.minCoeff() > 1e-12 * u.maxCoeff()) ||
+        !out.left_vectors.allFinite()) {
+      out.status = SpectrumStatus::IllConditionedVectors;
+      out.message = "eigenvector matrix is nearly singular (reciprocal condition " + num(rc) +
+                    "): the matrix is close to defective, left eigenvectors are unreliable";
+    }
+  }
+  if (o.right_vectors) out.right_vectors = r.leftCols(k);
+  return out;
+}
+
+}  // namespace
+
+const char* spectrum_status_name(SpectrumStatus status) {
+  switch (status) {
+    case SpectrumStatus::Ok: return "ok";
+    case SpectrumStatus::NotConverged: return "not converged";
+    case SpectrumStatus::IllConditionedVectors: return "ill-conditioned eigenvectors";
+  }
+  return "unknown";
+}
+
+Spectrum compute_spectrum(const Eigen::MatrixXd& m, const SpectrumOptions& options) {
+  const char* fn = "compute_spectrum";
+  validate_spectrum_options(options, fn);
+  check_square(m.rows(), m.cols(), fn, "the matrix");
+  if (m.rows() == 0) fail(fn, "empty matrix");
+  check_finite(m, fn, "the matrix");
+  if (choose_method(options, m.rows()) == SpectrumMethod::Sparse) {
+    const SpMat s = m.sparseView();
+    SpectrumOptions o = options;
+    o.method = SpectrumMethod::Sparse;
+    return compute_spectrum(s, o);
+  }
+  return dense_general_spectrum(m, options);
+}
+
+Spectrum compute_spectrum(const Eigen::SparseMatrix<double>& m, const SpectrumOptions& options) {
+  const char* fn = "compute_spectrum";
+  validate_spectrum_options(options, fn);
+  check_square(m.rows(), m.cols(), fn, "the matrix");
+  const Index n = m.rows();
+  if (n == 0) fail(fn, "empty matrix");
+  check_finite(m, fn, "the matrix");
+  const SpectrumMethod method = choose_method(options, n);
+  const int k = requested_k(options, n, method == SpectrumMethod::Sparse);
+  if (method == SpectrumMethod::Dense || k > n - 2) {  // Spectra needs k <= n - 2
+    SpectrumOptions o = options;
+    o.num_eigenvalues = k;
+    return dense_general_spectrum(Eigen::MatrixXd(m), o);
+  }
+#ifdef IONMSM_HAVE_SPECTRA
+  if (options.left_vectors)
+    fail(fn, "left eigenvectors are not available on the sparse non-reversible path: use "
+             "SpectrumMethod::Dense, or compute_reversible_spectrum for a reversible model");
+  SpMat a = m;
+  a.makeCompressed();
+  const int ncv = krylov_size(options, k, 2, n);
+  Spectrum out;
+  out.method_used = SpectrumMethod::Sparse;
+  Eigen::VectorXcd ev;
+  Eigen::MatrixXcd raw;
+  Index nconv = 0;
+  bool success = false;
+  const char* solver_name = "";
+  try {
+    bool done = false;
+    const bool trial = options.sparse_mode == SparseMode::Auto && !uniform_columns(a);
+    if (options.sparse_mode == SparseMode::LargestModulus || trial) {
+      solver_name = "GenEigsSolver";
+      SpectrumOptions o = options;
+      if (trial) o.sparse_max_restarts = std::min(o.sparse_max_restarts, o.sparse_auto_restarts);
+      const int kt = trial ? auto_trial_k(k, ncv, n, 2) : k;
+      try {
+        Spectra::SparseGenMatProd<double> op(a);
+        Spectra::GenEigsSolver<Spectra::SparseGenMatProd<double>> eigs(op, kt, ncv);
+        run_spectra(eigs, o, options.right_vectors, nconv, success, out.sparse_restarts, ev,
+                    raw);
+      } catch (const std::exception&) {
+        if (!trial) throw;
+        success = false;  // a failed trial only means: shift-invert below
+      }
+      out.sparse_mode_used = SparseMode::LargestModulus;
+      done = !trial;
+      std::vector<Index> chosen;
+      if (trial && success && nconv == kt &&
+          closest_to_shift(ev, k, 1.0 + options.sparse_shift, options.tie_tolerance, chosen)) {
+        Eigen::VectorXcd ev_k(k);
+        Eigen::MatrixXcd raw_k(options.right_vectors ? n : 0, options.right_vectors ? k : 0);
+        for (Index i = 0; i < k; ++i) {
+          ev_k(i) = ev(chosen[static_cast<std::size_t>(i)]);
+          if (options.right_vectors) raw_k.col(i) = raw.col(chosen[static_cast<std::size_t>(i)]);
+        }
+        ev = std::move(ev_k);
+        raw = std::move(raw_k);
+        nconv = k;
+        done = true;
+      }
+    }
+    if (!done && options.sparse_mode == SparseMode::Auto && !options.sparse_auto_fallback) {
+      out.status = SpectrumStatus::NotConverged;
+      out.sparse_mode_used = SparseMode::ShiftInvert;
+      out.message = "Auto trial rejected (no shift-invert fallback requested)";
+      return out;
+    }
+    if (!done) {
+      ev.resize(0);
+      raw.resize(0, 0);
+      nconv = 0;
+      success = false;
+      solver_name = "GenEigsRealShiftSolver";
+      Spectra::SparseGenRealShiftSolve<double> op(a);
+      Spectra::GenEigsRealShiftSolver<Spectra::SparseGenRealShiftSolve<double>> eigs(
+          op, k, ncv, 1.0 + options.sparse_shift);
+      run_spectra(eigs, options, options.right_vectors, nconv, success, out.sparse_restarts, ev,
+                  raw);
+      out.sparse_mode_used = SparseMode::ShiftInvert;
+    }
+  } catch (const std::exception& e) {
+    out.status = SpectrumStatus::NotConverged;
+    out.message = std::string("Spectra ") + solver_name + " failed: " + e.what();
+    return out;
+  }
+  if (!success) {
+    out.status = SpectrumStatus::NotConverged;
+    out.message = std::string("Spectra ") + solver_name + ": " + std::to_string(nconv) + " of " +
+                  std::to_string(k) + " eigenvalues converged after " +
+                  std::to_string(out.sparse_restarts) +
+                  " restarts; raise sparse_max_restarts or sparse_ncv, or use the dense method";
+  }
+  if (ev.size() == 0) return out;
+  const std::vector<Index> order = spectral_order(ev, options.tie_tolerance);
+  out.eigenvalues.resize(ev.size());
+  for (Index i = 0; i < ev.size(); ++i) out.eigenvalues(i) = ev(order[static_cast<std::size_t>(i)]);
+  if (options.right_vectors) {
+    Eigen::MatrixXcd r(n, ev.size());
+    for (Index i = 0; i < ev.size(); ++i) r.col(i) = raw.col(order[static_cast<std::size_t>(i)]);
+    normalise_general_right(r, out.eigenvalues);
+    out.right_vectors = std::move(r);
+  }
+  return out;
+#else
+  fail(fn, "sparse spectrum requested but ionmsm was built without Spectra");
+#endif
+}
+
+}  // namespace ionmsm

@@ -1,0 +1,141 @@
+// Unit tests of src/ionmsm/timescales.hpp. Conventions: C(i,j) = transitions j -> i, column-stochastic
+// M(i,j) = P(j -> i). Every expected value is derived by hand or in closed form in a comment.
+#include "ionmsm/timescales.hpp"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <iterator>
+#include <limits>
+#include <random>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "msm_test_util.hpp"
+
+using namespace msm_test;
+
+
+// =============================================================================== timescales
+
+// Flip-flop chains: M = [[0,1],[1,0]] has eigenvalues 1 and -1 (equal modulus: 1 first);
+// C = [[1,9],[9,1]] gives M = [[.1,.9],[.9,.1]] with eigenvalues 1 and -0.8.
+TEST(MsmTimescales, FlipFlopIsNonPositive) {
+  for (double stay : {0.0, 1.0}) {
+    Eigen::MatrixXd c(2, 2);
+    c << stay, 9, 9, stay;
+    const Eigen::MatrixXd m = ionmsm::nonreversible_mle(c);
+    const double lambda2 = stay == 0.0 ? -1.0 : -0.8;
+    const Eigen::VectorXd pi = Eigen::Vector2d(0.5, 0.5);
+    for (int path = 0; path < 2; ++path) {
+      const ionmsm::Spectrum sp = path == 0 ? ionmsm::compute_spectrum(m)
+                                            : ionmsm::compute_reversible_spectrum(m, pi);
+      ASSERT_EQ(sp.eigenvalues.size(), 2);
+      EXPECT_NEAR(sp.eigenvalues(0).real(), 1.0, 1e-14);
+      EXPECT_NEAR(sp.eigenvalues(1).real(), lambda2, 1e-14);
+      const auto ts = ionmsm::implied_timescales(sp.eigenvalues, 0.5);
+      EXPECT_EQ(ts[0].status, TimescaleStatus::Stationary);
+      EXPECT_EQ(ts[1].status, TimescaleStatus::NonPositive);
+      EXPECT_TRUE(std::isnan(ts[1].timescale));
+    }
+  }
+}
+
+
+// 3-cycle with staying probability 1/2: M = I/2 + P/2 with P the cyclic shift; eigenvalues
+// 1/2 + omega^k / 2, omega = exp(2 pi i / 3): 1 and 1/4 +- i sqrt(3)/4 (modulus 1/2).
+TEST(MsmTimescales, ThreeCycleIsComplex) {
+  Eigen::MatrixXd c = Eigen::MatrixXd::Zero(3, 3);
+  for (int j = 0; j < 3; ++j) {
+    c(j, j) = 5;
+    c((j + 1) % 3, j) = 5;
+  }
+  const Eigen::MatrixXd m = ionmsm::nonreversible_mle(c);
+  const ionmsm::Spectrum sp = ionmsm::compute_spectrum(m);
+  ASSERT_EQ(sp.eigenvalues.size(), 3);
+  EXPECT_NEAR(std::abs(sp.eigenvalues(0) - std::complex<double>(1.0, 0.0)), 0.0, 1e-14);
+  EXPECT_NEAR(std::abs(sp.eigenvalues(1) - std::complex<double>(0.25, std::sqrt(3.0) / 4)), 0.0,
+              1e-14);
+  EXPECT_NEAR(std::abs(sp.eigenvalues(2) - std::complex<double>(0.25, -std::sqrt(3.0) / 4)), 0.0,
+              1e-14);
+  const auto ts = ionmsm::implied_timescales(sp.eigenvalues, 1.0);
+  EXPECT_EQ(ts[0].status, TimescaleStatus::Stationary);
+  for (int k = 1; k < 3; ++k) {
+    EXPECT_EQ(ts[k].status, TimescaleStatus::Complex);
+    EXPECT_TRUE(std::isnan(ts[k].timescale));
+  }
+  // Not reversible (circulating flux): the symmetric path refuses it.
+  EXPECT_THROW(ionmsm::compute_reversible_spectrum(m, Eigen::Vector3d::Constant(1.0 / 3)),
+               std::invalid_argument);
+}
+
+
+TEST(MsmTimescales, StatusRules) {
+  Eigen::VectorXcd ev(9);
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  ev << std::complex<double>(1.0, 0.0), std::complex<double>(1.0 - 1e-13, 0.0),
+      std::complex<double>(0.9, 0.0), std::complex<double>(0.0, 0.0),
+      std::complex<double>(-0.3, 0.0), std::complex<double>(0.5, 1e-12),
+      std::complex<double>(0.5, 1e-3), std::complex<double>(1.1, 0.0),
+      std::complex<double>(nan, 0.0);
+  const auto ts = ionmsm::implied_timescales(ev, 2.0);
+  const TimescaleStatus want[] = {TimescaleStatus::Stationary, TimescaleStatus::Stationary,
+                                  TimescaleStatus::Ok,         TimescaleStatus::NonPositive,
+                                  TimescaleStatus::NonPositive, TimescaleStatus::Ok,
+                                  TimescaleStatus::Complex,    TimescaleStatus::Invalid,
+                                  TimescaleStatus::Invalid};
+  for (int k = 0; k < 9; ++k) EXPECT_EQ(ts[k].status, want[k]) << k;
+  EXPECT_TRUE(std::isinf(ts[0].timescale) && ts[0].timescale > 0);
+  EXPECT_DOUBLE_EQ(ts[2].timescale, -2.0 / std::log(0.9));  // 18.98... in the lag-time unit
+  EXPECT_DOUBLE_EQ(ts[5].timescale, -2.0 / std::log(0.5));
+  for (int k : {3, 4, 6, 7, 8}) EXPECT_TRUE(std::isnan(ts[k].timescale)) << k;
+  EXPECT_STREQ(ionmsm::timescale_status_name(TimescaleStatus::NonPositive), "non-positive");
+  EXPECT_THROW(ionmsm::implied_timescales(ev, 0.0), std::invalid_argument);
+  EXPECT_THROW(ionmsm::implied_timescales(ev, -1.0), std::invalid_argument);
+}
+
+
+// An exactly Markov ring (p = 1/8) sampled at lags 1, 2, 4 steps: counts K M^L with
+// K = 40960 are exact integers (M^L has denominators 8^L <= 4096), so every lag gives
+// t_k = -L dt / ln(lambda_k^L) = -dt / ln(lambda_k), the same for all lags. Site 8 is never
+// visited and must be dropped silently.
+TEST(MsmTimescales, ImpliedTimescalesOverLags) {
+  const int n = 8;
+  const double p = 0.125, dt = 0.25;
+  const Eigen::MatrixXd m = ring_matrix(n, p);
+  std::vector<LagCounts> lags;
+  Eigen::MatrixXd power = Eigen::MatrixXd::Identity(n, n);
+  for (int l = 1; l <= 4; ++l) {
+    power = (power * m).eval();
+    if (l == 3) continue;
+    Eigen::MatrixXd c = Eigen::MatrixXd::Zero(n + 1, n + 1);
+    c.topLeftCorner(n, n) = 40960.0 * power;
+    ASSERT_EQ(c, c.array().round().matrix());
+    lags.push_back(lag_from_matrix(l, c));
+  }
+  const std::vector<double> ev = ring_eigenvalues_sorted(n, p);
+  for (auto est : {ionmsm::Estimator::NonReversible, ionmsm::Estimator::Reversible}) {
+    ionmsm::ItsOptions opt;
+    opt.msm.estimator = est;
+    const auto its = ionmsm::implied_timescales_over_lags(lags, n + 1, dt, opt);
+    ASSERT_EQ(its.size(), 3u);
+    const std::int64_t want_lags[] = {1, 2, 4};
+    for (std::size_t a = 0; a < 3; ++a) {
+      EXPECT_EQ(its[a].lag_steps, want_lags[a]);
+      EXPECT_DOUBLE_EQ(its[a].lag_time, dt * static_cast<double>(want_lags[a]));
+      EXPECT_EQ(its[a].n_kept, static_cast<std::size_t>(n));
+      EXPECT_EQ(its[a].estimator_status, ionmsm::ReversibleMleStatus::Converged);
+      ASSERT_EQ(its[a].timescales.size(), static_cast<std::size_t>(n));
+      EXPECT_EQ(its[a].timescales[0].status, TimescaleStatus::Stationary);
+      for (int k = 1; k < n; ++k) {
+        const double t = -dt / std::log(ev[k]);
+        ASSERT_EQ(its[a].timescales[k].status, TimescaleStatus::Ok) << a << " " << k;
+        EXPECT_NEAR(its[a].timescales[k].timescale, t, 1e-9 * t) << a << " " << k;
+      }
+    }
+  }
+  EXPECT_THROW(ionmsm::implied_timescales_over_lags(lags, n + 1, 0.0), std::invalid_argument);
+}
