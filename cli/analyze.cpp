@@ -1,7 +1,7 @@
 // ionmsm analyze FILE.h5 --out DIR: the paper's full analysis (arXiv:2511.20863, sections 2.1,
 // 2.2.4, 3.1.1): per-lag MSMs with connectivity, spectra and implied timescales, the
 // Chapman-Kolmogorov test, the exact diffusion tensor per lag, MSDs by propagation and the jump
-// network, written as report.json + CSV tables + PNG plots (scripts/plot_report.py).
+// network, written as report.json + CSV tables + PNG plots (cli/plot_report.py).
 // Output schema: docs/report-schema.md. All numerics come from src/ionmsm/msm.hpp and
 // src/ionmsm/transport.hpp; this file only orchestrates and formats.
 #include <unistd.h>
@@ -55,7 +55,7 @@ extern const char kAnalyzeHelp[] =
     "  report.json (schema: docs/report-schema.md), implied_timescales.csv, spectrum.csv,\n"
     "  ck_test.csv, diffusion.csv, msd.csv, jump_network.csv, bootstrap.csv, and with plots\n"
     "  implied_timescales.png, ck_test.png, msd.png, spectrum.png, jump_network.png and\n"
-    "  plots.json (made by scripts/plot_report.py with /usr/bin/python3 and matplotlib).\n"
+    "  plots.json (made by cli/plot_report.py with /usr/bin/python3 and matplotlib).\n"
     "Lengths are in the counts file's length unit (Angstrom for metal/real), times in ps; for\n"
     "units without a time in ps (lj) times are in timesteps (see the report's \"units\").\n"
     "\n"
@@ -98,7 +98,7 @@ extern const char kAnalyzeHelp[] =
     "                       and the analysis takes more than 2 s)\n"
     "\n"
     "environment:\n"
-    "  IONMSM_PLOT_SCRIPT   path of plot_report.py (default: the source tree's scripts/)\n"
+    "  IONMSM_PLOT_SCRIPT   path of plot_report.py (default: the source tree's cli/)\n"
     "  IONMSM_PYTHON        interpreter for the plot script (default /usr/bin/python3)\n"
     "\n"
     "Exit status: 0 on success (also if only plotting failed, unless --plots-required);\n"

@@ -124,7 +124,7 @@ PlotRun run_plot_script(const std::string& python, const std::string& script,
   PlotRun r;
   std::error_code ec;
   if (script.empty()) {
-    r.message = "no plot script configured (set IONMSM_PLOT_SCRIPT to scripts/plot_report.py)";
+    r.message = "no plot script configured (set IONMSM_PLOT_SCRIPT to cli/plot_report.py)";
     return r;
   }
   if (!fs::is_regular_file(script, ec)) {

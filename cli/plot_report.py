@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Plots of an `ionmsm analyze` report (docs/report-schema.md).
 
-    /usr/bin/python3 scripts/plot_report.py DIR/report.json [--out DIR]
+    /usr/bin/python3 cli/plot_report.py DIR/report.json [--out DIR]
 
 Reads report.json only and writes into DIR (default: the report's directory):
 
