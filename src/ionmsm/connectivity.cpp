@@ -219,4 +219,29 @@ ConnectedSet largest_connected_set(const Eigen::MatrixXd& counts) {
   return largest_connected_set(s);
 }
 
+ComponentCounts within_components(const LagCounts& lag, std::size_t nsites) {
+  check_lag_rows(lag, nsites, "within_components");
+  std::vector<Edge> edges;
+  std::vector<char> visited(nsites, 0);
+  for (const auto& r : lag.rows) {
+    visited[static_cast<std::size_t>(r.from)] = visited[static_cast<std::size_t>(r.to)] = 1;
+    if (r.from != r.to)
+      edges.emplace_back(static_cast<std::size_t>(r.from), static_cast<std::size_t>(r.to));
+  }
+  const std::vector<std::size_t> comp = strongly_connected_components(nsites, edges).component;
+  ComponentCounts out;
+  std::vector<char> seen(nsites, 0);
+  for (std::size_t i = 0; i < nsites; ++i)
+    if (visited[i] && !seen[comp[i]]++) ++out.n_components;
+  out.counts.lag_steps = lag.lag_steps;
+  out.counts.n_origins = lag.n_origins;
+  for (const auto& r : lag.rows) {
+    if (comp[static_cast<std::size_t>(r.from)] == comp[static_cast<std::size_t>(r.to)])
+      out.counts.rows.push_back(r);
+    else
+      out.one_way_count += r.count;
+  }
+  return out;
+}
+
 }  // namespace ionmsm

@@ -75,4 +75,21 @@ struct ConnectedSet {
 ConnectedSet largest_connected_set(const Eigen::SparseMatrix<double>& counts);
 ConnectedSet largest_connected_set(const Eigen::MatrixXd& counts);
 
+// ============================================================================ transport trimming
+
+/// A lag's counts restricted to the strongly connected components of its count graph.
+struct ComponentCounts {
+  LagCounts counts;                 ///< rows whose two sites share a component
+  std::uint64_t one_way_count = 0;  ///< counts of the dropped rows (between components)
+  std::size_t n_components = 0;     ///< components among the visited sites
+};
+
+/// The lag's counts restricted to transitions whose two sites lie in the same strongly
+/// connected component of the lag's count graph (an edge j -> i for every counted j -> i,
+/// j != i). One-way transitions between components are finite-sampling artifacts that make the
+/// chain leak into absorbing sites; `ionmsm analyze --transport-counts components` drops them.
+/// Displacement sums are not carried over. Throws std::invalid_argument for a site index
+/// outside [0, nsites).
+ComponentCounts within_components(const LagCounts& lag, std::size_t nsites);
+
 }  // namespace ionmsm

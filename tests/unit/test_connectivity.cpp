@@ -243,3 +243,31 @@ TEST(MsmConnectivity, DeepGraphsNeedNoRecursion) {
   EXPECT_EQ(cut.n_components, static_cast<std::size_t>(n));
   EXPECT_EQ(cut.dropped.size(), static_cast<std::size_t>(n - 1));
 }
+
+// The ring with a leak (tests/integration/test_analyze.py "ring_leak"): 8 ring sites, an
+// absorbing site 8 with stays only, one one-way transition 0 -> 8 and one unvisited site 9.
+TEST(WithinComponents, DropsOneWayTransitionsBetweenComponents) {
+  LagCounts lag;
+  lag.lag_steps = 10;
+  lag.n_origins = 1000;
+  for (SiteIndex i = 0; i < 8; ++i) {
+    lag.rows.push_back({i, i, {0, 0, 0}, 6});
+    lag.rows.push_back({i, static_cast<SiteIndex>((i + 1) % 8), {i == 7 ? 1 : 0, 0, 0}, 3});
+  }
+  lag.rows.push_back({0, 8, {0, 0, 0}, 1});
+  lag.rows.push_back({8, 8, {0, 0, 0}, 1000});
+  const ComponentCounts cc = within_components(lag, 10);
+  EXPECT_EQ(cc.one_way_count, 1u);
+  EXPECT_EQ(cc.n_components, 2u);  // the ring and site 8; site 9 was never visited
+  EXPECT_EQ(cc.counts.lag_steps, 10);
+  EXPECT_EQ(cc.counts.n_origins, 1000u);
+  ASSERT_EQ(cc.counts.rows.size(), lag.rows.size() - 1);
+  std::uint64_t kept = 0;
+  for (const auto& r : cc.counts.rows) {
+    EXPECT_FALSE(r.from == 0 && r.to == 8);
+    kept += r.count;
+  }
+  EXPECT_EQ(kept, lag.total() - 1);
+  lag.rows.push_back({0, 10, {0, 0, 0}, 1});
+  EXPECT_THROW(within_components(lag, 10), std::invalid_argument);
+}

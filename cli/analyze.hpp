@@ -1,0 +1,205 @@
+#pragma once
+// `ionmsm analyze` in phases (cli/analyze.cpp runs them in order): each phase returns a plain
+// result struct, and the report (analyze_report.cpp) and the CSV tables (analyze_tables.cpp)
+// are written from those structs. The numerics are the core's (msm.hpp, transport.hpp,
+// leading_spectrum.hpp, bootstrap.hpp); the phases only loop over lags, catch per-lag failures
+// and collect warnings.
+#include <array>
+#include <cstddef>
+#include <cstdint>
+#include <iterator>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "analyze_util.hpp"
+#include "ionmsm/blocks.hpp"
+#include "ionmsm/bootstrap.hpp"
+#include "ionmsm/counts.hpp"
+#include "ionmsm/msm.hpp"
+#include "ionmsm/transport.hpp"
+#include "ionmsm/units.hpp"
+
+namespace ionmsm::cli::analyze {
+
+inline constexpr int kReportFormatVersion = 1;
+inline constexpr double kEinsteinFitFraction = 0.5;  ///< fit the last half of the MSD
+inline constexpr double kCkMaxFlops = 2e11;  ///< skip a CK test estimated above this (~minutes)
+inline constexpr double kMsdMaxOps = 5e10;   ///< skip a folded MSD estimated above this
+inline constexpr std::int64_t kDefaultBootstrap = 100;
+inline constexpr double kBootstrapCoverage = 0.95;  ///< percentile interval
+
+/// The MSD methods of the report, in report order.
+inline constexpr MsdMethod kMsdMethods[] = {MsdMethod::minimum_image, MsdMethod::replicated,
+                                            MsdMethod::moments};
+inline constexpr std::size_t kNumMsdMethods = std::size(kMsdMethods);
+
+/// The files a plot run writes (removed before a new analysis so no stale plot survives).
+inline constexpr const char* kPlotFiles[] = {"implied_timescales.png", "ck_test.png", "msd.png",
+                                             "spectrum.png", "jump_network.png", "plots.json"};
+/// The PNG files among kPlotFiles.
+inline constexpr std::size_t kNumPlots = std::size(kPlotFiles) - 1;
+
+enum class TransportCounts { Components, All };  ///< --transport-counts
+const char* transport_counts_name(TransportCounts t);
+const char* estimator_name(Estimator e);
+
+struct Options {
+  std::string input;
+  std::string out_dir;
+  Estimator estimator = Estimator::NonReversible;
+  std::optional<std::int64_t> lag_steps;
+  std::array<int, 3> replicate{4, 4, 4};
+  std::int64_t msd_steps = 100;
+  int n_eigenvalues = 20;
+  bool plots = true;
+  bool plots_required = false;
+  bool progress = false;
+  TransportCounts transport_counts = TransportCounts::Components;
+  std::int64_t ck_max_n = 0;              ///< --ck-max-n; 0 = every n
+  std::optional<std::int64_t> bootstrap;  ///< --bootstrap N (default: kDefaultBootstrap)
+  std::uint64_t seed = 1;                 ///< --seed
+};
+
+/// Progress lines on stderr: with --progress, or on a terminal once 2 s have passed.
+class Progress {
+ public:
+  explicit Progress(bool forced);
+  void operator()(const std::string& what) const;
+  double seconds() const;
+
+ private:
+  bool forced_, tty_;
+  double start_;
+};
+
+/// What the phases share: the input, the options and the file's units.
+struct Context {
+  const CountsData& data;
+  const Options& opt;
+  const Progress& progress;
+  ReportUnits units;  ///< the units of the report (length, time, time per step)
+  double lag_time(std::int64_t lag_steps) const {
+    return static_cast<double>(lag_steps) * units.time_per_step;
+  }
+};
+
+// ------------------------------------------------------------------ phase results
+
+/// The lag of the MSD and the jump network.
+struct LagSelection {
+  std::size_t index = 0;  ///< into CountsData::lags
+  std::string rule;       ///< how it was chosen (report text)
+  double independent_windows = 0.0;
+};
+
+/// One lag's MSM: model, spectrum and implied timescales.
+struct LagResult {
+  std::size_t index = 0;  ///< into CountsData::lags
+  std::int64_t lag_steps = 0;
+  double lag_time = 0.0;
+  std::uint64_t n_origins = 0, total_counts = 0;
+  std::string status = "ok";  ///< ok | empty | failed
+  std::string message;
+  bool have_model = false;
+  MarkovModel model;
+  bool have_spectrum = false;
+  Spectrum spectrum;
+  std::vector<ImpliedTimescale> timescales;
+};
+
+struct LagsPhase {
+  std::vector<LagResult> lags;
+  std::vector<std::string> warnings;
+};
+
+struct CkPhase {
+  std::vector<CkRecord> records;
+  std::string status = "ok";  ///< ok | skipped | failed
+  std::string message;
+  std::vector<std::string> warnings;
+};
+
+/// One lag's transport: exact D, Einstein fit of the propagated MSD.
+struct TransportResult {
+  std::size_t index = 0;
+  std::int64_t lag_steps = 0;
+  double lag_time = 0.0;
+  std::string status = "ok";
+  std::string message;
+  bool have = false;
+  std::size_t n_sites = 0, n_active = 0;
+  std::vector<SiteIndex> excluded;
+  std::uint64_t dropped_count = 0;
+  std::uint64_t one_way_count = 0;  ///< transitions between components, dropped
+  std::size_t n_components = 0;     ///< strongly connected components among visited sites
+  DiffusionTensorResult diffusion;
+  EinsteinFit einstein;
+  double fit_t_start = 0.0, fit_t_end = 0.0;
+};
+
+struct TransportPhase {
+  std::vector<TransportResult> lags;               ///< every lag with counts
+  std::unique_ptr<TransportStatistics> selected;   ///< the selected lag's statistics, if built
+  std::vector<std::string> warnings;
+};
+
+/// The MSD curves and the jump network of the selected lag.
+struct MsdPhase {
+  std::int64_t lag_steps = 0;
+  double tau = 0.0;  ///< lag time
+  std::array<std::optional<MsdCurve>, kNumMsdMethods> curves;
+  std::array<std::string, kNumMsdMethods> message;
+  std::array<bool, kNumMsdMethods> skipped{};
+  std::optional<JumpNetwork> network;
+  ProjectionAxes axes;
+  std::string network_message;
+  std::vector<std::string> warnings;
+};
+
+struct Analysis {
+  LagSelection selection;
+  LagsPhase lags;
+  CkPhase ck;
+  TransportPhase transport;
+  BootstrapResult bootstrap;
+  MsdPhase msd;
+  /// Every phase's warnings, in phase order.
+  std::vector<std::string> warnings() const;
+};
+
+// ------------------------------------------------------------------ phases (analyze_phases.cpp)
+
+LagSelection select_lag(const Context& c);
+LagsPhase estimate_lags(const Context& c);
+CkPhase chapman_kolmogorov(const Context& c, const std::vector<LagResult>& lags);
+TransportPhase transport_per_lag(const Context& c, std::size_t selected);
+BootstrapResult bootstrap(const Context& c);
+MsdPhase msd_and_network(const Context& c, std::size_t selected,
+                         const TransportStatistics* stats);
+
+// ------------------------------------------------------------------ output
+
+/// "ok", or why a CK record has no error ("undefined (no common sites)", ...).
+const char* ck_record_status(const CkRecord& c);
+
+/// One direction of a jump-network edge with counts (report.json "edges", jump_network.csv).
+struct DirectedJump {
+  SiteIndex from = 0, to = 0;
+  double rate = 0.0;         ///< per unit time
+  double probability = 0.0;  ///< rate * tau: the transition probability in one lag
+  std::uint64_t count = 0;
+  Eigen::Vector3d jump = Eigen::Vector3d::Zero();  ///< mean jump vector from -> to
+};
+/// Every direction with counts, a -> b before b -> a, in the network's edge order.
+std::vector<DirectedJump> directed_jumps(const JumpNetwork& net, double tau);
+
+/// report.json (docs/report-schema.md); `args` is the command line after the verb.
+Json report_json(const Context& c, const Analysis& a, const std::vector<std::string>& args);
+
+/// The CSV tables as (file name, contents), in the order they are written.
+std::vector<std::pair<std::string, std::string>> csv_tables(const Context& c, const Analysis& a);
+
+}  // namespace ionmsm::cli::analyze

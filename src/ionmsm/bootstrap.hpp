@@ -1,0 +1,67 @@
+#pragma once
+// The block bootstrap of `ionmsm analyze` (docs/theory.md, "Error bars"): each replicate draws
+// the counts file's blocks with replacement (blocks.hpp), re-estimates every lag's Markov model
+// and its slowest implied timescales, and the exact diffusion tensor of the lag's counts.
+#include <cstddef>
+#include <cstdint>
+#include <iterator>
+#include <string>
+#include <vector>
+
+#include "ionmsm/counts.hpp"
+#include "ionmsm/estimators.hpp"
+
+namespace ionmsm {
+
+enum class BootstrapStatus {
+  Ok,            ///< replicates computed
+  Insufficient,  ///< fewer than 2 blocks
+  Absent,        ///< the counts file has no blocks
+  Off,           ///< zero replicates asked for
+};
+const char* bootstrap_status_name(BootstrapStatus status);  ///< "ok", "insufficient", ...
+
+/// Slowest relaxation timescales (eigenvalues 2 .. K+1) bootstrapped per lag (at most).
+inline constexpr int kBootstrapTimescales = 5;
+/// Fewer blocks than this: the error bars are flagged as themselves uncertain.
+inline constexpr std::size_t kMinBootstrapBlocks = 10;
+/// The transport quantities bootstrapped per lag, after the K timescales, in this order.
+inline constexpr const char* kBootstrapTransport[] = {"D_xx", "D_yy", "D_zz", "D_total",
+                                                      "f_trace"};
+inline constexpr std::size_t kBootstrapTransportCount = std::size(kBootstrapTransport);
+/// Index of D_total among kBootstrapTransport.
+inline constexpr std::size_t kBootstrapDTotal = 3;
+
+struct BootstrapOptions {
+  std::int64_t n_replicates = 100;
+  std::uint64_t seed = 1;              ///< the result depends on the seed only
+  Estimator estimator = Estimator::NonReversible;
+  int n_eigenvalues = 20;              ///< K = clamp(n_eigenvalues - 1, 1, kBootstrapTimescales)
+  bool within_components = true;       ///< transport counts inside strongly connected components
+  double time_per_step = 1.0;          ///< lag time = lag_steps * time_per_step
+};
+
+/// Bootstrap values of one lag: values[q][r] for quantity q and replicate r (NaN: undefined).
+/// Quantities: the K slowest relaxation timescales, then kBootstrapTransport.
+struct BootstrapLag {
+  std::size_t index = 0;  ///< into CountsData::lags
+  std::int64_t lag_steps = 0;
+  double lag_time = 0.0;
+  std::vector<std::vector<double>> values;
+};
+
+struct BootstrapResult {
+  BootstrapStatus status = BootstrapStatus::Off;
+  std::string message;  ///< why not ok, or a caveat when ok (few blocks)
+  std::int64_t n_replicates = 0;
+  int n_timescales = 0;  ///< K
+  std::vector<BootstrapLag> lags;  ///< every lag with counts
+};
+
+/// The block bootstrap of `data` (status Absent without blocks, Off for 0 replicates,
+/// Insufficient for fewer than 2 blocks). The replicates' block multiplicities are drawn in
+/// order from one generator seeded with `seed`, so the result never depends on the thread
+/// scheduling. A replicate whose estimate fails leaves NaN.
+BootstrapResult run_bootstrap(const CountsData& data, const BootstrapOptions& options);
+
+}  // namespace ionmsm

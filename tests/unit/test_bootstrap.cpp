@@ -1,0 +1,137 @@
+// Unit tests of src/ionmsm/bootstrap.hpp: the status rules, and replicates of identical blocks
+// (every draw sums to the file's totals, so every replicate equals the point estimate).
+#include "ionmsm/bootstrap.hpp"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <tuple>
+#include <vector>
+
+#include "ionmsm/blocks.hpp"
+#include "ionmsm/connectivity.hpp"
+#include "ionmsm/diffusion.hpp"
+#include "ionmsm/leading_spectrum.hpp"
+#include "ionmsm/timescales.hpp"
+
+using namespace ionmsm;
+
+namespace {
+
+constexpr int kSites = 8;
+
+/// A ring of kSites sites along x (spacing 1.5) with per-block counts stay 6, forward 3,
+/// backward 1 per site, in `nblocks` identical blocks; the file's totals are their sum.
+CountsData ring_with_blocks(std::size_t nblocks) {
+  CountsData d;
+  d.units = "metal";
+  d.timestep = d.timestep_ps = 0.001;
+  d.nevery = 1;
+  d.box_h = Eigen::Vector3d(kSites * 1.5, 10.0, 10.0).asDiagonal();
+  for (int i = 0; i < kSites; ++i) d.site_fractional.emplace_back((i + 0.5) / kSites, 0.5, 0.5);
+  std::vector<TransitionCount> rows;
+  for (SiteIndex i = 0; i < kSites; ++i) {
+    rows.push_back({i, i, {0, 0, 0}, 6});
+    const SiteIndex f = (i + 1) % kSites, b = (i + kSites - 1) % kSites;
+    rows.push_back({i, f, {i + 1 == kSites ? 1 : 0, 0, 0}, 3});
+    rows.push_back({i, b, {i == 0 ? -1 : 0, 0, 0}, 1});
+  }
+  std::sort(rows.begin(), rows.end(), [](const TransitionCount& x, const TransitionCount& y) {
+    return std::tie(x.from, x.to, x.shift) < std::tie(y.from, y.to, y.shift);
+  });
+  d.block_steps = 100;
+  LagCounts lag;
+  lag.lag_steps = 1;
+  for (std::size_t k = 0; k < nblocks; ++k) {
+    CountBlock b;
+    b.index = static_cast<std::int64_t>(k);
+    b.n_samples = 100;
+    b.occupancy.assign(kSites, 1000);
+    b.n_origins = {100};
+    b.rows = {rows};
+    d.blocks.push_back(b);
+  }
+  lag.n_origins = 100 * nblocks;
+  for (auto r : rows) {
+    r.count *= nblocks;
+    lag.rows.push_back(r);
+  }
+  d.lags = {lag};
+  d.occupancy.assign(kSites, 1000 * nblocks);
+  d.n_samples = 100 * nblocks;
+  return d;
+}
+
+}  // namespace
+
+TEST(Bootstrap, StatusWithoutBlocksWithoutReplicatesAndWithOneBlock) {
+  CountsData d = ring_with_blocks(12);
+  BootstrapOptions o;
+  o.n_replicates = 0;
+  EXPECT_EQ(run_bootstrap(d, o).status, BootstrapStatus::Off);
+  o.n_replicates = 10;
+  CountsData one = ring_with_blocks(1);
+  const BootstrapResult r1 = run_bootstrap(one, o);
+  EXPECT_EQ(r1.status, BootstrapStatus::Insufficient);
+  EXPECT_TRUE(r1.lags.empty());
+  d.block_steps = 0;
+  d.blocks.clear();
+  EXPECT_EQ(run_bootstrap(d, o).status, BootstrapStatus::Absent);
+  EXPECT_STREQ(bootstrap_status_name(BootstrapStatus::Absent), "absent");
+}
+
+TEST(Bootstrap, IdenticalBlocksGiveThePointEstimateInEveryReplicate) {
+  const CountsData d = ring_with_blocks(12);
+  BootstrapOptions o;
+  o.n_replicates = 7;
+  o.n_eigenvalues = 4;  // K = 3 timescales
+  o.time_per_step = d.timestep_ps;
+  const BootstrapResult res = run_bootstrap(d, o);
+  ASSERT_EQ(res.status, BootstrapStatus::Ok);
+  EXPECT_TRUE(res.message.empty());  // the few-blocks caveat needs fewer than 10 blocks
+  ASSERT_EQ(res.n_timescales, 3);
+  ASSERT_EQ(res.lags.size(), 1u);
+  const BootstrapLag& bl = res.lags[0];
+  ASSERT_EQ(bl.values.size(), 3 + kBootstrapTransportCount);
+
+  // the point estimate on the totals, computed independently of the bootstrap
+  const MarkovModel model = estimate_markov_model(d.lags[0], d.nsites());
+  const Spectrum sp = leading_spectrum(model, Estimator::NonReversible, 4);
+  const auto ts = implied_timescales(sp.eigenvalues, bl.lag_time);
+  CountsData one = d;
+  one.lags = {within_components(d.lags[0], d.nsites()).counts};
+  const DiffusionTensorResult D =
+      exact_diffusion_tensor(build_transport_statistics(one, 0), bl.lag_time);
+  for (std::size_t r = 0; r < 7; ++r) {
+    for (std::size_t k = 0; k < 3; ++k)
+      EXPECT_NEAR(bl.values[k][r], ts[k + 1].timescale, 1e-9 * ts[k + 1].timescale);
+    EXPECT_NEAR(bl.values[3 + kBootstrapDTotal][r], D.D_total_A2_per_ps,
+                1e-9 * D.D_total_A2_per_ps);
+    EXPECT_NEAR(bl.values[3][r], D.D_A2_per_ps(0, 0), 1e-9 * D.D_A2_per_ps(0, 0));
+  }
+  // the ring's D_xx = ((p + q) - (p - q)^2) a^2 / (2 tau), p = 0.3, q = 0.1, a = 1.5
+  EXPECT_NEAR(D.D_A2_per_ps(0, 0), (0.4 - 0.04) * 2.25 / (2 * 0.001), 1e-9 * 405.0);
+}
+
+TEST(Bootstrap, SameSeedSameValuesOtherSeedOtherDraws) {
+  CountsData d = ring_with_blocks(12);
+  // make the blocks differ: block k gets k extra forward hops from site 0
+  for (std::size_t k = 0; k < d.blocks.size(); ++k)
+    for (auto& r : d.blocks[k].rows[0])
+      if (r.from == 0 && r.to == 1) r.count += k;
+  const LagCounts total = weighted_lag_counts(d.blocks, std::vector<std::uint64_t>(12, 1), 0, 1);
+  d.lags[0].rows = total.rows;
+  BootstrapOptions o;
+  o.n_replicates = 20;
+  const BootstrapResult a = run_bootstrap(d, o), b = run_bootstrap(d, o);
+  o.seed = 2;
+  const BootstrapResult c = run_bootstrap(d, o);
+  ASSERT_EQ(a.lags.size(), 1u);
+  const std::size_t q = static_cast<std::size_t>(a.n_timescales) + kBootstrapDTotal;
+  EXPECT_EQ(a.lags[0].values, b.lags[0].values);
+  EXPECT_NE(a.lags[0].values[q], c.lags[0].values[q]);
+  const BootstrapSummary s = summarize_bootstrap(a.lags[0].values[q]);
+  EXPECT_GT(s.std, 0.0);
+}
