@@ -290,9 +290,9 @@ void print_selected_diffusion(const Context& c, const Analysis& a) {
   for (const auto& t : a.transport.lags) {
     if (t.index != a.selection.index || !t.have) continue;
     const auto& r = t.diffusion;
-    os << "  D (exact, lag " << t.lag_steps << "): xx " << f(r.D_A2_per_ps(0, 0)) << ", yy "
-       << f(r.D_A2_per_ps(1, 1)) << ", zz " << f(r.D_A2_per_ps(2, 2)) << ", total "
-       << f(r.D_total_A2_per_ps) << " " << c.units.length << "^2/" << c.units.per_time
+    os << "  D (exact, lag " << t.lag_steps << "): xx " << f(r.D_tensor(0, 0)) << ", yy "
+       << f(r.D_tensor(1, 1)) << ", zz " << f(r.D_tensor(2, 2)) << ", total "
+       << f(r.D_total) << " " << c.units.length << "^2/" << c.units.per_time
        << "; correlation factor f = " << f(r.correlation_factor_total) << "\n";
     const BootstrapResult& boot = a.bootstrap;
     for (const auto& bl : boot.lags) {

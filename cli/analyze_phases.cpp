@@ -115,8 +115,8 @@ TransportResult transport_lag(const Context& c, const CountsData& no_lags, std::
   mo.n_max = c.opt.msd_steps;
   const MsdCurve curve = propagate_msd(stats, t.lag_time, mo);
   t.einstein = fit_einstein(curve, kEinsteinFitFraction);
-  t.fit_t_start = curve.time_ps[t.einstein.first_point];
-  t.fit_t_end = curve.time_ps.back();
+  t.fit_t_start = curve.time[t.einstein.first_point];
+  t.fit_t_end = curve.time.back();
   t.have = true;
   return t;
 }

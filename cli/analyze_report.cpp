@@ -116,7 +116,7 @@ void model_json(Json& l, const MarkovModel& model) {
     dropped.push_back({{"site", d.site}, {"reason", drop_reason_name(d.reason)}});
   l["dropped_sites"] = dropped;
   l["n_components"] = cs.n_components;
-  const ReversibleMleInfo& ei = model.estimator_info;
+  const EstimatorInfo& ei = model.estimator_info;
   Json info;
   info["estimator"] = estimator_name(model.estimator);
   info["status"] = reversible_mle_status_name(ei.status);
@@ -202,8 +202,8 @@ void classes_json(Json& d, const DiffusionTensorResult& r) {
     }
     classes.push_back({{"n_sites", c.sites.size()},
                        {"weight", json_number(c.weight)},
-                       {"D_total_A2_per_ps", json_number(c.D_A2_per_ps.trace() / 3.0)},
-                       {"drift_velocity_A_per_ps", vec3(c.drift_velocity_A_per_ps)}});
+                       {"D_total_A2_per_ps", json_number(c.D_tensor.trace() / 3.0)},
+                       {"drift_velocity_A_per_ps", vec3(c.drift_velocity)}});
   }
   d["n_classes"] = r.classes.size();
   d["classes"] = classes;
@@ -212,10 +212,10 @@ void classes_json(Json& d, const DiffusionTensorResult& r) {
 
 void diffusion_tensor_json(Json& d, const TransportResult& t) {
   const DiffusionTensorResult& r = t.diffusion;
-  d["D_tensor_A2_per_ps"] = mat3(r.D_A2_per_ps);
-  d["D_total_A2_per_ps"] = json_number(r.D_total_A2_per_ps);
-  d["D0_tensor_A2_per_ps"] = mat3(r.D0_A2_per_ps);
-  d["D0_total_A2_per_ps"] = json_number(r.D0_total_A2_per_ps);
+  d["D_tensor_A2_per_ps"] = mat3(r.D_tensor);
+  d["D_total_A2_per_ps"] = json_number(r.D_total);
+  d["D0_tensor_A2_per_ps"] = mat3(r.D0_tensor);
+  d["D0_total_A2_per_ps"] = json_number(r.D0_total);
   Json f, fs;
   const char* comp[3] = {"xx", "yy", "zz"};
   for (int a = 0; a < 3; ++a) {
@@ -228,16 +228,16 @@ void diffusion_tensor_json(Json& d, const TransportResult& t) {
   d["correlation_factor"] = f;
   d["correlation_factor_status"] = fs;
   const EinsteinFit& e = t.einstein;
-  d["D_einstein_A2_per_ps"] = {{"x", json_number(e.D_A2_per_ps[0])},
-                               {"y", json_number(e.D_A2_per_ps[1])},
-                               {"z", json_number(e.D_A2_per_ps[2])},
-                               {"total", json_number(e.D_total_A2_per_ps)},
+  d["D_einstein_A2_per_ps"] = {{"x", json_number(e.D_axes[0])},
+                               {"y", json_number(e.D_axes[1])},
+                               {"z", json_number(e.D_axes[2])},
+                               {"total", json_number(e.D_total)},
                                {"msd_method", "moments"},
                                {"fit_first_point", e.first_point},
                                {"fit_n_points", e.n_points},
                                {"fit_t_start_ps", json_number(t.fit_t_start)},
                                {"fit_t_end_ps", json_number(t.fit_t_end)}};
-  d["drift_velocity_A_per_ps"] = vec3(r.drift_velocity_A_per_ps);
+  d["drift_velocity_A_per_ps"] = vec3(r.drift_velocity);
 }
 
 Json transport_json(const TransportResult& t, TransportCounts counts) {
@@ -313,13 +313,13 @@ Json msd_curve_json(const MsdPhase& m, std::size_t i) {
   }
   b["status"] = "ok";
   b["message"] = "";
-  b["xx"] = numbers(c->msd_xx_A2);
-  b["yy"] = numbers(c->msd_yy_A2);
-  b["zz"] = numbers(c->msd_zz_A2);
-  b["total"] = numbers(c->msd_total_A2);
+  b["xx"] = numbers(c->msd_xx);
+  b["yy"] = numbers(c->msd_yy);
+  b["zz"] = numbers(c->msd_zz);
+  b["total"] = numbers(c->msd_total);
   if (kMsdMethods[i] == MsdMethod::moments) {
     std::vector<double> mx, my, mz;
-    for (const auto& v : c->mean_displacement_A) {
+    for (const auto& v : c->mean_displacement) {
       mx.push_back(v[0]);
       my.push_back(v[1]);
       mz.push_back(v[2]);
@@ -390,7 +390,7 @@ Json network_sites_json(const Context& c, const JumpNetwork& net,
                         const TransportStatistics& stats) {
   Json sites = Json::array();
   for (std::size_t s = 0; s < c.data.nsites(); ++s) {
-    const Eigen::Vector3d& x = net.site_cartesian_A[s];
+    const Eigen::Vector3d& x = net.site_cartesian[s];
     Json site = {{"index", s},
                  {"x", json_number(x[0])},
                  {"y", json_number(x[1])},
@@ -424,7 +424,7 @@ Json jump_network_json(const Context& c, const MsdPhase& m, const TransportStati
   j["message"] = "";
   j["axes"] = Json::array({m.axes.axes[0], m.axes.axes[1]});
   j["axis_names"] = Json::array({axis_name(m.axes.axes[0]), axis_name(m.axes.axes[1])});
-  j["jump_variance_A2"] = vec3(m.axes.jump_variance_A2);
+  j["jump_variance_A2"] = vec3(m.axes.jump_variance);
   j["sites"] = network_sites_json(c, net, *stats);
   Json edges = Json::array();
   for (const DirectedJump& e : directed_jumps(net, m.tau))
@@ -456,11 +456,11 @@ std::vector<DirectedJump> directed_jumps(const JumpNetwork& net, double tau) {
   std::vector<DirectedJump> out;
   for (const auto& e : net.edges) {
     if (e.count_ab > 0)
-      out.push_back({e.site_a, e.site_b, e.rate_ab_per_ps, e.rate_ab_per_ps * tau, e.count_ab,
-                     e.mean_jump_ab_A});
+      out.push_back({e.site_a, e.site_b, e.rate_ab, e.rate_ab * tau, e.count_ab,
+                     e.mean_jump_ab});
     if (e.count_ba > 0)
-      out.push_back({e.site_b, e.site_a, e.rate_ba_per_ps, e.rate_ba_per_ps * tau, e.count_ba,
-                     -e.mean_jump_ab_A});
+      out.push_back({e.site_b, e.site_a, e.rate_ba, e.rate_ba * tau, e.count_ba,
+                     -e.mean_jump_ab});
   }
   return out;
 }

@@ -74,16 +74,16 @@ std::string ck_csv(const Context& c, const Analysis& a) {
 /// The kDiffusionValueColumns values of one lag's transport.
 void diffusion_values(std::vector<std::string>& f, const TransportResult& t) {
   const DiffusionTensorResult& r = t.diffusion;
-  for (const Eigen::Matrix3d* m : {&r.D_A2_per_ps, &r.D0_A2_per_ps}) {
+  for (const Eigen::Matrix3d* m : {&r.D_tensor, &r.D0_tensor}) {
     for (auto [i, j] : {std::pair{0, 0}, {0, 1}, {0, 2}, {1, 1}, {1, 2}, {2, 2}})
       f.push_back(format_number((*m)(i, j)));
     f.push_back(format_number(m->trace() / 3.0));
   }
   for (int a = 0; a < 3; ++a) f.push_back(format_number(r.correlation_factor[a]));
   f.push_back(format_number(r.correlation_factor_total));
-  for (int a = 0; a < 3; ++a) f.push_back(format_number(t.einstein.D_A2_per_ps[a]));
-  f.push_back(format_number(t.einstein.D_total_A2_per_ps));
-  for (int a = 0; a < 3; ++a) f.push_back(format_number(r.drift_velocity_A_per_ps[a]));
+  for (int a = 0; a < 3; ++a) f.push_back(format_number(t.einstein.D_axes[a]));
+  f.push_back(format_number(t.einstein.D_total));
+  for (int a = 0; a < 3; ++a) f.push_back(format_number(r.drift_velocity[a]));
   f.push_back(std::to_string(t.n_active));
 }
 
@@ -118,8 +118,8 @@ std::string msd_csv(const Context& c, const Analysis& a) {
     const auto kk = static_cast<std::size_t>(k);
     for (const auto& curve : m.curves) {
       if (curve) {
-        for (const auto* v : {&curve->msd_xx_A2, &curve->msd_yy_A2, &curve->msd_zz_A2,
-                              &curve->msd_total_A2})
+        for (const auto* v : {&curve->msd_xx, &curve->msd_yy, &curve->msd_zz,
+                              &curve->msd_total})
           f.push_back(format_number((*v)[kk]));
       } else {
         f.resize(f.size() + 4);

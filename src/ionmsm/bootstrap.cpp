@@ -79,8 +79,8 @@ void replicate_transport(const CountsData& base, const std::vector<CountBlock>& 
   one.lags.assign(1, o.within_components ? within_components(lc, base.nsites()).counts : lc);
   const TransportStatistics st = build_transport_statistics(one, 0);
   const DiffusionTensorResult d = exact_diffusion_tensor(st, bl.lag_time);
-  const double v[kBootstrapTransportCount] = {d.D_A2_per_ps(0, 0), d.D_A2_per_ps(1, 1), d.D_A2_per_ps(2, 2),
-                                              d.D_total_A2_per_ps,
+  const double v[kBootstrapTransportCount] = {d.D_tensor(0, 0), d.D_tensor(1, 1), d.D_tensor(2, 2),
+                                              d.D_total,
                                               d.correlation_factor_total};
   for (std::size_t q = 0; q < kBootstrapTransportCount; ++q)
     bl.values[static_cast<std::size_t>(K) + q][r] = v[q];

@@ -280,18 +280,18 @@ ClassResult analyse_class(const std::vector<int>& states, const std::vector<Stat
 
 }  // namespace
 
-DiffusionTensorResult exact_diffusion_tensor(const TransportStatistics& stats, double tau_ps,
+DiffusionTensorResult exact_diffusion_tensor(const TransportStatistics& stats, double lag_time,
                                              const DiffusionSolverOptions& options) {
   const char* who = "exact_diffusion_tensor";
   check_stats(stats, who);
-  check_tau(tau_ps, who);
+  check_tau(lag_time, who);
   const std::size_t na = stats.nstates();
   const std::vector<StatePair> pairs = state_pairs(stats);
   const ClassStructure cs = find_classes(na, pairs);
 
   DiffusionTensorResult res;
   res.lag_steps = stats.lag_steps;
-  res.tau_ps = tau_ps;
+  res.lag_time = lag_time;
   res.n_transient_states = cs.transient.size();
   res.limiting_distribution.assign(stats.nsites(), 0.0);
 
@@ -339,27 +339,27 @@ DiffusionTensorResult exact_diffusion_tensor(const TransportStatistics& stats, d
     ClassDiffusion cd;
     for (int v : states) cd.sites.push_back(stats.active_sites[static_cast<std::size_t>(v)]);
     cd.weight = weight[c];
-    cd.D_A2_per_ps = sym_clean(r.sigma) / (2.0 * tau_ps);
-    cd.D0_A2_per_ps = sym_clean(r.s2) / (2.0 * tau_ps);
-    cd.drift_velocity_A_per_ps = r.m / tau_ps;
+    cd.D_tensor = sym_clean(r.sigma) / (2.0 * lag_time);
+    cd.D0_tensor = sym_clean(r.s2) / (2.0 * lag_time);
+    cd.drift_velocity = r.m / lag_time;
     res.max_stationary_residual = std::max(res.max_stationary_residual, r.residual);
     note_solver(res, r.solver, r.iterations);
     for (std::size_t k = 0; k < states.size(); ++k)
       res.limiting_distribution[static_cast<std::size_t>(cd.sites[k])] += cd.weight * r.pi[k];
-    res.D_A2_per_ps += cd.weight * cd.D_A2_per_ps;
-    res.D0_A2_per_ps += cd.weight * cd.D0_A2_per_ps;
-    res.drift_velocity_A_per_ps += cd.weight * cd.drift_velocity_A_per_ps;
+    res.D_tensor += cd.weight * cd.D_tensor;
+    res.D0_tensor += cd.weight * cd.D0_tensor;
+    res.drift_velocity += cd.weight * cd.drift_velocity;
     res.classes.push_back(std::move(cd));
   }
-  res.D_total_A2_per_ps = res.D_A2_per_ps.trace() / 3.0;
-  res.D0_total_A2_per_ps = res.D0_A2_per_ps.trace() / 3.0;
+  res.D_total = res.D_tensor.trace() / 3.0;
+  res.D0_total = res.D0_tensor.trace() / 3.0;
   const double nan = std::numeric_limits<double>::quiet_NaN();
-  const double tr0 = res.D0_A2_per_ps.trace();
+  const double tr0 = res.D0_tensor.trace();
   for (int a = 0; a < 3; ++a) {
-    const double d0 = res.D0_A2_per_ps(a, a);
-    res.correlation_factor[a] = (tr0 > 0.0 && d0 > 1e-14 * tr0) ? res.D_A2_per_ps(a, a) / d0 : nan;
+    const double d0 = res.D0_tensor(a, a);
+    res.correlation_factor[a] = (tr0 > 0.0 && d0 > 1e-14 * tr0) ? res.D_tensor(a, a) / d0 : nan;
   }
-  res.correlation_factor_total = tr0 > 0.0 ? res.D_A2_per_ps.trace() / tr0 : nan;
+  res.correlation_factor_total = tr0 > 0.0 ? res.D_tensor.trace() / tr0 : nan;
   return res;
 }
 

@@ -60,22 +60,22 @@ struct DiffusionSolverOptions {
 struct ClassDiffusion {
   std::vector<SiteIndex> sites;  ///< increasing
   double weight = 0.0;           ///< w_c
-  Eigen::Matrix3d D_A2_per_ps = Eigen::Matrix3d::Zero();
-  Eigen::Matrix3d D0_A2_per_ps = Eigen::Matrix3d::Zero();
-  Eigen::Vector3d drift_velocity_A_per_ps = Eigen::Vector3d::Zero();
+  Eigen::Matrix3d D_tensor = Eigen::Matrix3d::Zero();
+  Eigen::Matrix3d D0_tensor = Eigen::Matrix3d::Zero();
+  Eigen::Vector3d drift_velocity = Eigen::Vector3d::Zero();
 };
 
 struct DiffusionTensorResult {
   std::int64_t lag_steps = 0;
-  double tau_ps = 0.0;
-  Eigen::Matrix3d D_A2_per_ps = Eigen::Matrix3d::Zero();   ///< correlated (exact) tensor
-  Eigen::Matrix3d D0_A2_per_ps = Eigen::Matrix3d::Zero();  ///< uncorrelated-hop tensor
-  double D_total_A2_per_ps = 0.0;   ///< trace(D) / 3
-  double D0_total_A2_per_ps = 0.0;  ///< trace(D0) / 3
+  double lag_time = 0.0;
+  Eigen::Matrix3d D_tensor = Eigen::Matrix3d::Zero();   ///< correlated (exact) tensor
+  Eigen::Matrix3d D0_tensor = Eigen::Matrix3d::Zero();  ///< uncorrelated-hop tensor
+  double D_total = 0.0;   ///< trace(D) / 3
+  double D0_total = 0.0;  ///< trace(D0) / 3
   /// D_aa / D0_aa; NaN where D0_aa <= 1e-14 trace(D0) (no hops along that axis).
   Eigen::Vector3d correlation_factor = Eigen::Vector3d::Zero();
   double correlation_factor_total = 0.0;  ///< trace(D) / trace(D0) (NaN if trace(D0) == 0)
-  Eigen::Vector3d drift_velocity_A_per_ps = Eigen::Vector3d::Zero();  ///< m / tau
+  Eigen::Vector3d drift_velocity = Eigen::Vector3d::Zero();  ///< m / tau
   std::vector<double> limiting_distribution;  ///< per site; 0 on excluded and transient sites
   std::vector<ClassDiffusion> classes;         ///< closed communicating classes
   std::size_t n_transient_states = 0;          ///< active sites in no closed class
@@ -88,9 +88,9 @@ struct DiffusionTensorResult {
   double max_stationary_residual = 0.0;  ///< max_i |(pi^T P - pi^T)_i| over all classes
 };
 
-/// Exact D of the Markov model at this lag. Throws std::invalid_argument for tau_ps not finite
+/// Exact D of the Markov model at this lag. Throws std::invalid_argument for lag_time not finite
 /// and > 0; std::runtime_error if a linear solve fails.
-DiffusionTensorResult exact_diffusion_tensor(const TransportStatistics& stats, double tau_ps,
+DiffusionTensorResult exact_diffusion_tensor(const TransportStatistics& stats, double lag_time,
                                              const DiffusionSolverOptions& options = {});
 
 }  // namespace ionmsm

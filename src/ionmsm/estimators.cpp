@@ -361,7 +361,7 @@ ReversibleMleResult<Eigen::MatrixXd> reversible_mle(const Eigen::MatrixXd& count
   const SpMat s = counts.sparseView();
   ReversibleMleResult<SpMat> rs = reversible_core(s, options);
   ReversibleMleResult<Eigen::MatrixXd> r;
-  static_cast<ReversibleMleInfo&>(r) = static_cast<const ReversibleMleInfo&>(rs);
+  static_cast<EstimatorInfo&>(r) = static_cast<const EstimatorInfo&>(rs);
   r.transition_matrix = Eigen::MatrixXd(rs.transition_matrix);
   r.stationary = std::move(rs.stationary);
   return r;
@@ -391,7 +391,7 @@ MarkovModel estimate_markov_model(const LagCounts& lag, std::size_t nsites,
     model.estimator_info.message = "non-reversible MLE (column normalisation, eq. 5)";
   } else {
     ReversibleMleResult<SpMat> r = reversible_mle(model.counts, options.reversible);
-    model.estimator_info = static_cast<const ReversibleMleInfo&>(r);
+    model.estimator_info = static_cast<const EstimatorInfo&>(r);
     model.transition_matrix = std::move(r.transition_matrix);
     model.stationary = std::move(r.stationary);
   }

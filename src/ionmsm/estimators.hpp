@@ -52,7 +52,9 @@ struct ReversibleMleOptions {
   int anderson_depth = 5;
 };
 
-struct ReversibleMleInfo {
+/// How an estimate was obtained. The reversible MLE fills it from its fixed-point iteration; the
+/// non-reversible estimator (a closed form) reports Converged after 0 iterations.
+struct EstimatorInfo {
   ReversibleMleStatus status = ReversibleMleStatus::Converged;
   int iterations = 0;         ///< fixed-point updates F performed
   double final_change = 0.0;  ///< max_i |F(pi)_i - pi_i| / F(pi)_i in the last update
@@ -63,7 +65,7 @@ struct ReversibleMleInfo {
 };
 
 template <typename MatrixType>
-struct ReversibleMleResult : ReversibleMleInfo {
+struct ReversibleMleResult : EstimatorInfo {
   MatrixType transition_matrix;  ///< column-stochastic, detailed balance w.r.t. `stationary`
   Eigen::VectorXd stationary;    ///< pi, sum 1
 };
@@ -103,7 +105,7 @@ struct MarkovModel {
   Eigen::SparseMatrix<double> transition_matrix;  ///< kept x kept, column-stochastic
   Eigen::VectorXd stationary;                     ///< pi on the kept sites
   /// Reversible estimator: the MLE status. Non-reversible: Converged, 0 iterations.
-  ReversibleMleInfo estimator_info;
+  EstimatorInfo estimator_info;
 };
 
 /// count_matrix_sparse -> largest_connected_set -> restriction -> estimator (+ stationary).

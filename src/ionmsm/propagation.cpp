@@ -281,10 +281,10 @@ MsdMethod parse_msd_method(const std::string& name) {
   fail(cat("unknown MSD method '", name, "' (expected minimum_image, replicated or moments)"));
 }
 
-MsdCurve propagate_msd(const TransportStatistics& stats, double tau_ps, const MsdOptions& options) {
+MsdCurve propagate_msd(const TransportStatistics& stats, double lag_time, const MsdOptions& options) {
   const char* who = "propagate_msd";
   check_stats(stats, who);
-  check_tau(tau_ps, who);
+  check_tau(lag_time, who);
   if (options.n_max < 1) fail(cat(who, ": n_max must be >= 1 (got ", options.n_max, ")"));
   std::array<int, 3> rep{1, 1, 1};
   if (options.method == MsdMethod::replicated) {
@@ -300,7 +300,7 @@ MsdCurve propagate_msd(const TransportStatistics& stats, double tau_ps, const Ms
     case MsdStart::occupancy: p0 = occupancy_start(stats); break;
     case MsdStart::uniform: p0.assign(na, 1.0 / static_cast<double>(na)); break;
     case MsdStart::stationary: {
-      const DiffusionTensorResult d = exact_diffusion_tensor(stats, tau_ps);
+      const DiffusionTensorResult d = exact_diffusion_tensor(stats, lag_time);
       p0.resize(na);
       for (std::size_t k = 0; k < na; ++k)
         p0[k] = d.limiting_distribution[static_cast<std::size_t>(stats.active_sites[k])];
@@ -311,7 +311,7 @@ MsdCurve propagate_msd(const TransportStatistics& stats, double tau_ps, const Ms
   c.method = options.method;
   c.replicas = rep;
   c.lag_steps = stats.lag_steps;
-  c.tau_ps = tau_ps;
+  c.lag_time = lag_time;
   c.start_probability.assign(stats.nsites(), 0.0);
   for (std::size_t k = 0; k < na; ++k)
     c.start_probability[static_cast<std::size_t>(stats.active_sites[k])] = p0[k];
@@ -321,31 +321,31 @@ MsdCurve propagate_msd(const TransportStatistics& stats, double tau_ps, const Ms
                                  : propagate_folded(stats, p0, rep, options.n_max);
   const auto nn = static_cast<std::size_t>(options.n_max);
   c.n_lags.resize(nn);
-  c.time_ps.resize(nn);
-  c.msd_tensor_A2 = acc.tensor;
-  c.mean_displacement_A = acc.mean;
-  c.msd_xx_A2.resize(nn);
-  c.msd_yy_A2.resize(nn);
-  c.msd_zz_A2.resize(nn);
-  c.msd_total_A2.resize(nn);
+  c.time.resize(nn);
+  c.msd_tensor = acc.tensor;
+  c.mean_displacement = acc.mean;
+  c.msd_xx.resize(nn);
+  c.msd_yy.resize(nn);
+  c.msd_zz.resize(nn);
+  c.msd_total.resize(nn);
   for (std::size_t k = 0; k < nn; ++k) {
     c.n_lags[k] = static_cast<std::int64_t>(k) + 1;
-    c.time_ps[k] = static_cast<double>(k + 1) * tau_ps;
-    c.msd_xx_A2[k] = acc.tensor[k](0, 0);
-    c.msd_yy_A2[k] = acc.tensor[k](1, 1);
-    c.msd_zz_A2[k] = acc.tensor[k](2, 2);
-    c.msd_total_A2[k] = acc.tensor[k].trace();
+    c.time[k] = static_cast<double>(k + 1) * lag_time;
+    c.msd_xx[k] = acc.tensor[k](0, 0);
+    c.msd_yy[k] = acc.tensor[k](1, 1);
+    c.msd_zz[k] = acc.tensor[k](2, 2);
+    c.msd_total[k] = acc.tensor[k].trace();
   }
   return c;
 }
 
 EinsteinFit fit_einstein(const MsdCurve& curve, double first_fraction) {
   const char* who = "fit_einstein";
-  const std::size_t n = curve.time_ps.size();
-  if (curve.msd_xx_A2.size() != n || curve.msd_yy_A2.size() != n ||
-      curve.msd_zz_A2.size() != n || curve.msd_total_A2.size() != n)
-    fail(cat(who, ": inconsistent MSD curve (", n, " times, ", curve.msd_xx_A2.size(), "/",
-             curve.msd_yy_A2.size(), "/", curve.msd_zz_A2.size(), "/", curve.msd_total_A2.size(),
+  const std::size_t n = curve.time.size();
+  if (curve.msd_xx.size() != n || curve.msd_yy.size() != n ||
+      curve.msd_zz.size() != n || curve.msd_total.size() != n)
+    fail(cat(who, ": inconsistent MSD curve (", n, " times, ", curve.msd_xx.size(), "/",
+             curve.msd_yy.size(), "/", curve.msd_zz.size(), "/", curve.msd_total.size(),
              " MSD values)"));
   if (n < 2) fail(cat(who, ": the MSD curve needs at least 2 points (has ", n, ")"));
   if (!(first_fraction >= 0.0 && first_fraction < 1.0))
@@ -354,33 +354,33 @@ EinsteinFit fit_einstein(const MsdCurve& curve, double first_fraction) {
   first = std::min(first, n - 2);
   const std::size_t m = n - first;
   double tbar = 0.0;
-  for (std::size_t k = first; k < n; ++k) tbar += curve.time_ps[k];
+  for (std::size_t k = first; k < n; ++k) tbar += curve.time[k];
   tbar /= static_cast<double>(m);
   double stt = 0.0;
-  for (std::size_t k = first; k < n; ++k) stt += (curve.time_ps[k] - tbar) * (curve.time_ps[k] - tbar);
+  for (std::size_t k = first; k < n; ++k) stt += (curve.time[k] - tbar) * (curve.time[k] - tbar);
   if (!(stt > 0.0)) fail(cat(who, ": the fitted times are all equal"));
   auto line = [&](const std::vector<double>& y, double& slope, double& intercept) {
     double ybar = 0.0;
     for (std::size_t k = first; k < n; ++k) ybar += y[k];
     ybar /= static_cast<double>(m);
     double sty = 0.0;
-    for (std::size_t k = first; k < n; ++k) sty += (curve.time_ps[k] - tbar) * (y[k] - ybar);
+    for (std::size_t k = first; k < n; ++k) sty += (curve.time[k] - tbar) * (y[k] - ybar);
     slope = sty / stt;
     intercept = ybar - slope * tbar;
   };
   EinsteinFit fit;
   fit.first_point = first;
   fit.n_points = m;
-  const std::vector<double>* comp[3] = {&curve.msd_xx_A2, &curve.msd_yy_A2, &curve.msd_zz_A2};
+  const std::vector<double>* comp[3] = {&curve.msd_xx, &curve.msd_yy, &curve.msd_zz};
   for (int a = 0; a < 3; ++a) {
     double slope = 0.0, icpt = 0.0;
     line(*comp[a], slope, icpt);
-    fit.D_A2_per_ps[a] = slope / 2.0;
-    fit.intercept_A2[a] = icpt;
+    fit.D_axes[a] = slope / 2.0;
+    fit.intercept[a] = icpt;
   }
   double slope = 0.0;
-  line(curve.msd_total_A2, slope, fit.intercept_total_A2);
-  fit.D_total_A2_per_ps = slope / 6.0;
+  line(curve.msd_total, slope, fit.intercept_total);
+  fit.D_total = slope / 6.0;
   return fit;
 }
 

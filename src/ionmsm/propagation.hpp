@@ -55,21 +55,21 @@ struct MsdCurve {
   MsdMethod method = MsdMethod::moments;
   std::array<int, 3> replicas{1, 1, 1};
   std::int64_t lag_steps = 0;
-  double tau_ps = 0.0;
+  double lag_time = 0.0;
   std::vector<std::int64_t> n_lags;
-  std::vector<double> time_ps;                    ///< n tau
-  std::vector<Eigen::Matrix3d> msd_tensor_A2;      ///< sum p d d^T (component-wise MSD)
-  std::vector<Eigen::Vector3d> mean_displacement_A;  ///< sum p d
-  std::vector<double> msd_xx_A2, msd_yy_A2, msd_zz_A2, msd_total_A2;  ///< total = trace
+  std::vector<double> time;                    ///< n tau
+  std::vector<Eigen::Matrix3d> msd_tensor;      ///< sum p d d^T (component-wise MSD)
+  std::vector<Eigen::Vector3d> mean_displacement;  ///< sum p d
+  std::vector<double> msd_xx, msd_yy, msd_zz, msd_total;  ///< total = trace
   std::vector<double> start_probability;  ///< per site (0 on excluded sites), sums to 1
 };
 
 /// Propagates the MSD. Cost: moments O(n_max * pairs); minimum_image and replicated
 /// O(|A| * n_max * rows * R1 R2 R3) time (every start site is propagated separately) and
 /// O(|A| R1 R2 R3) memory per start column (columns are processed in blocks of <= 64, about
-/// 2^20 state-column entries). Throws std::invalid_argument for tau_ps not finite and > 0,
+/// 2^20 state-column entries). Throws std::invalid_argument for lag_time not finite and > 0,
 /// n_max < 1, a replica count < 1; std::runtime_error if the MsdStart::stationary solve fails.
-MsdCurve propagate_msd(const TransportStatistics& stats, double tau_ps, const MsdOptions& options);
+MsdCurve propagate_msd(const TransportStatistics& stats, double lag_time, const MsdOptions& options);
 
 /// "minimum_image", "replicated", "moments".
 const char* msd_method_name(MsdMethod method);
@@ -82,10 +82,10 @@ MsdMethod parse_msd_method(const std::string& name);
 /// of the curve (N points; default: the last half; at least 2 points are always used).
 /// D_aa = slope_aa / 2 for xx, yy, zz; D_total = slope_total / 6 (3D Einstein relation, eq. 8).
 struct EinsteinFit {
-  Eigen::Vector3d D_A2_per_ps = Eigen::Vector3d::Zero();   ///< (D_xx, D_yy, D_zz)
-  double D_total_A2_per_ps = 0.0;
-  Eigen::Vector3d intercept_A2 = Eigen::Vector3d::Zero();
-  double intercept_total_A2 = 0.0;
+  Eigen::Vector3d D_axes = Eigen::Vector3d::Zero();  ///< (D_xx, D_yy, D_zz)
+  double D_total = 0.0;
+  Eigen::Vector3d intercept = Eigen::Vector3d::Zero();
+  double intercept_total = 0.0;
   std::size_t first_point = 0;  ///< index of the first fitted point
   std::size_t n_points = 0;
 };

@@ -20,9 +20,9 @@ using Triplets = std::vector<Eigen::Triplet<double>>;
 
 [[noreturn]] inline void fail(const std::string& message) { throw std::invalid_argument(message); }
 
-inline void check_tau(double tau_ps, const char* who) {
-  if (!std::isfinite(tau_ps) || tau_ps <= 0.0)
-    fail(cat(who, ": tau_ps must be finite and > 0 (got ", tau_ps, ")"));
+inline void check_tau(double lag_time, const char* who) {
+  if (!std::isfinite(lag_time) || lag_time <= 0.0)
+    fail(cat(who, ": tau_ps must be finite and > 0 (got ", lag_time, ")"));
 }
 
 // Pairs in state indices (internal propagation and solver form).
@@ -42,8 +42,8 @@ inline std::vector<StatePair> state_pairs(const TransportStatistics& s) {
     sp.from = s.state_of_site[static_cast<std::size_t>(q.from)];
     sp.to = s.state_of_site[static_cast<std::size_t>(q.to)];
     sp.p = q.probability;
-    sp.mean = q.mean_A;
-    sp.second = q.second_moment_A2;
+    sp.mean = q.mean;
+    sp.second = q.second_moment;
     sp.count = q.count;
     out.push_back(sp);
   }

@@ -49,9 +49,9 @@ TransportStatistics build_transport_statistics(const CountsData& data, std::size
   s.lag_steps = lag.lag_steps;
   s.box_h = data.box_h;
   s.site_fractional = data.site_fractional;
-  s.site_cartesian_A.resize(n);
+  s.site_cartesian.resize(n);
   for (std::size_t i = 0; i < n; ++i)
-    s.site_cartesian_A[i] = data.box_origin + data.box_h * data.site_fractional[i];
+    s.site_cartesian[i] = data.box_origin + data.box_h * data.site_fractional[i];
   s.occupancy_fraction.assign(n, 0.0);
   if (!data.occupancy.empty()) {
     double total = 0.0;
@@ -131,7 +131,7 @@ TransportStatistics build_transport_statistics(const CountsData& data, std::size
     d.shift = t->shift;
     d.count = t->count;
     d.probability = static_cast<double>(t->count) / static_cast<double>(out[from]);
-    d.displacement_A = data.box_h * (data.site_fractional[to] - data.site_fractional[from] +
+    d.displacement = data.box_h * (data.site_fractional[to] - data.site_fractional[from] +
                                      shift_vector(t->shift));
     s.rows.push_back(d);
   }
@@ -149,13 +149,13 @@ TransportStatistics build_transport_statistics(const CountsData& data, std::size
     while (e < s.rows.size() && s.rows[e].from == pm.from && s.rows[e].to == pm.to) {
       const double c = static_cast<double>(s.rows[e].count);
       pm.count += s.rows[e].count;
-      pm.mean_A += c * s.rows[e].displacement_A;
-      pm.second_moment_A2 += c * s.rows[e].displacement_A * s.rows[e].displacement_A.transpose();
+      pm.mean += c * s.rows[e].displacement;
+      pm.second_moment += c * s.rows[e].displacement * s.rows[e].displacement.transpose();
       ++e;
     }
     const double c = static_cast<double>(pm.count);
-    pm.mean_A /= c;
-    pm.second_moment_A2 /= c;
+    pm.mean /= c;
+    pm.second_moment /= c;
     pm.probability =
         static_cast<double>(pm.count) / static_cast<double>(out[static_cast<std::size_t>(pm.from)]);
     s.pairs.push_back(pm);
@@ -176,15 +176,15 @@ Eigen::SparseMatrix<double> transition_matrix(const TransportStatistics& stats) 
   return m;
 }
 
-JumpNetwork build_jump_network(const TransportStatistics& stats, double tau_ps) {
+JumpNetwork build_jump_network(const TransportStatistics& stats, double lag_time) {
   const char* who = "build_jump_network";
   check_stats(stats, who);
-  check_tau(tau_ps, who);
+  check_tau(lag_time, who);
   const std::size_t n = stats.nsites();
   JumpNetwork net;
   net.lag_steps = stats.lag_steps;
-  net.tau_ps = tau_ps;
-  net.site_cartesian_A = stats.site_cartesian_A;
+  net.lag_time = lag_time;
+  net.site_cartesian = stats.site_cartesian;
   net.occupancy_fraction = stats.occupancy_fraction;
   net.self_image_hop_count.assign(n, 0);
   std::vector<std::uint64_t> out(n, 0);
@@ -202,34 +202,34 @@ JumpNetwork build_jump_network(const TransportStatistics& stats, double tau_ps) 
     const double c = static_cast<double>(r.count);
     if (r.from == a) {
       e.count_ab += r.count;
-      e.mean_jump_ab_A += c * r.displacement_A;
+      e.mean_jump_ab += c * r.displacement;
     } else {
       e.count_ba += r.count;
-      e.mean_jump_ab_A -= c * r.displacement_A;
+      e.mean_jump_ab -= c * r.displacement;
     }
   }
   net.edges.reserve(edges.size());
   for (auto& kv : edges) {
     JumpEdge& e = kv.second;
-    e.mean_jump_ab_A /= static_cast<double>(e.count_ab + e.count_ba);
+    e.mean_jump_ab /= static_cast<double>(e.count_ab + e.count_ba);
     const auto a = static_cast<std::size_t>(e.site_a), b = static_cast<std::size_t>(e.site_b);
-    e.rate_ab_per_ps = e.count_ab == 0 ? 0.0
+    e.rate_ab = e.count_ab == 0 ? 0.0
                                        : static_cast<double>(e.count_ab) /
-                                             static_cast<double>(out[a]) / tau_ps;
-    e.rate_ba_per_ps = e.count_ba == 0 ? 0.0
+                                             static_cast<double>(out[a]) / lag_time;
+    e.rate_ba = e.count_ba == 0 ? 0.0
                                        : static_cast<double>(e.count_ba) /
-                                             static_cast<double>(out[b]) / tau_ps;
+                                             static_cast<double>(out[b]) / lag_time;
     net.edges.push_back(e);
   }
   return net;
 }
 
-JumpNetwork build_jump_network(const CountsData& data, double tau_ps) {
+JumpNetwork build_jump_network(const CountsData& data, double lag_time) {
   if (data.lags.empty()) fail("build_jump_network: the counts data has no lags");
   std::size_t shortest = 0;
   for (std::size_t k = 1; k < data.lags.size(); ++k)
     if (data.lags[k].lag_steps < data.lags[shortest].lag_steps) shortest = k;
-  return build_jump_network(build_transport_statistics(data, shortest), tau_ps);
+  return build_jump_network(build_transport_statistics(data, shortest), lag_time);
 }
 
 ProjectionAxes most_informative_axes(const TransportStatistics& stats) {
@@ -242,15 +242,15 @@ ProjectionAxes most_informative_axes(const TransportStatistics& stats) {
     const double c = static_cast<double>(r.count);
     pa.n_jumps += r.count;
     w += c;
-    s1 += c * r.displacement_A;
-    s2 += c * r.displacement_A.cwiseProduct(r.displacement_A);
+    s1 += c * r.displacement;
+    s2 += c * r.displacement.cwiseProduct(r.displacement);
   }
   if (pa.n_jumps == 0) return pa;
   const Eigen::Vector3d mean = s1 / w;
-  pa.jump_variance_A2 = (s2 / w - mean.cwiseProduct(mean)).cwiseMax(0.0);
+  pa.jump_variance = (s2 / w - mean.cwiseProduct(mean)).cwiseMax(0.0);
   std::array<int, 3> order{0, 1, 2};
   std::stable_sort(order.begin(), order.end(), [&](int x, int y) {
-    return pa.jump_variance_A2[x] > pa.jump_variance_A2[y];
+    return pa.jump_variance[x] > pa.jump_variance[y];
   });
   pa.axes = {std::min(order[0], order[1]), std::max(order[0], order[1])};
   return pa;

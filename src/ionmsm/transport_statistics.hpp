@@ -22,7 +22,7 @@ struct DisplacementRow {
   Image shift{0, 0, 0};
   std::uint64_t count = 0;
   double probability = 0.0;                                ///< count / outgoing count of `from`
-  Eigen::Vector3d displacement_A = Eigen::Vector3d::Zero();  ///< H (f_to - f_from + shift)
+  Eigen::Vector3d displacement = Eigen::Vector3d::Zero();  ///< H (f_to - f_from + shift)
 };
 
 /// All shift rows of one (from, to) pair combined. probability = M(to, from).
@@ -31,8 +31,8 @@ struct PairDisplacementMoments {
   SiteIndex to = 0;
   std::uint64_t count = 0;   ///< summed over shifts
   double probability = 0.0;  ///< M(to, from) = P(from, to)
-  Eigen::Vector3d mean_A = Eigen::Vector3d::Zero();              ///< <delta>_{from->to}
-  Eigen::Matrix3d second_moment_A2 = Eigen::Matrix3d::Zero();    ///< <delta delta^T>_{from->to}
+  Eigen::Vector3d mean = Eigen::Vector3d::Zero();              ///< <delta>_{from->to}
+  Eigen::Matrix3d second_moment = Eigen::Matrix3d::Zero();    ///< <delta delta^T>_{from->to}
 };
 
 /// Transition statistics of one lag (sparse: O(number of count rows) memory).
@@ -40,7 +40,7 @@ struct TransportStatistics {
   std::int64_t lag_steps = 0;
   Eigen::Matrix3d box_h = Eigen::Matrix3d::Identity();  ///< columns = cell vectors
   std::vector<Eigen::Vector3d> site_fractional;          ///< as stored in the counts data
-  std::vector<Eigen::Vector3d> site_cartesian_A;         ///< box_origin + H f
+  std::vector<Eigen::Vector3d> site_cartesian;         ///< box_origin + H f
   std::vector<double> occupancy_fraction;   ///< occupancy / total occupancy (zeros if none)
   std::vector<std::uint64_t> outgoing_count;  ///< per site, all rows of the file (before trimming)
 
@@ -72,16 +72,16 @@ Eigen::SparseMatrix<double> transition_matrix(const TransportStatistics& stats);
 struct JumpEdge {
   SiteIndex site_a = 0, site_b = 0;
   std::uint64_t count_ab = 0, count_ba = 0;  ///< a -> b and b -> a (all shifts)
-  double rate_ab_per_ps = 0.0;  ///< M(b, a) / tau
-  double rate_ba_per_ps = 0.0;  ///< M(a, b) / tau
+  double rate_ab = 0.0;  ///< M(b, a) / tau
+  double rate_ba = 0.0;  ///< M(a, b) / tau
   /// Count-weighted mean jump vector oriented a -> b (b -> a rows enter with a minus sign).
-  Eigen::Vector3d mean_jump_ab_A = Eigen::Vector3d::Zero();
+  Eigen::Vector3d mean_jump_ab = Eigen::Vector3d::Zero();
 };
 
 struct JumpNetwork {
   std::int64_t lag_steps = 0;
-  double tau_ps = 0.0;
-  std::vector<Eigen::Vector3d> site_cartesian_A;
+  double lag_time = 0.0;
+  std::vector<Eigen::Vector3d> site_cartesian;
   std::vector<double> occupancy_fraction;
   std::vector<JumpEdge> edges;  ///< sorted (site_a, site_b); stays (i -> i) are not edges
   /// Per site: counts of i -> i rows with a nonzero shift (hops onto an own periodic image,
@@ -90,9 +90,9 @@ struct JumpNetwork {
 };
 
 /// Network of the given statistics (active sites only, rates from the renormalised M).
-JumpNetwork build_jump_network(const TransportStatistics& stats, double tau_ps);
-/// Network of the shortest lag, data.lags[0]; tau_ps is that lag's time.
-JumpNetwork build_jump_network(const CountsData& data, double tau_ps);
+JumpNetwork build_jump_network(const TransportStatistics& stats, double lag_time);
+/// Network of the shortest lag, data.lags[0]; lag_time is that lag's time.
+JumpNetwork build_jump_network(const CountsData& data, double lag_time);
 
 /// The two Cartesian axes with the largest count-weighted variance of the jump vectors (all
 /// rows except stays with zero shift): var_a = sum c delta_a^2 / sum c - (sum c delta_a / sum c)^2.
@@ -100,7 +100,7 @@ JumpNetwork build_jump_network(const CountsData& data, double tau_ps);
 /// Without any jump: axes {0, 1}, variances 0.
 struct ProjectionAxes {
   std::array<int, 2> axes{0, 1};
-  Eigen::Vector3d jump_variance_A2 = Eigen::Vector3d::Zero();
+  Eigen::Vector3d jump_variance = Eigen::Vector3d::Zero();
   std::uint64_t n_jumps = 0;
 };
 ProjectionAxes most_informative_axes(const TransportStatistics& stats);

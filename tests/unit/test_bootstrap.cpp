@@ -107,12 +107,12 @@ TEST(Bootstrap, IdenticalBlocksGiveThePointEstimateInEveryReplicate) {
   for (std::size_t r = 0; r < 7; ++r) {
     for (std::size_t k = 0; k < 3; ++k)
       EXPECT_NEAR(bl.values[k][r], ts[k + 1].timescale, 1e-9 * ts[k + 1].timescale);
-    EXPECT_NEAR(bl.values[3 + kBootstrapDTotal][r], D.D_total_A2_per_ps,
-                1e-9 * D.D_total_A2_per_ps);
-    EXPECT_NEAR(bl.values[3][r], D.D_A2_per_ps(0, 0), 1e-9 * D.D_A2_per_ps(0, 0));
+    EXPECT_NEAR(bl.values[3 + kBootstrapDTotal][r], D.D_total,
+                1e-9 * D.D_total);
+    EXPECT_NEAR(bl.values[3][r], D.D_tensor(0, 0), 1e-9 * D.D_tensor(0, 0));
   }
   // the ring's D_xx = ((p + q) - (p - q)^2) a^2 / (2 tau), p = 0.3, q = 0.1, a = 1.5
-  EXPECT_NEAR(D.D_A2_per_ps(0, 0), (0.4 - 0.04) * 2.25 / (2 * 0.001), 1e-9 * 405.0);
+  EXPECT_NEAR(D.D_tensor(0, 0), (0.4 - 0.04) * 2.25 / (2 * 0.001), 1e-9 * 405.0);
 }
 
 TEST(Bootstrap, SameSeedSameValuesOtherSeedOtherDraws) {

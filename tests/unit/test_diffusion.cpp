@@ -34,21 +34,21 @@ TEST(TransportLattice, ExactDiffusionMatchesAnalytic) {
   EXPECT_EQ(res.n_transient_states, 0u);
   for (int a = 0; a < 3; ++a) {
     const double expected = L.p[a] * L.a[a] * L.a[a] / tau;
-    EXPECT_NEAR(res.D_A2_per_ps(a, a), expected, 1e-12 * expected) << "axis " << a;
-    EXPECT_NEAR(res.D0_A2_per_ps(a, a), expected, 1e-12 * expected) << "axis " << a;
+    EXPECT_NEAR(res.D_tensor(a, a), expected, 1e-12 * expected) << "axis " << a;
+    EXPECT_NEAR(res.D0_tensor(a, a), expected, 1e-12 * expected) << "axis " << a;
     EXPECT_NEAR(res.correlation_factor[a], 1.0, 1e-12);
     for (int b = 0; b < 3; ++b)
       if (a != b) {
-        EXPECT_NEAR(res.D_A2_per_ps(a, b), 0.0, 1e-14);
-        EXPECT_NEAR(res.D0_A2_per_ps(a, b), 0.0, 1e-14);
+        EXPECT_NEAR(res.D_tensor(a, b), 0.0, 1e-14);
+        EXPECT_NEAR(res.D0_tensor(a, b), 0.0, 1e-14);
       }
   }
   EXPECT_NEAR(res.correlation_factor_total, 1.0, 1e-12);
-  EXPECT_LT(res.drift_velocity_A_per_ps.norm(), 1e-14);
+  EXPECT_LT(res.drift_velocity.norm(), 1e-14);
   EXPECT_LT(res.max_stationary_residual, 1e-14);
   for (double pi : res.limiting_distribution) EXPECT_NEAR(pi, 1.0 / 60.0, 1e-14);
   const double dtot = (L.p[0] * 4.0 + L.p[1] * 2.25 + L.p[2] * 9.0) / tau / 3.0;
-  EXPECT_NEAR(res.D_total_A2_per_ps, dtot, 1e-12 * dtot);
+  EXPECT_NEAR(res.D_total, dtot, 1e-12 * dtot);
 }
 
 TEST(TransportCorrelated, TwoSublatticeChainHasCorrelationFactorBelowOne) {
@@ -59,27 +59,27 @@ TEST(TransportCorrelated, TwoSublatticeChainHasCorrelationFactorBelowOne) {
   const double D = ch.pA * ch.pB * ch.Lc * ch.Lc / (2.0 * (ch.pA + ch.pB) * tau);
   const double D0 = ch.pA * ch.pB * (ch.s * ch.s + (ch.Lc - ch.s) * (ch.Lc - ch.s)) /
                     ((ch.pA + ch.pB) * tau);
-  EXPECT_NEAR(res.D_A2_per_ps(0, 0), D, 1e-12 * D);
-  EXPECT_NEAR(res.D0_A2_per_ps(0, 0), D0, 1e-12 * D0);
+  EXPECT_NEAR(res.D_tensor(0, 0), D, 1e-12 * D);
+  EXPECT_NEAR(res.D0_tensor(0, 0), D0, 1e-12 * D0);
   EXPECT_NEAR(res.correlation_factor[0], D / D0, 1e-12);
   EXPECT_LT(res.correlation_factor[0], 0.9);
   EXPECT_LT(res.correlation_factor_total, 1.0);
   EXPECT_TRUE(std::isnan(res.correlation_factor[1]));
   EXPECT_TRUE(std::isnan(res.correlation_factor[2]));
-  EXPECT_EQ(res.D_A2_per_ps(1, 1), 0.0);
+  EXPECT_EQ(res.D_tensor(1, 1), 0.0);
   EXPECT_NEAR(res.limiting_distribution[0], 0.25, 1e-14);
   EXPECT_NEAR(res.limiting_distribution[1], 0.75, 1e-14);
-  EXPECT_LT(res.drift_velocity_A_per_ps.norm(), 1e-15);
+  EXPECT_LT(res.drift_velocity.norm(), 1e-15);
 
   // long moment propagation: slope of the last half matches the exact formula
   ionmsm::MsdOptions opt;
   opt.n_max = 400;
   const auto c = ionmsm::propagate_msd(stats, tau, opt);
   const auto fit = ionmsm::fit_einstein(c);
-  EXPECT_NEAR(fit.D_A2_per_ps[0], res.D_A2_per_ps(0, 0), 1e-6 * D);
-  EXPECT_NEAR(fit.D_total_A2_per_ps, res.D_total_A2_per_ps, 1e-6 * D);
+  EXPECT_NEAR(fit.D_axes[0], res.D_tensor(0, 0), 1e-6 * D);
+  EXPECT_NEAR(fit.D_total, res.D_total, 1e-6 * D);
   // ... and is clearly not D0
-  EXPECT_GT(std::abs(fit.D_A2_per_ps[0] - D0), 0.1 * D0);
+  EXPECT_GT(std::abs(fit.D_axes[0] - D0), 0.1 * D0);
 
   // the sparse solver path gives the same numbers
   ionmsm::DiffusionSolverOptions sparse;
@@ -87,7 +87,7 @@ TEST(TransportCorrelated, TwoSublatticeChainHasCorrelationFactorBelowOne) {
   const auto rs = ionmsm::exact_diffusion_tensor(stats, tau, sparse);
   EXPECT_TRUE(rs.used_sparse_solver);
   EXPECT_FALSE(res.used_sparse_solver);
-  EXPECT_LT((rs.D_A2_per_ps - res.D_A2_per_ps).norm(), 1e-13);
+  EXPECT_LT((rs.D_tensor - res.D_tensor).norm(), 1e-13);
 }
 
 TEST(TransportCorrelated, StartDistributionOptions) {
@@ -117,22 +117,22 @@ TEST(TransportRandom, ReversibleChainHasNoDriftAndStationaryFromCounts) {
   const auto stats = ionmsm::build_transport_statistics(make_random(n, 777u, true), 0);
   const auto res = ionmsm::exact_diffusion_tensor(stats, 0.3);
   ASSERT_EQ(res.classes.size(), 1u);
-  EXPECT_LT(res.drift_velocity_A_per_ps.norm(), 1e-13);
+  EXPECT_LT(res.drift_velocity.norm(), 1e-13);
   // symmetric counts: pi_j proportional to the counts leaving j
   double total = 0.0;
   for (auto c : stats.outgoing_count) total += double(c);
   for (int j = 0; j < n; ++j)
     EXPECT_NEAR(res.limiting_distribution[j], double(stats.outgoing_count[j]) / total, 1e-13);
-  Eigen::SelfAdjointEigenSolver<Eigen::Matrix3d> es(res.D_A2_per_ps);
+  Eigen::SelfAdjointEigenSolver<Eigen::Matrix3d> es(res.D_tensor);
   EXPECT_GT(es.eigenvalues().minCoeff(), 0.0);
-  EXPECT_LT((res.D_A2_per_ps - res.D_A2_per_ps.transpose()).norm(), 1e-15);
+  EXPECT_LT((res.D_tensor - res.D_tensor.transpose()).norm(), 1e-15);
   EXPECT_LT(res.max_stationary_residual, 1e-14);
   // moments MSD slope agrees with the exact D
   ionmsm::MsdOptions opt;
   opt.n_max = 300;
   const auto fit = ionmsm::fit_einstein(ionmsm::propagate_msd(stats, 0.3, opt));
   for (int a = 0; a < 3; ++a)
-    EXPECT_NEAR(fit.D_A2_per_ps[a], res.D_A2_per_ps(a, a), 1e-6 * res.D_A2_per_ps(a, a));
+    EXPECT_NEAR(fit.D_axes[a], res.D_tensor(a, a), 1e-6 * res.D_tensor(a, a));
 }
 
 TEST(TransportRandom, DriftingChainCovarianceGrowthMatchesExactD) {
@@ -141,30 +141,30 @@ TEST(TransportRandom, DriftingChainCovarianceGrowthMatchesExactD) {
   const double tau = 0.7;
   const auto res = ionmsm::exact_diffusion_tensor(stats, tau);
   ASSERT_EQ(res.classes.size(), 1u) << "test chain should be irreducible";
-  EXPECT_GT(res.drift_velocity_A_per_ps.norm(), 1e-3);
+  EXPECT_GT(res.drift_velocity.norm(), 1e-3);
   ionmsm::MsdOptions opt;
   opt.n_max = 300;
   opt.start = ionmsm::MsdStart::stationary;
   const auto c = ionmsm::propagate_msd(stats, tau, opt);
   const std::size_t N = c.n_lags.size();
   // stationary start: mean displacement = n m exactly
-  EXPECT_LT((c.mean_displacement_A[N - 1] / c.time_ps[N - 1] - res.drift_velocity_A_per_ps).norm(),
-            1e-10 * res.drift_velocity_A_per_ps.norm());
+  EXPECT_LT((c.mean_displacement[N - 1] / c.time[N - 1] - res.drift_velocity).norm(),
+            1e-10 * res.drift_velocity.norm());
   auto cov = [&](std::size_t k) {
-    return Eigen::Matrix3d(c.msd_tensor_A2[k] -
-                           c.mean_displacement_A[k] * c.mean_displacement_A[k].transpose());
+    return Eigen::Matrix3d(c.msd_tensor[k] -
+                           c.mean_displacement[k] * c.mean_displacement[k].transpose());
   };
   const Eigen::Matrix3d growth = (cov(N - 1) - cov(N - 2)) / (2.0 * tau);
-  EXPECT_LT((growth - res.D_A2_per_ps).norm(), 1e-8 * res.D_A2_per_ps.norm());
+  EXPECT_LT((growth - res.D_tensor).norm(), 1e-8 * res.D_tensor.norm());
   // D without the correlation term would be wrong here
-  EXPECT_GT((res.D0_A2_per_ps - res.D_A2_per_ps).norm(), 1e-3 * res.D_A2_per_ps.norm());
+  EXPECT_GT((res.D0_tensor - res.D_tensor).norm(), 1e-3 * res.D_tensor.norm());
   // sparse path
   ionmsm::DiffusionSolverOptions sparse;
   sparse.dense_max_states = 1;
   const auto rs = ionmsm::exact_diffusion_tensor(stats, tau, sparse);
   EXPECT_TRUE(rs.used_sparse_solver);
-  EXPECT_LT((rs.D_A2_per_ps - res.D_A2_per_ps).norm(), 1e-12 * res.D_A2_per_ps.norm());
-  EXPECT_LT((rs.drift_velocity_A_per_ps - res.drift_velocity_A_per_ps).norm(), 1e-13);
+  EXPECT_LT((rs.D_tensor - res.D_tensor).norm(), 1e-12 * res.D_tensor.norm());
+  EXPECT_LT((rs.drift_velocity - res.drift_velocity).norm(), 1e-13);
 }
 
 TEST(TransportStates, DisconnectedChannelsAndTransientSiteAreWeighted) {
@@ -206,11 +206,11 @@ TEST(TransportStates, DisconnectedChannelsAndTransientSiteAreWeighted) {
     EXPECT_NEAR(res.classes[0].weight, 0.3, 1e-14);
     EXPECT_NEAR(res.classes[1].weight, 0.7, 1e-14);
     EXPECT_EQ(res.classes[0].sites, (std::vector<ionmsm::SiteIndex>{0, 1, 2}));
-    EXPECT_NEAR(res.classes[0].D_A2_per_ps(0, 0), p1 * a * a / tau, 1e-13);
-    EXPECT_NEAR(res.classes[1].D_A2_per_ps(1, 1), p2 * b * b / tau, 1e-13);
-    EXPECT_NEAR(res.D_A2_per_ps(0, 0), 0.3 * p1 * a * a / tau, 1e-13);
-    EXPECT_NEAR(res.D_A2_per_ps(1, 1), 0.7 * p2 * b * b / tau, 1e-13);
-    EXPECT_NEAR(res.D_A2_per_ps(2, 2), 0.0, 1e-15);
+    EXPECT_NEAR(res.classes[0].D_tensor(0, 0), p1 * a * a / tau, 1e-13);
+    EXPECT_NEAR(res.classes[1].D_tensor(1, 1), p2 * b * b / tau, 1e-13);
+    EXPECT_NEAR(res.D_tensor(0, 0), 0.3 * p1 * a * a / tau, 1e-13);
+    EXPECT_NEAR(res.D_tensor(1, 1), 0.7 * p2 * b * b / tau, 1e-13);
+    EXPECT_NEAR(res.D_tensor(2, 2), 0.0, 1e-15);
     for (int k = 0; k < 3; ++k) EXPECT_NEAR(res.limiting_distribution[k], 0.1, 1e-14);
     for (int k = 3; k < 7; ++k) EXPECT_NEAR(res.limiting_distribution[k], 0.175, 1e-14);
     EXPECT_EQ(res.limiting_distribution[7], 0.0);

@@ -23,34 +23,34 @@ TEST(TransportLattice, MomentMsdIsExactlyLinearAndEinsteinFitRecoversD) {
   opt.method = ionmsm::MsdMethod::moments;
   opt.n_max = 50;
   const auto c = ionmsm::propagate_msd(stats, tau, opt);
-  ASSERT_EQ(c.msd_xx_A2.size(), 50u);
+  ASSERT_EQ(c.msd_xx.size(), 50u);
   for (std::size_t k = 0; k < 50; ++k) {
     const double n = double(k + 1);
-    EXPECT_DOUBLE_EQ(c.time_ps[k], n * tau);
+    EXPECT_DOUBLE_EQ(c.time[k], n * tau);
     EXPECT_EQ(c.n_lags[k], std::int64_t(k + 1));
-    const double* comps[3] = {&c.msd_xx_A2[k], &c.msd_yy_A2[k], &c.msd_zz_A2[k]};
+    const double* comps[3] = {&c.msd_xx[k], &c.msd_yy[k], &c.msd_zz[k]};
     double total = 0.0;
     for (int a = 0; a < 3; ++a) {
       const double expected = 2.0 * L.p[a] * L.a[a] * L.a[a] * n;  // 2 D t, D = p a^2 / tau
       EXPECT_NEAR(*comps[a], expected, 1e-12 * expected) << "n=" << n << " axis " << a;
       total += expected;
     }
-    EXPECT_NEAR(c.msd_total_A2[k], total, 1e-12 * total);
-    EXPECT_NEAR(c.msd_tensor_A2[k](0, 1), 0.0, 1e-12);
-    EXPECT_NEAR(c.msd_tensor_A2[k](0, 2), 0.0, 1e-12);
-    EXPECT_NEAR(c.msd_tensor_A2[k](1, 2), 0.0, 1e-12);
-    EXPECT_LT(c.mean_displacement_A[k].norm(), 1e-12);
+    EXPECT_NEAR(c.msd_total[k], total, 1e-12 * total);
+    EXPECT_NEAR(c.msd_tensor[k](0, 1), 0.0, 1e-12);
+    EXPECT_NEAR(c.msd_tensor[k](0, 2), 0.0, 1e-12);
+    EXPECT_NEAR(c.msd_tensor[k](1, 2), 0.0, 1e-12);
+    EXPECT_LT(c.mean_displacement[k].norm(), 1e-12);
   }
   const auto fit = ionmsm::fit_einstein(c);
   EXPECT_EQ(fit.first_point, 25u);
   EXPECT_EQ(fit.n_points, 25u);
   for (int a = 0; a < 3; ++a) {
     const double expected = L.p[a] * L.a[a] * L.a[a] / tau;
-    EXPECT_NEAR(fit.D_A2_per_ps[a], expected, 1e-10 * expected);
-    EXPECT_NEAR(fit.intercept_A2[a], 0.0, 1e-9);
+    EXPECT_NEAR(fit.D_axes[a], expected, 1e-10 * expected);
+    EXPECT_NEAR(fit.intercept[a], 0.0, 1e-9);
   }
   const auto exact = ionmsm::exact_diffusion_tensor(stats, tau);
-  EXPECT_NEAR(fit.D_total_A2_per_ps, exact.D_total_A2_per_ps, 1e-10 * exact.D_total_A2_per_ps);
+  EXPECT_NEAR(fit.D_total, exact.D_total, 1e-10 * exact.D_total);
 }
 
 TEST(TransportLattice, MinimumImageSaturatesAtHalfBoxPlateau) {
@@ -62,11 +62,11 @@ TEST(TransportLattice, MinimumImageSaturatesAtHalfBoxPlateau) {
   const auto c = ionmsm::propagate_msd(stats, 1.0, opt);
   const auto mom = ionmsm::propagate_msd(stats, 1.0, ionmsm::MsdOptions{});
   // one hop is shorter than half the box: identical at n = 1
-  EXPECT_NEAR(c.msd_total_A2[0], mom.msd_total_A2[0], 1e-12);
+  EXPECT_NEAR(c.msd_total[0], mom.msd_total[0], 1e-12);
   // plateau = average squared minimum-image distance of the uniform distribution on a ring:
   // 4 sites -> (0+1+4+1)/4 a^2, 3 sites -> (0+1+1)/3 a^2, 5 sites -> (0+1+4+4+1)/5 a^2
   const double plateau[3] = {1.5 * 4.0, 2.0 / 3.0 * 2.25, 2.0 * 9.0};
-  const std::vector<double>* comps[3] = {&c.msd_xx_A2, &c.msd_yy_A2, &c.msd_zz_A2};
+  const std::vector<double>* comps[3] = {&c.msd_xx, &c.msd_yy, &c.msd_zz};
   double bound_total = 0.0;
   for (int a = 0; a < 3; ++a) {
     const double half_box = 0.5 * L.n[a] * L.a[a];
@@ -75,9 +75,9 @@ TEST(TransportLattice, MinimumImageSaturatesAtHalfBoxPlateau) {
     EXPECT_NEAR(comps[a]->back(), plateau[a], 1e-8) << "axis " << a;
     EXPECT_NEAR(comps[a]->back(), (*comps[a])[1000], 1e-8);
   }
-  for (double v : c.msd_total_A2) EXPECT_LE(v, bound_total + 1e-12);
+  for (double v : c.msd_total) EXPECT_LE(v, bound_total + 1e-12);
   // ... while the unfolded MSD keeps growing
-  EXPECT_GT(mom.msd_total_A2.back(), 0.0);
+  EXPECT_GT(mom.msd_total.back(), 0.0);
 }
 
 TEST(TransportLattice, ReplicatedMatchesMomentsWhileNoWrapAndMinimumImageForR1) {
@@ -91,9 +91,9 @@ TEST(TransportLattice, ReplicatedMatchesMomentsWhileNoWrapAndMinimumImageForR1) 
   ro.replicas = {8, 8, 8};  // half supercell: 16, 12, 20 hops > 10 steps
   const auto rep = ionmsm::propagate_msd(stats, 0.1, ro);
   for (std::size_t k = 0; k < 10; ++k) {
-    EXPECT_NEAR(rep.msd_total_A2[k], mom.msd_total_A2[k], 1e-10 * mom.msd_total_A2[k]);
-    const double tensor_dev = (rep.msd_tensor_A2[k] - mom.msd_tensor_A2[k]).norm();
-    const double tol = 1e-10 * mom.msd_total_A2[k];
+    EXPECT_NEAR(rep.msd_total[k], mom.msd_total[k], 1e-10 * mom.msd_total[k]);
+    const double tensor_dev = (rep.msd_tensor[k] - mom.msd_tensor[k]).norm();
+    const double tol = 1e-10 * mom.msd_total[k];
     EXPECT_LT(tensor_dev, tol);
   }
   ro.replicas = {1, 1, 1};
@@ -101,7 +101,7 @@ TEST(TransportLattice, ReplicatedMatchesMomentsWhileNoWrapAndMinimumImageForR1) 
   const auto r1 = ionmsm::propagate_msd(stats, 0.1, ro);
   const auto mi = ionmsm::propagate_msd(stats, 0.1, mo);
   for (std::size_t k = 0; k < 10; ++k) {
-    const double tensor_dev = (r1.msd_tensor_A2[k] - mi.msd_tensor_A2[k]).norm();
+    const double tensor_dev = (r1.msd_tensor[k] - mi.msd_tensor[k]).norm();
     EXPECT_LT(tensor_dev, 1e-12);
   }
   // a replicated plateau lies above the minimum-image one (checked at a wrap-free R = 2 in x)
@@ -110,7 +110,7 @@ TEST(TransportLattice, ReplicatedMatchesMomentsWhileNoWrapAndMinimumImageForR1) 
   mo.n_max = 400;
   const auto r2 = ionmsm::propagate_msd(stats, 0.1, ro);
   const auto m2 = ionmsm::propagate_msd(stats, 0.1, mo);
-  EXPECT_GT(r2.msd_xx_A2.back(), m2.msd_xx_A2.back() + 1.0);
+  EXPECT_GT(r2.msd_xx.back(), m2.msd_xx.back() + 1.0);
 }
 
 TEST(TransportRandom, MomentsEqualBruteForceOnExplicitLattice) {
@@ -152,9 +152,9 @@ TEST(TransportRandom, MomentsEqualBruteForceOnExplicitLattice) {
   }
   for (int k = 0; k < n_max; ++k) {
     const double scale = expected[k].trace();
-    const double tensor_dev = (mom.msd_tensor_A2[k] - expected[k]).norm();
+    const double tensor_dev = (mom.msd_tensor[k] - expected[k]).norm();
     EXPECT_LT(tensor_dev, 1e-10 * scale) << "n=" << k + 1;
-    EXPECT_LT((mom.mean_displacement_A[k] - expected_mean[k]).norm(), 1e-10 * std::sqrt(scale));
+    EXPECT_LT((mom.mean_displacement[k] - expected_mean[k]).norm(), 1e-10 * std::sqrt(scale));
   }
 
   // replicated supercell large enough that nothing wraps within 2 steps
@@ -164,7 +164,7 @@ TEST(TransportRandom, MomentsEqualBruteForceOnExplicitLattice) {
   ro.n_max = 2;
   const auto rep = ionmsm::propagate_msd(stats, 1.0, ro);
   for (int k = 0; k < 2; ++k) {
-    const double tensor_dev = (rep.msd_tensor_A2[k] - expected[k]).norm();
+    const double tensor_dev = (rep.msd_tensor[k] - expected[k]).norm();
     EXPECT_LT(tensor_dev, 1e-10 * expected[k].trace());
   }
 
@@ -184,7 +184,7 @@ TEST(TransportRandom, MomentsEqualBruteForceOnExplicitLattice) {
             data.box_h, data.site_fractional[i] - data.site_fractional[j]);
         e += Mn(i, j) * occ[j] / occ_total * d * d.transpose();
       }
-    const double tensor_dev = (mi.msd_tensor_A2[k] - e).norm();
+    const double tensor_dev = (mi.msd_tensor[k] - e).norm();
     EXPECT_LT(tensor_dev, 1e-12 * e.trace()) << "n=" << k + 1;
   }
 }
@@ -201,7 +201,7 @@ TEST(TransportRandom, MinimumImageManyBlocksEqualsDensePowers) {
   mo.method = ionmsm::MsdMethod::minimum_image;
   mo.n_max = 20;
   const auto mi = ionmsm::propagate_msd(stats, 1.0, mo);
-  ASSERT_EQ(mi.msd_tensor_A2.size(), 20u);
+  ASSERT_EQ(mi.msd_tensor.size(), 20u);
   std::vector<double> occ(n);
   double occ_total = 0.0;
   for (int i = 0; i < n; ++i) occ_total += occ[i] = double(data.occupancy[i]);
@@ -223,8 +223,8 @@ TEST(TransportRandom, MinimumImageManyBlocksEqualsDensePowers) {
         e += w * x * x.transpose();
         m += w * x;
       }
-    const double tensor_deviation = (mi.msd_tensor_A2[k] - e).norm();
-    const double mean_deviation = (mi.mean_displacement_A[k] - m).norm();
+    const double tensor_deviation = (mi.msd_tensor[k] - e).norm();
+    const double mean_deviation = (mi.mean_displacement[k] - m).norm();
     EXPECT_LT(tensor_deviation, 1e-12 * e.trace()) << "n=" << k + 1;
     EXPECT_LT(mean_deviation, 1e-12 * std::sqrt(e.trace())) << k + 1;
   }

@@ -26,21 +26,21 @@ TEST(TransportLattice, JumpNetworkRatesAndProjectionAxes) {
   const auto net = ionmsm::build_jump_network(data, tau);
   EXPECT_EQ(net.lag_steps, 10);
   EXPECT_EQ(net.edges.size(), 180u);  // 60 sites x 6 neighbours / 2
-  ASSERT_EQ(net.site_cartesian_A.size(), 60u);
-  EXPECT_NEAR((net.site_cartesian_A[L.site(1, 2, 3)] - Eigen::Vector3d(2.0, 3.0, 9.0)).norm(), 0,
+  ASSERT_EQ(net.site_cartesian.size(), 60u);
+  EXPECT_NEAR((net.site_cartesian[L.site(1, 2, 3)] - Eigen::Vector3d(2.0, 3.0, 9.0)).norm(), 0,
               1e-12);
   for (double o : net.occupancy_fraction) EXPECT_NEAR(o, 1.0 / 60.0, 1e-15);
   for (const auto& e : net.edges) {
     ASSERT_LT(e.site_a, e.site_b);
-    const Eigen::Vector3d v = e.mean_jump_ab_A.cwiseAbs();
+    const Eigen::Vector3d v = e.mean_jump_ab.cwiseAbs();
     int axis = 0;
     v.maxCoeff(&axis);
     EXPECT_NEAR(v[axis], L.a[axis], 1e-12);
     EXPECT_NEAR(v.sum() - v[axis], 0.0, 1e-12);
     EXPECT_EQ(e.count_ab, std::uint64_t(L.p[axis] * L.origins + 0.5));
     EXPECT_EQ(e.count_ba, e.count_ab);
-    EXPECT_NEAR(e.rate_ab_per_ps, L.p[axis] / tau, 1e-12);
-    EXPECT_NEAR(e.rate_ba_per_ps, L.p[axis] / tau, 1e-12);
+    EXPECT_NEAR(e.rate_ab, L.p[axis] / tau, 1e-12);
+    EXPECT_NEAR(e.rate_ba, L.p[axis] / tau, 1e-12);
   }
   for (auto h : net.self_image_hop_count) EXPECT_EQ(h, 0u);
 
@@ -50,7 +50,7 @@ TEST(TransportLattice, JumpNetworkRatesAndProjectionAxes) {
   EXPECT_EQ(ax.axes[0], 0);
   EXPECT_EQ(ax.axes[1], 2);
   for (int a = 0; a < 3; ++a)
-    EXPECT_NEAR(ax.jump_variance_A2[a], L.p[a] * L.a[a] * L.a[a] / 0.17, 1e-12);
+    EXPECT_NEAR(ax.jump_variance[a], L.p[a] * L.a[a] * L.a[a] / 0.17, 1e-12);
   EXPECT_EQ(ax.n_jumps, 60u * 2u * 170000u);
 }
 
@@ -155,18 +155,18 @@ TEST(TransportErrors, MisuseThrowsInvalidArgumentWithClearMessage) {
                 .find("empty or inconsistent"),
             std::string::npos);
   ionmsm::MsdCurve one;
-  one.time_ps = {1.0};
-  one.msd_xx_A2 = one.msd_yy_A2 = one.msd_zz_A2 = one.msd_total_A2 = {1.0};
+  one.time = {1.0};
+  one.msd_xx = one.msd_yy = one.msd_zz = one.msd_total = {1.0};
   EXPECT_NE(invalid_argument_message([&] { ionmsm::fit_einstein(one); })
                 .find("at least 2 points"),
             std::string::npos);
   ionmsm::MsdCurve three = one;
-  three.time_ps = {1.0, 2.0, 3.0};
-  three.msd_xx_A2 = three.msd_yy_A2 = three.msd_zz_A2 = three.msd_total_A2 = {1.0, 2.0, 3.0};
+  three.time = {1.0, 2.0, 3.0};
+  three.msd_xx = three.msd_yy = three.msd_zz = three.msd_total = {1.0, 2.0, 3.0};
   EXPECT_NE(invalid_argument_message([&] { ionmsm::fit_einstein(three, 1.0); })
                 .find("first_fraction must be in [0, 1)"),
             std::string::npos);
-  EXPECT_NEAR(ionmsm::fit_einstein(three, 0.9).D_total_A2_per_ps, 1.0 / 6.0, 1e-15);
+  EXPECT_NEAR(ionmsm::fit_einstein(three, 0.9).D_total, 1.0 / 6.0, 1e-15);
   EXPECT_NE(invalid_argument_message([&] { ionmsm::parse_msd_method("folded"); })
                 .find("unknown MSD method 'folded'"),
             std::string::npos);
