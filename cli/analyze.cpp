@@ -370,7 +370,7 @@ int run_analyze(const std::vector<std::string>& args) {
   }
   print_summary(c, a, tables.size(), plots.ok);
   progress("done in " + format_number(std::round(progress.seconds() * 10.0) / 10.0) + " s");
-  for (const auto& w : report["warnings"]) warn(w.get<std::string>());
+  for (const auto& w : a.warnings()) warn(w);
   if (opt.plots && !plots.ok) {
     if (opt.plots_required)
       throw std::runtime_error("plotting failed: " + plots.message +

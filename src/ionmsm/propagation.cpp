@@ -110,23 +110,22 @@ MsdAccumulator propagate_moments(const TransportStatistics& s, const std::vector
 }
 
 // Minimum-image (R = 1) and replicated propagation: start columns are propagated in blocks.
-MsdAccumulator propagate_folded(const TransportStatistics& s, const std::vector<double>& p0,
-                                const std::array<int, 3>& rep, std::int64_t n_max) {
-  const std::size_t na = s.nstates();
-  const std::size_t rc = static_cast<std::size_t>(rep[0]) * static_cast<std::size_t>(rep[1]) *
-                         static_cast<std::size_t>(rep[2]);
-  const std::size_t ns = na * rc;
-  const Eigen::Vector3d rv(rep[0], rep[1], rep[2]);
-  const MinimumImage mi(s.box_h * rv.asDiagonal());
+std::size_t cell_index(const std::array<int, 3>& rep, int c0, int c1, int c2) {
+  return (static_cast<std::size_t>(c0) * static_cast<std::size_t>(rep[1]) +
+          static_cast<std::size_t>(c1)) * static_cast<std::size_t>(rep[2]) +
+         static_cast<std::size_t>(c2);
+}
 
-  // Transitions of the (state, cell) chain grouped by destination (CSR): the new probability
-  // of a destination row is summed from its sources while it stays in cache.
-  std::vector<std::size_t> dst_start(ns + 1, 0);
-  auto cell_index = [&](int c0, int c1, int c2) {
-    return (static_cast<std::size_t>(c0) * static_cast<std::size_t>(rep[1]) +
-            static_cast<std::size_t>(c1)) * static_cast<std::size_t>(rep[2]) +
-           static_cast<std::size_t>(c2);
-  };
+/// Transitions of the (state, cell) chain of the replicated cell, grouped by destination (CSR:
+/// the sources of destination i are src/p[dst_start[i] .. dst_start[i + 1])), so that the new
+/// probability of a destination row is summed from its sources while it stays in cache.
+struct FoldedMoves {
+  std::vector<std::size_t> dst_start, src;
+  std::vector<double> p;
+};
+
+FoldedMoves folded_moves(const TransportStatistics& s, const std::array<int, 3>& rep,
+                         std::size_t rc, std::size_t ns) {
   struct Move {
     std::size_t src, dst;
     double p;
@@ -145,102 +144,131 @@ MsdAccumulator propagate_folded(const TransportStatistics& s, const std::vector<
     for (int c0 = 0; c0 < rep[0]; ++c0)
       for (int c1 = 0; c1 < rep[1]; ++c1)
         for (int c2 = 0; c2 < rep[2]; ++c2)
-          moves.push_back({from * rc + cell_index(c0, c1, c2),
-                           to * rc + cell_index((c0 + sh[0]) % rep[0], (c1 + sh[1]) % rep[1],
-                                                (c2 + sh[2]) % rep[2]),
+          moves.push_back({from * rc + cell_index(rep, c0, c1, c2),
+                           to * rc + cell_index(rep, (c0 + sh[0]) % rep[0],
+                                                (c1 + sh[1]) % rep[1], (c2 + sh[2]) % rep[2]),
                            r.probability});
   }
   std::stable_sort(moves.begin(), moves.end(),
                    [](const Move& a, const Move& b) { return a.dst < b.dst; });
-  std::vector<std::size_t> move_src(moves.size());
-  std::vector<double> move_p(moves.size());
+  FoldedMoves m;
+  m.dst_start.assign(ns + 1, 0);
+  m.src.resize(moves.size());
+  m.p.resize(moves.size());
   for (std::size_t k = 0; k < moves.size(); ++k) {
-    ++dst_start[moves[k].dst + 1];
-    move_src[k] = moves[k].src;
-    move_p[k] = moves[k].p;
+    ++m.dst_start[moves[k].dst + 1];
+    m.src[k] = moves[k].src;
+    m.p[k] = moves[k].p;
   }
-  for (std::size_t i = 0; i < ns; ++i) dst_start[i + 1] += dst_start[i];
-  moves = std::vector<Move>();
+  for (std::size_t i = 0; i < ns; ++i) m.dst_start[i + 1] += m.dst_start[i];
+  return m;
+}
 
-  std::vector<std::size_t> starts;
+/// One step of the folded chain for nb columns side by side: vout = P vin.
+void folded_step(const FoldedMoves& m, std::size_t ns, std::size_t nb, const double* vin,
+                 double* vout) {
+  for (std::size_t dst = 0; dst < ns; ++dst) {
+    double* out = vout + dst * nb;
+    std::fill(out, out + nb, 0.0);
+    for (std::size_t k = m.dst_start[dst]; k < m.dst_start[dst + 1]; ++k) {
+      const double* in = vin + m.src[k] * nb;
+      const double p = m.p[k];
+      for (std::size_t b = 0; b < nb; ++b) out[b] += p * in[b];
+    }
+  }
+}
+
+/// The folded problem shared by the blocks of propagate_folded.
+struct FoldedProblem {
+  const TransportStatistics& s;
+  const std::vector<double>& p0;
+  std::array<int, 3> rep;
+  std::size_t na, rc, ns;
+  Eigen::Vector3d rv;               // replicas as a vector
+  MinimumImage mi;                  // in the replicated cell
+  std::vector<Eigen::Vector3d> f;   // fractional coordinates of the states
+  std::vector<std::size_t> starts;  // start states (p0 > 0)
+  FoldedMoves moves;
+};
+
+/// W (ns*nb x 9) of one block: weight_b * (d_x^2, d_y^2, d_z^2, d_x d_y, d_x d_z, d_y d_z, d_x,
+/// d_y, d_z) of every (state, column) entry, d the minimum-image displacement from the start.
+void folded_weights(const FoldedProblem& q, std::size_t b0, std::size_t nb, Eigen::MatrixXd& w) {
+  for (std::size_t i = 0; i < q.na; ++i)
+    for (int c0 = 0; c0 < q.rep[0]; ++c0)
+      for (int c1 = 0; c1 < q.rep[1]; ++c1)
+        for (int c2 = 0; c2 < q.rep[2]; ++c2) {
+          const std::size_t cell = cell_index(q.rep, c0, c1, c2);
+          const Eigen::Vector3d fi = q.f[i] + Eigen::Vector3d(c0, c1, c2);
+          for (std::size_t b = 0; b < nb; ++b) {
+            const Eigen::Vector3d frac = (fi - q.f[q.starts[b0 + b]]).cwiseQuotient(q.rv);
+            const Eigen::Vector3d d = q.mi(frac);
+            const double pw = q.p0[q.starts[b0 + b]];
+            const auto e = static_cast<Eigen::Index>((i * q.rc + cell) * nb + b);
+            w(e, 0) = pw * d[0] * d[0];
+            w(e, 1) = pw * d[1] * d[1];
+            w(e, 2) = pw * d[2] * d[2];
+            w(e, 3) = pw * d[0] * d[1];
+            w(e, 4) = pw * d[0] * d[2];
+            w(e, 5) = pw * d[1] * d[2];
+            w(e, 6) = pw * d[0];
+            w(e, 7) = pw * d[1];
+            w(e, 8) = pw * d[2];
+          }
+        }
+}
+
+/// The moments (9 x n_max) of the block of start columns [b0, b0 + nb): the probabilities after
+/// `chunk` consecutive steps are the columns of V (ns*nb x chunk), and their moments W^T V come
+/// out of one dense matrix product (vectorised, W read once per chunk instead of once per
+/// step). Column 0 of vs holds the state before the chunk.
+Eigen::MatrixXd folded_block_moments(const FoldedProblem& q, std::size_t b0, std::size_t nb,
+                                     std::int64_t n_max, std::size_t chunk, Eigen::MatrixXd& w,
+                                     Eigen::MatrixXd& vs) {
+  folded_weights(q, b0, nb, w);
+  Eigen::MatrixXd mom(9, n_max);
+  const auto l = static_cast<Eigen::Index>(q.ns * nb);
+  vs.col(0).head(l).setZero();
+  for (std::size_t b = 0; b < nb; ++b)
+    vs(static_cast<Eigen::Index>((q.starts[b0 + b] * q.rc) * nb + b), 0) = 1.0;
+  for (std::int64_t step0 = 0; step0 < n_max; step0 += static_cast<std::int64_t>(chunk)) {
+    const auto nc = static_cast<Eigen::Index>(
+        std::min<std::int64_t>(static_cast<std::int64_t>(chunk), n_max - step0));
+    for (Eigen::Index c = 1; c <= nc; ++c)
+      folded_step(q.moves, q.ns, nb, vs.col(c - 1).data(), vs.col(c).data());
+    mom.middleCols(step0, nc).noalias() = w.topRows(l).transpose() * vs.block(0, 1, l, nc);
+    vs.col(0).head(l) = vs.col(nc).head(l);
+  }
+  return mom;
+}
+
+MsdAccumulator propagate_folded(const TransportStatistics& s, const std::vector<double>& p0,
+                                const std::array<int, 3>& rep, std::int64_t n_max) {
+  const std::size_t na = s.nstates();
+  const std::size_t rc = static_cast<std::size_t>(rep[0]) * static_cast<std::size_t>(rep[1]) *
+                         static_cast<std::size_t>(rep[2]);
+  const Eigen::Vector3d rv(rep[0], rep[1], rep[2]);
+  FoldedProblem q{s, p0, rep, na, rc, na * rc, rv, MinimumImage(s.box_h * rv.asDiagonal()),
+                  {}, {}, folded_moves(s, rep, rc, na * rc)};
   for (std::size_t j = 0; j < na; ++j)
-    if (p0[j] > 0.0) starts.push_back(j);
+    if (p0[j] > 0.0) q.starts.push_back(j);
+  q.f.resize(na);
+  for (std::size_t i = 0; i < na; ++i)
+    q.f[i] = s.site_fractional[static_cast<std::size_t>(s.active_sites[i])];
 
   const std::size_t budget = std::size_t(1) << 20;  // state x column entries per block
   const std::size_t block = std::max<std::size_t>(
-      1, std::min<std::size_t>({64, budget / std::max<std::size_t>(ns, 1), starts.size()}));
-  const std::size_t n_blocks = (starts.size() + block - 1) / block;
-
-  std::vector<Eigen::Vector3d> f(na);
-  for (std::size_t i = 0; i < na; ++i)
-    f[i] = s.site_fractional[static_cast<std::size_t>(s.active_sites[i])];
-
-  // Per block: W (ns*nb x 9) holds weight_b * (d_x^2, d_y^2, d_z^2, d_x d_y, d_x d_z, d_y d_z,
-  // d_x, d_y, d_z) of every (state, column) entry; the probabilities after `chunk` consecutive
-  // steps are the columns of V (ns*nb x chunk), and their moments W^T V come out of one dense
-  // matrix product (vectorised, W read once per chunk instead of once per step). Blocks are
-  // independent: up to two threads, each block's moments (9 x n_max) kept separately and
-  // summed in block order, so the result does not depend on the scheduling.
-  const std::size_t len_max = ns * block;
+      1, std::min<std::size_t>({64, budget / std::max<std::size_t>(q.ns, 1), q.starts.size()}));
+  const std::size_t n_blocks = (q.starts.size() + block - 1) / block;
+  const std::size_t len_max = q.ns * block;
   const std::size_t chunk = static_cast<std::size_t>(std::max<std::int64_t>(
       1, std::min<std::int64_t>(
              {16, n_max,
               static_cast<std::int64_t>((std::size_t(1) << 21) /
                                         std::max<std::size_t>(len_max, 1))})));
+  // Blocks are independent: up to two threads, each block's moments kept separately and
+  // summed in block order, so the result does not depend on the scheduling.
   std::vector<Eigen::MatrixXd> block_moments(n_blocks);
-  auto run_block = [&](std::size_t bi, Eigen::MatrixXd& w, Eigen::MatrixXd& vs) {
-    const std::size_t b0 = bi * block;
-    const std::size_t nb = std::min(block, starts.size() - b0);
-    const std::size_t len = ns * nb;
-    for (std::size_t i = 0; i < na; ++i)
-      for (int c0 = 0; c0 < rep[0]; ++c0)
-        for (int c1 = 0; c1 < rep[1]; ++c1)
-          for (int c2 = 0; c2 < rep[2]; ++c2) {
-            const std::size_t cell = cell_index(c0, c1, c2);
-            const Eigen::Vector3d fi = f[i] + Eigen::Vector3d(c0, c1, c2);
-            for (std::size_t b = 0; b < nb; ++b) {
-              const Eigen::Vector3d frac = (fi - f[starts[b0 + b]]).cwiseQuotient(rv);
-              const Eigen::Vector3d d = mi(frac);
-              const double pw = p0[starts[b0 + b]];
-              const auto e = static_cast<Eigen::Index>((i * rc + cell) * nb + b);
-              w(e, 0) = pw * d[0] * d[0];
-              w(e, 1) = pw * d[1] * d[1];
-              w(e, 2) = pw * d[2] * d[2];
-              w(e, 3) = pw * d[0] * d[1];
-              w(e, 4) = pw * d[0] * d[2];
-              w(e, 5) = pw * d[1] * d[2];
-              w(e, 6) = pw * d[0];
-              w(e, 7) = pw * d[1];
-              w(e, 8) = pw * d[2];
-            }
-          }
-    Eigen::MatrixXd& mom = block_moments[bi];
-    mom.resize(9, n_max);
-    // column 0 of vs: the state before the chunk; columns 1..c: after each step of the chunk
-    const auto l = static_cast<Eigen::Index>(len);
-    vs.col(0).head(l).setZero();
-    for (std::size_t b = 0; b < nb; ++b)
-      vs(static_cast<Eigen::Index>((starts[b0 + b] * rc) * nb + b), 0) = 1.0;
-    for (std::int64_t step0 = 0; step0 < n_max; step0 += static_cast<std::int64_t>(chunk)) {
-      const auto nc = static_cast<Eigen::Index>(
-          std::min<std::int64_t>(static_cast<std::int64_t>(chunk), n_max - step0));
-      for (Eigen::Index c = 1; c <= nc; ++c) {
-        const double* vin = vs.col(c - 1).data();
-        double* vout = vs.col(c).data();
-        for (std::size_t dst = 0; dst < ns; ++dst) {
-          double* out = vout + dst * nb;
-          std::fill(out, out + nb, 0.0);
-          for (std::size_t k = dst_start[dst]; k < dst_start[dst + 1]; ++k) {
-            const double* in = vin + move_src[k] * nb;
-            const double p = move_p[k];
-            for (std::size_t b = 0; b < nb; ++b) out[b] += p * in[b];
-          }
-        }
-      }
-      mom.middleCols(step0, nc).noalias() = w.topRows(l).transpose() * vs.block(0, 1, l, nc);
-      vs.col(0).head(l) = vs.col(nc).head(l);
-    }
-  };
   {
     // scratch per worker (parallel_for runs at most two)
     Eigen::MatrixXd w[2], vs[2];
@@ -248,7 +276,11 @@ MsdAccumulator propagate_folded(const TransportStatistics& s, const std::vector<
       w[id].resize(len_max, 9);
       vs[id].resize(len_max, static_cast<Eigen::Index>(chunk) + 1);
     }
-    parallel_for(n_blocks, [&](std::size_t bi, int id) { run_block(bi, w[id], vs[id]); });
+    parallel_for(n_blocks, [&](std::size_t bi, int id) {
+      const std::size_t b0 = bi * block;
+      const std::size_t nb = std::min(block, q.starts.size() - b0);
+      block_moments[bi] = folded_block_moments(q, b0, nb, n_max, chunk, w[id], vs[id]);
+    });
   }
   MsdAccumulator acc(static_cast<std::size_t>(n_max));
   for (const Eigen::MatrixXd& mom : block_moments)

@@ -115,6 +115,16 @@ void flux_balance(const SpMat& m, const Eigen::VectorXd& pi, double& max_violati
     for (SpMat::InnerIterator it(flux, j); it; ++it) max_flux = std::max(max_flux, it.value());
 }
 
+/// The checks both overloads of compute_reversible_spectrum start with; returns the checked
+/// stationary vector.
+template <class Matrix>
+Eigen::VectorXd reversible_input(const Matrix& m, const Eigen::VectorXd& stationary,
+                                 const SpectrumOptions& options, const char* fn) {
+  validate_spectrum_options(options, fn);
+  check_transition_matrix(m, fn, "empty matrix");
+  return checked_stationary(stationary, m.rows(), fn);
+}
+
 }  // namespace
 
 double detailed_balance_violation(const Eigen::SparseMatrix<double>& m,
@@ -133,10 +143,8 @@ double detailed_balance_violation(const Eigen::SparseMatrix<double>& m,
 Spectrum compute_reversible_spectrum(const Eigen::MatrixXd& m, const Eigen::VectorXd& stationary,
                                      const SpectrumOptions& options) {
   const char* fn = "compute_reversible_spectrum";
-  validate_spectrum_options(options, fn);
-  check_transition_matrix(m, fn, "empty matrix");
+  const Eigen::VectorXd pi = reversible_input(m, stationary, options, fn);
   const Index n = m.rows();
-  const Eigen::VectorXd pi = checked_stationary(stationary, n, fn);
   if (choose_method(options, n) == SpectrumMethod::Sparse) {
     const SpMat s = m.sparseView();
     SpectrumOptions o = options;
@@ -169,10 +177,8 @@ Spectrum compute_reversible_spectrum(const Eigen::SparseMatrix<double>& m,
                                      const Eigen::VectorXd& stationary,
                                      const SpectrumOptions& options) {
   const char* fn = "compute_reversible_spectrum";
-  validate_spectrum_options(options, fn);
-  check_transition_matrix(m, fn, "empty matrix");
+  const Eigen::VectorXd pi = reversible_input(m, stationary, options, fn);
   const Index n = m.rows();
-  const Eigen::VectorXd pi = checked_stationary(stationary, n, fn);
   const SpectrumMethod method = choose_method(options, n);
   const int k = requested_k(options, n, method == SpectrumMethod::Sparse);
   if (method == SpectrumMethod::Dense || k > n - 1) {  // Spectra needs k <= n - 1

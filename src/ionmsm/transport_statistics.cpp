@@ -24,10 +24,9 @@ Eigen::Vector3d shift_vector(const Image& s) {
                          static_cast<double>(s[2]));
 }
 
-}  // namespace
-
-TransportStatistics build_transport_statistics(const CountsData& data, std::size_t lag_index) {
-  const char* who = "build_transport_statistics";
+/// Throws std::invalid_argument naming `who` unless `data` can give the statistics of lag
+/// `lag_index`.
+void check_counts_data(const CountsData& data, std::size_t lag_index, const char* who) {
   if (data.lags.empty()) fail(cat(who, ": the counts data has no lags"));
   if (lag_index >= data.lags.size())
     fail(cat(who, ": lag index ", lag_index, " out of range (the counts data has ",
@@ -43,25 +42,12 @@ TransportStatistics build_transport_statistics(const CountsData& data, std::size
       fail(cat(who, ": site ", i, " has a non-finite fractional coordinate"));
   if (!data.occupancy.empty() && data.occupancy.size() != n)
     fail(cat(who, ": occupancy has ", data.occupancy.size(), " entries for ", n, " sites"));
+}
 
-  const LagCounts& lag = data.lags[lag_index];
-  TransportStatistics s;
-  s.lag_steps = lag.lag_steps;
-  s.box_h = data.box_h;
-  s.site_fractional = data.site_fractional;
-  s.site_cartesian.resize(n);
-  for (std::size_t i = 0; i < n; ++i)
-    s.site_cartesian[i] = data.box_origin + data.box_h * data.site_fractional[i];
-  s.occupancy_fraction.assign(n, 0.0);
-  if (!data.occupancy.empty()) {
-    double total = 0.0;
-    for (auto o : data.occupancy) total += static_cast<double>(o);
-    if (total > 0.0)
-      for (std::size_t i = 0; i < n; ++i)
-        s.occupancy_fraction[i] = static_cast<double>(data.occupancy[i]) / total;
-  }
-  s.outgoing_count.assign(n, 0);
-
+/// The lag's rows with counts (site indices checked), and their outgoing and total counts.
+std::vector<const TransitionCount*> counted_rows(TransportStatistics& s, const LagCounts& lag,
+                                                 std::size_t lag_index, std::size_t n,
+                                                 const char* who) {
   std::vector<const TransitionCount*> rows;
   rows.reserve(lag.rows.size());
   for (std::size_t r = 0; r < lag.rows.size(); ++r) {
@@ -77,9 +63,13 @@ TransportStatistics build_transport_statistics(const CountsData& data, std::size
   }
   if (s.total_count == 0)
     fail(cat(who, ": lag ", lag.lag_steps, " (index ", lag_index, ") has no transition counts"));
+  return rows;
+}
 
-  // active set: repeatedly remove sites without outgoing counts into the remaining set
-  std::vector<std::uint64_t> out(s.outgoing_count);
+/// The active set: repeatedly remove sites without outgoing counts into the remaining set.
+/// `out` becomes each site's outgoing count into the active set.
+std::vector<char> active_set(const std::vector<const TransitionCount*>& rows, std::size_t n,
+                             std::vector<std::uint64_t>& out) {
   std::vector<char> active(n, 0);
   std::vector<std::size_t> queue;
   for (std::size_t i = 0; i < n; ++i) {
@@ -106,19 +96,14 @@ TransportStatistics build_transport_statistics(const CountsData& data, std::size
       }
     }
   }
-  s.state_of_site.assign(n, -1);
-  for (std::size_t i = 0; i < n; ++i) {
-    if (active[i]) {
-      s.state_of_site[i] = static_cast<std::int32_t>(s.active_sites.size());
-      s.active_sites.push_back(static_cast<SiteIndex>(i));
-    } else {
-      s.excluded_sites.push_back(static_cast<SiteIndex>(i));
-    }
-  }
-  if (s.active_sites.empty())
-    fail(cat(who, ": lag ", lag.lag_steps, ": no site has outgoing counts into sites with "
-                  "outgoing counts (every walk leaves the counted set)"));
+  return active;
+}
 
+/// Displacement rows inside the active set, sorted by (from, to, shift), and their per-pair
+/// moments.
+void displacements(TransportStatistics& s, const CountsData& data,
+                   const std::vector<const TransitionCount*>& rows,
+                   const std::vector<char>& active, const std::vector<std::uint64_t>& out) {
   for (const auto* t : rows) {
     const auto from = static_cast<std::size_t>(t->from), to = static_cast<std::size_t>(t->to);
     if (!active[from] || !active[to]) {
@@ -161,6 +146,48 @@ TransportStatistics build_transport_statistics(const CountsData& data, std::size
     s.pairs.push_back(pm);
     r = e;
   }
+}
+
+}  // namespace
+
+TransportStatistics build_transport_statistics(const CountsData& data, std::size_t lag_index) {
+  const char* who = "build_transport_statistics";
+  check_counts_data(data, lag_index, who);
+  const std::size_t n = data.nsites();
+  const LagCounts& lag = data.lags[lag_index];
+  TransportStatistics s;
+  s.lag_steps = lag.lag_steps;
+  s.box_h = data.box_h;
+  s.site_fractional = data.site_fractional;
+  s.site_cartesian.resize(n);
+  for (std::size_t i = 0; i < n; ++i)
+    s.site_cartesian[i] = data.box_origin + data.box_h * data.site_fractional[i];
+  s.occupancy_fraction.assign(n, 0.0);
+  if (!data.occupancy.empty()) {
+    double total = 0.0;
+    for (auto o : data.occupancy) total += static_cast<double>(o);
+    if (total > 0.0)
+      for (std::size_t i = 0; i < n; ++i)
+        s.occupancy_fraction[i] = static_cast<double>(data.occupancy[i]) / total;
+  }
+  s.outgoing_count.assign(n, 0);
+
+  const std::vector<const TransitionCount*> rows = counted_rows(s, lag, lag_index, n, who);
+  std::vector<std::uint64_t> out(s.outgoing_count);
+  const std::vector<char> active = active_set(rows, n, out);
+  s.state_of_site.assign(n, -1);
+  for (std::size_t i = 0; i < n; ++i) {
+    if (active[i]) {
+      s.state_of_site[i] = static_cast<std::int32_t>(s.active_sites.size());
+      s.active_sites.push_back(static_cast<SiteIndex>(i));
+    } else {
+      s.excluded_sites.push_back(static_cast<SiteIndex>(i));
+    }
+  }
+  if (s.active_sites.empty())
+    fail(cat(who, ": lag ", lag.lag_steps, ": no site has outgoing counts into sites with "
+                  "outgoing counts (every walk leaves the counted set)"));
+  displacements(s, data, rows, active, out);
   return s;
 }
 

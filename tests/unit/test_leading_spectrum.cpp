@@ -51,9 +51,16 @@ TEST(LeadingSpectrum, ExactBalanceOnlyForSymmetricCounts) {
   const Eigen::MatrixXd c = random_counts(12, rng, 0.0, 20);
   EXPECT_TRUE(exactly_balanced(model_of(c + c.transpose())));
   EXPECT_FALSE(exactly_balanced(model_of(c)));
-  // the ring with drift: never balanced
-  EXPECT_FALSE(exactly_balanced(model_of(ring_matrix(8, 0.3) * 100.0 +
-                                         Eigen::MatrixXd::Identity(8, 8))));
+  // a ring with drift (per 100: stay 60, forward 30, backward 10) is never balanced; the
+  // symmetric ring is
+  Eigen::MatrixXd drift = Eigen::MatrixXd::Zero(8, 8);
+  for (int j = 0; j < 8; ++j) {
+    drift(j, j) = 60;
+    drift((j + 1) % 8, j) = 30;
+    drift((j + 7) % 8, j) = 10;
+  }
+  EXPECT_FALSE(exactly_balanced(model_of(drift)));
+  EXPECT_TRUE(exactly_balanced(model_of(ring_matrix(8, 0.2) * 100.0)));
 }
 
 TEST(LeadingSpectrum, SmallModelsGetEveryEigenvalue) {
