@@ -970,25 +970,26 @@ std::vector<unsigned char> counts_file_image(const std::string& name, const Coun
   return image;
 }
 
-/// Writes bytes to a new file and makes them durable (fsync) before returning; "" on success,
-/// else the failing step and errno's text. Closes the descriptor on every path.
-std::string write_whole_file(const std::string& path, const std::vector<unsigned char>& bytes) {
-  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
-  if (fd < 0) return std::string("cannot create it: ") + std::strerror(errno);
+/// Writes bytes to a new file `tmp` and makes them durable (fsync) before returning; "" on
+/// success, else the failing step and errno's text. Closes the descriptor on every path.
+std::string write_whole_file(const std::string& tmp, const std::vector<unsigned char>& bytes) {
+  const std::string name = "temporary file '" + tmp + "'";
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+  if (fd < 0) return "cannot create " + name + ": " + std::strerror(errno);
   std::size_t done = 0;
   std::string err;
   while (done < bytes.size() && err.empty()) {
     const ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0)
-      err = "cannot write " + std::to_string(bytes.size()) + " bytes (" + std::to_string(done) +
-            " written): " + std::strerror(n < 0 ? errno : EIO);
+      err = "cannot write " + name + " (" + std::to_string(done) + " of " +
+            std::to_string(bytes.size()) + " bytes written): " + std::strerror(n < 0 ? errno : EIO);
     else
       done += static_cast<std::size_t>(n);
   }
   // a full disk or quota may only be reported when the data reach the disk (NFS, Lustre)
-  if (err.empty() && ::fsync(fd) != 0) err = std::string("cannot sync it: ") + std::strerror(errno);
-  if (::close(fd) != 0 && err.empty()) err = std::string("cannot close it: ") + std::strerror(errno);
+  if (err.empty() && ::fsync(fd) != 0) err = "cannot sync " + name + ": " + std::strerror(errno);
+  if (::close(fd) != 0 && err.empty()) err = "cannot close " + name + ": " + std::strerror(errno);
   return err;
 }
 
@@ -1022,7 +1023,7 @@ void write_counts_file(const std::string& path, const CountsData& data) {
     throw std::runtime_error("cannot write counts file '" + path + "': out of memory");
   }
   const std::string err = write_whole_file(tmp, image);
-  if (!err.empty()) fail("temporary file '" + tmp + "': " + err);
+  if (!err.empty()) fail(err);
   if (std::rename(tmp.c_str(), path.c_str()) != 0) {
     const int e = errno;
     fail("cannot rename '" + tmp + "' onto it: " + std::strerror(e));
