@@ -1105,14 +1105,16 @@ void FixMSM::report_checkpoint(int ok, const std::string &msg)
     return;
   }
   ++failed_checkpoints;
-  if (failed_checkpoints == 1 || msg != last_failure)
+  // the cause: errno's text after the last ": " (sizes in the message may change between tries)
+  const std::string cause = msg.substr(msg.rfind(": ") == std::string::npos ? 0 : msg.rfind(": "));
+  if (failed_checkpoints == 1 || cause != last_failure)
     error->warning(FLERR, "Fix msm {}: checkpoint at step {} failed: {}; the counts stay in "
                    "memory, the previous counts file stays as it was, and the next checkpoint "
                    "(step {}) tries again", id, step, msg, step + nout);
   else
     error->warning(FLERR, "Fix msm {}: checkpoint at step {} failed as well ({} in a row, same "
                    "cause)", id, step, failed_checkpoints);
-  last_failure = msg;
+  last_failure = cause;
 }
 
 /* ----------------------------------------------------------------------

@@ -408,6 +408,13 @@ BAD_INPUTS = [
     ("fix m mobile msm 5 sites group sites lags 5 file c.h5 every", "'every' needs a value"),
     ("fix m mobile msm 5 sites group", "'sites' needs two values"),
     ("fix f all nve\ncompute c mobile msm f", "is a fix nve, not a fix msm"),
+    # production faults (issue 21; end to end in test_faults.py)
+    ("fix m mobile msm 5 sites group sites lags 5 file c.h5 overwrite", "'overwrite' needs a value"),
+    ("fix m mobile msm 5 sites group sites lags 5 file c.h5 overwrite maybe", "'overwrite' expects 'yes' or 'no', got 'maybe'"),
+    ("fix m mobile msm 5 sites group sites lags 5 file c.h5 append yes overwrite yes", "'append yes' and 'overwrite yes' exclude each other"),
+    ("fix m1 mobile msm 5 sites group sites lags 5 file same.h5\nfix m2 mobile msm 5 sites group sites lags 5 file ./same.h5", "Fix msm m1 and fix msm m2 both write the counts file './same.h5'"),
+    ("fix m1 mobile msm 5 sites group sites lags 5 file same.h5\nfix m2 mobile msm 5 sites group sites lags 5 file same.h5 append yes", "Fix msm m2: append yes cannot add to 'same.h5': fix msm m1 writes that file"),
+    ("fix m mobile msm 5 sites group sites lags 5 file notcounts.h5\nrun 0", "Fix msm m: the counts file 'notcounts.h5' already exists"),
 ]
 
 BAD_FILES = {
