@@ -320,13 +320,15 @@ using namespace hdf5_util;
 constexpr hsize_t kCompressRows = 32768;
 constexpr hsize_t kChunkRows = 32768;
 
-/// Creation properties of a dataset of shape dims[0 .. rank).
-Handle dataset_create_plist(int rank, const hsize_t* dims) {
+/// Creation properties of a dataset of shape dims[0 .. rank). Variable-length strings cannot
+/// take the checksum filter (HDF5 refuses it): checksum = false.
+Handle dataset_create_plist(int rank, const hsize_t* dims, bool checksum = true) {
   Handle plist = checked(H5Pcreate(H5P_DATASET_CREATE), H5Pclose, "cannot create property list");
   const hsize_t rows = dims[0];
   hsize_t n = 1;
   for (int k = 0; k < rank; ++k) n *= dims[k];
   if (n == 0) return plist;  // nothing to protect; a chunk may not be empty
+  if (!checksum && rows < kCompressRows) return plist;
   hsize_t chunk[H5S_MAX_RANK];
   chunk[0] = std::min(rows, kChunkRows);
   for (int k = 1; k < rank; ++k) chunk[k] = dims[k];
@@ -336,7 +338,8 @@ Handle dataset_create_plist(int rank, const hsize_t* dims) {
     if (H5Pset_shuffle(plist) < 0 || H5Pset_deflate(plist, 1) < 0)
       h5fail("cannot set up compression");
   }
-  if (H5Pset_fletcher32(plist) < 0) h5fail("cannot set up the Fletcher-32 checksum filter");
+  if (checksum && H5Pset_fletcher32(plist) < 0)
+    h5fail("cannot set up the Fletcher-32 checksum filter");
   return plist;
 }
 
@@ -372,7 +375,7 @@ void write_string_dataset(hid_t parent, const char* name, const std::vector<std:
   Handle type = vlen_string_type();
   Handle space = checked(H5Screate_simple(1, dims, nullptr), H5Sclose,
                          std::string("cannot create dataspace for '") + name + "'");
-  Handle plist = dataset_create_plist(1, dims);
+  Handle plist = dataset_create_plist(1, dims, false);
   Handle dset = checked(H5Dcreate2(parent, name, type, space, H5P_DEFAULT, plist, H5P_DEFAULT),
                         H5Dclose, std::string("cannot create dataset '") + name + "'");
   std::vector<const char*> ptrs;
@@ -769,7 +772,7 @@ class Reader {
 
   static std::string damaged_message(const std::string& what) {
     return "the file is damaged: " + what +
-           ": its Fletcher-32 checksum does not match the stored bytes (the file changed after "
+           ": its checksum does not match the stored bytes (the file changed after "
            "it was written; restore it from a copy or rerun)";
   }
 
@@ -947,6 +950,66 @@ CountsData read_contents(const Reader& rd) {
 
 namespace {
 
+/// Bob Jenkins' lookup3 hash ("hashlittle", bytes in little-endian order), the checksum HDF5
+/// uses for its metadata (superblock version 2, object headers version 2, ...).
+std::uint32_t lookup3(const unsigned char* k, std::size_t length, std::uint32_t initval) {
+  auto rot = [](std::uint32_t x, int r) { return (x << r) | (x >> (32 - r)); };
+  std::uint32_t a, b, c;
+  a = b = c = 0xdeadbeefU + static_cast<std::uint32_t>(length) + initval;
+  auto word = [&](const unsigned char* p, std::size_t n) {
+    std::uint32_t w = 0;
+    for (std::size_t i = 0; i < n; ++i) w += static_cast<std::uint32_t>(p[i]) << (8 * i);
+    return w;
+  };
+  while (length > 12) {
+    a += word(k, 4);
+    b += word(k + 4, 4);
+    c += word(k + 8, 4);
+    a -= c; a ^= rot(c, 4);  c += b;
+    b -= a; b ^= rot(a, 6);  a += c;
+    c -= b; c ^= rot(b, 8);  b += a;
+    a -= c; a ^= rot(c, 16); c += b;
+    b -= a; b ^= rot(a, 19); a += c;
+    c -= b; c ^= rot(b, 4);  b += a;
+    length -= 12;
+    k += 12;
+  }
+  if (length == 0) return c;
+  a += word(k, std::min<std::size_t>(length, 4));
+  if (length > 4) b += word(k + 4, std::min<std::size_t>(length - 4, 4));
+  if (length > 8) c += word(k + 8, length - 8);
+  c ^= b; c -= rot(b, 14);
+  a ^= c; a -= rot(c, 11);
+  b ^= a; b -= rot(a, 25);
+  c ^= b; c -= rot(b, 16);
+  a ^= c; a -= rot(c, 4);
+  b ^= a; b -= rot(a, 14);
+  c ^= b; c -= rot(b, 24);
+  return c;
+}
+
+/// H5Fget_file_image copies a version 2/3 superblock with the checksum of an earlier state
+/// (HDF5 1.10: only the checksum is stale, the fields are final); recompute it.
+void fix_superblock_checksum(std::vector<unsigned char>& image) {
+  static const unsigned char sig[8] = {0x89, 'H', 'D', 'F', '\r', '\n', 0x1a, '\n'};
+  if (image.size() < 48 || !std::equal(sig, sig + 8, image.begin())) return;
+  const unsigned version = image[8];
+  if ((version != 2 && version != 3) || image[9] != 8 || image[10] != 8) return;
+  const std::size_t fields = 12 + 4 * 8;  // signature .. root object header address
+  const std::uint32_t sum = lookup3(image.data(), fields, 0);
+  for (int i = 0; i < 4; ++i) image[fields + static_cast<std::size_t>(i)] = static_cast<unsigned char>(sum >> (8 * i));
+}
+
+/// Opens an image in memory read-only: throws H5Failure unless HDF5 accepts it.
+void check_image_opens(const std::vector<unsigned char>& image) {
+  Handle fapl = checked(H5Pcreate(H5P_FILE_ACCESS), H5Pclose, "cannot create property list");
+  if (H5Pset_fapl_core(fapl, std::size_t{1} << 20, 0) < 0 ||
+      H5Pset_file_image(fapl, const_cast<unsigned char*>(image.data()), image.size()) < 0)
+    h5fail("cannot set up the check of the file image");
+  Handle file = checked(H5Fopen("ionmsm-image-check", H5F_ACC_RDONLY, fapl), H5Fclose,
+                        "the file image built in memory does not open again");
+}
+
 /// The whole counts file, built in memory (HDF5's core driver without a backing store): HDF5
 /// itself never touches the disk, so a full disk or a failing write cannot leave an HDF5 file
 /// open (its shutdown would then crash), and every disk failure is a plain errno below.
@@ -967,6 +1030,8 @@ std::vector<unsigned char> counts_file_image(const std::string& name, const Coun
   if (H5Fget_file_image(file, image.data(), image.size()) != size)
     h5fail("cannot copy the file image");
   if (file.close() < 0) h5fail("cannot close the file image");
+  fix_superblock_checksum(image);
+  check_image_opens(image);
   return image;
 }
 
@@ -1076,7 +1141,8 @@ CountsData read_counts_file(const std::string& path) {
   std::string tag;
   try {
     tag = rd.read_string_attribute("format");
-  } catch (const std::runtime_error&) {
+  } catch (const std::runtime_error& e) {
+    if (std::string(e.what()).find("damaged") != std::string::npos) throw;
     throw std::runtime_error(not_ours);
   }
   if (tag != kCountsFormatTag) throw std::runtime_error(not_ours);

@@ -20,6 +20,15 @@ struct VisitState {
   std::string problem;  ///< first failure ("" while none)
 };
 
+/// Why a read failed; call right after the failing call (any later HDF5 call clears the stack).
+std::string read_failure(const std::string& name) {
+  if (hdf5_checksum_error())
+    return "the file is damaged: dataset '" + name + "': its Fletcher-32 checksum does not "
+           "match the stored bytes (the file changed after it was written)";
+  const std::string d = hdf5_error_detail();
+  return "cannot read dataset '" + name + "'" + (d.empty() ? std::string() : " (HDF5: " + d + ")");
+}
+
 /// Reads one dataset in full; its chunks' checksums are verified on the way.
 std::string read_whole_dataset(hid_t dset, const std::string& name, CountsFileCheck& check) {
   Handle dcpl(H5Dget_create_plist(dset), H5Pclose);
@@ -46,7 +55,8 @@ std::string read_whole_dataset(hid_t dset, const std::string& name, CountsFileCh
   if (cls == H5T_STRING && H5Tis_variable_str(type) > 0) {
     // variable-length strings: read the stored references (what the checksum covers)
     std::vector<char*> ptrs(static_cast<std::size_t>(n), nullptr);
-    if (H5Dread(dset, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, ptrs.data()) < 0) return "read";
+    if (H5Dread(dset, type, H5S_ALL, H5S_ALL, H5P_DEFAULT, ptrs.data()) < 0)
+      return read_failure(name);
     for (char* p : ptrs)
       if (p) H5free_memory(p);
     return "";
@@ -54,7 +64,8 @@ std::string read_whole_dataset(hid_t dset, const std::string& name, CountsFileCh
   Handle native(H5Tget_native_type(type, H5T_DIR_ASCEND), H5Tclose);
   if (!native.valid()) return "cannot get the type of dataset '" + name + "'";
   std::vector<unsigned char> buf(static_cast<std::size_t>(n) * H5Tget_size(native));
-  if (H5Dread(dset, native, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf.data()) < 0) return "read";
+  if (H5Dread(dset, native, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf.data()) < 0)
+    return read_failure(name);
   return "";
 }
 
@@ -70,17 +81,7 @@ herr_t visit_link(hid_t group, const char* name, const LinkInfo*, void* client) 
   if (H5Iget_type(obj) != H5I_DATASET) return 0;
   ++st->check->datasets;
   const std::string path = "/" + std::string(name);
-  std::string err = read_whole_dataset(obj, path, *st->check);
-  if (err == "read") {
-    if (hdf5_checksum_error())
-      err = "the file is damaged: dataset '" + path + "': its Fletcher-32 checksum does not "
-            "match the stored bytes (the file changed after it was written)";
-    else
-      err = "cannot read dataset '" + path + "'" + [] {
-        const std::string d = hdf5_error_detail();
-        return d.empty() ? std::string() : " (HDF5: " + d + ")";
-      }();
-  }
+  const std::string err = read_whole_dataset(obj, path, *st->check);
   H5Eclear2(H5E_DEFAULT);
   if (err.empty()) return 0;
   st->problem = err;
