@@ -524,7 +524,7 @@ def restart_equivalence(extra, lags=tuple(LAGS)):
     with open(os.path.join(ARGS.work, "in.part2"), "w") as fh:
         fh.write(part2)
     for before, after in ((1, 2), (2, 1)):
-        for f in ("split.h5", "part1.restart"):
+        for f in ("split.h5", "part1.h5", "part1.restart"):  # each round starts afresh
             if os.path.exists(os.path.join(ARGS.work, f)):
                 os.remove(os.path.join(ARGS.work, f))
         _, text1 = run_lmp(os.path.join(ARGS.work, "in.part1"),
