@@ -464,13 +464,25 @@ def case_sites():
     _, text = run_lmp(deck("in.bad_sites", fix.format(f="frac_no_kw.txt", out="bad.h5")),
                       "log.bad_sites")
     need(text, "WARNING: Fix msm m: all 64 sites in 'frac_no_kw.txt' lie inside the unit cube",
-         "coordinates fractional", "sites were occupied by 200 atoms in the first samples",
-         "(sites file 'frac_no_kw.txt')", what="fractional sites read as Cartesian")
+         "coordinates fractional", what="fractional sites read as Cartesian")
+    # misplaced sites: 60 of 64 squeezed into a 0.03 A cube at the box centre (as after a
+    # wrong length unit), 4 spread over the box: the 200 atoms crowd onto a few of them
+    crowd = "".join(f"{4 + 0.01 * i:.3f} {4 + 0.01 * j:.3f} {4 + 0.01 * k:.3f}\n"
+                    for i in range(4) for j in range(4) for k in range(4))
+    crowd = "".join(crowd.splitlines(True)[:60])
+    crowd += "1.0 1.0 1.0\n1.0 5.0 5.0\n5.0 1.0 5.0\n5.0 5.0 1.0\n"
+    with open(os.path.join(ARGS.work, "crowded.txt"), "w") as fh:
+        fh.write(crowd)
+    _, text = run_lmp(deck("in.crowded", fix.format(f="crowded.txt", out="crowded.h5")),
+                      "log.crowded")
+    need(text, "WARNING: Fix msm m: only", "sites were occupied by 200 atoms in the first "
+         "samples", "(sites file 'crowded.txt')", what="crowded sites")
     _, text = run_lmp(deck("in.good_sites", fix.format(f="frac.txt", out="good.h5")),
                       "log.good_sites")
     if "unit cube" in text or "crowd" in text:
         fail("warnings for a correct sites file")
-    ok("fractional sites read as Cartesian: two warnings naming the file; none for a good file")
+    ok("fractional sites read as Cartesian and crowded sites: warnings naming the file; none "
+       "for a good file")
 
 
 def case_damaged():
