@@ -1083,6 +1083,7 @@ void FixMSM::write_counts(bool final)
     return;
   }
   if (comm->me == 0 && ok) report_checkpoint(ok, msg);
+  if (!ok) msg += fmt::format("; '{}' keeps the counts of the last successful write", outfile);
   stop_unless_ok_on_rank0(ok, msg, fmt::format("Fix msm {}: the write at the end of the run "
                                                "failed: ", id));
 }

@@ -149,25 +149,17 @@ class TinyDisk:
         return self
 
     def fill(self):
-        """Writes a filler file until the disk is full."""
-        with open(os.path.join(self.path, "filler"), "wb") as fh:
-            block = b"\0" * 4096
+        """Writes filler files until the disk is full (unbuffered: every byte that fits)."""
+        for name, block in (("filler", 65536), ("filler2", 1)):
+            fd = os.open(os.path.join(self.path, name), os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
             try:
                 while True:
-                    fh.write(block)
-                    fh.flush()
+                    os.write(fd, b"\0" * block)
             except OSError as e:
                 if e.errno != errno.ENOSPC:
                     raise
-        # the last partial block may leave a few bytes: take them too
-        try:
-            with open(os.path.join(self.path, "filler2"), "wb") as fh:
-                while True:
-                    fh.write(b"\0")
-                    fh.flush()
-        except OSError as e:
-            if e.errno != errno.ENOSPC:
-                raise
+            finally:
+                os.close(fd)
 
     def free(self):
         for n in ("filler", "filler2"):
@@ -187,7 +179,7 @@ def case_disk_full():
     """The disk fills mid-run after the first checkpoint and is freed later: the failed
     checkpoints are warnings (no crash), the next checkpoint succeeds, and the final counts
     equal those of an undisturbed run."""
-    nsteps = 20000
+    nsteps = 8000
     body = FIX + " every 100\nrun {n}\n"
     ref = deck("in.ref", body.format(id="m", out="ref.h5", extra="", n=nsteps))
     run_lmp(ref, "log.ref")
@@ -286,7 +278,7 @@ def case_vanished():
     if n_samples("out/c.h5") != 81:
         fail("a counts file deleted between runs was not written again in full")
     ok("counts file deleted between runs: written again with all 81 samples")
-    body = (FIX + " every 100\nrun 200\nshell rm -rf out\nrun 200\n").format(
+    body = (FIX + " every 100\nrun 200\nshell rm out/c.h5\nshell rmdir out\nrun 200\n").format(
         id="m", out="out/c.h5", extra="overwrite yes")
     _, text = run_lmp(deck("in.gone_dir", body), "log.gone_dir", expect_rc=1)
     need(text, "checkpoint at step 300 failed", "directory 'out' does not exist",
