@@ -161,7 +161,7 @@ def main():
                         hkw = "" if hist == "full" else f" history {hist}"
                         if a.system == "meam":
                             fixmsm = (f"fix m li msm {nevery} sites file li_sites.txt lags {lags} "
-                                      f"file counts.h5{hkw}")
+                                      f"file counts.h5 overwrite yes{hkw}")
                             tmpl = dict(root=ROOT, pot=os.path.join(ROOT, "potentials", "LiSi_Cui2012"),
                                         steps=a.steps, warm=CAP * nevery)
                             deck = MEAM
@@ -169,7 +169,7 @@ def main():
                         else:
                             nside = max(2, int(round((a.natoms * 1.0) ** (1 / 3))))
                             fixmsm = (f"fix m li msm {nevery} sites group sites lags {lags} "
-                                      f"file counts.h5{hkw}")
+                                      f"file counts.h5 overwrite yes{hkw}")
                             tmpl = dict(nside=nside, natoms=a.natoms, u0=a.u0, steps=a.steps,
                                         warm=CAP * nevery)
                             deck = CHEAP

@@ -27,6 +27,7 @@ const std::vector<Verb>& verbs() {
        "options:\n"
        "  --lag-steps L   only the lag of L timesteps (must be one of the file's lags)\n",
        run_export},
+      {"verify", "check a counts file's checksums and consistency", kVerifyHelp, run_verify},
       {"analyze", "full MSM analysis: timescales, CK test, D, MSD, jump network", kAnalyzeHelp,
        run_analyze},
   };

@@ -13,6 +13,7 @@
 #include "error.h"
 #include "group.h"
 #include "memory.h"
+#include "modify.h"
 #include "update.h"
 
 #include "ionmsm/blocks.hpp"
@@ -29,6 +30,7 @@
 #include <cstring>
 #include <exception>
 #include <cstdlib>
+#include <filesystem>
 #include <map>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -38,7 +40,9 @@ using namespace FixConst;
 
 namespace {
 constexpr std::int64_t kRestartMagic = 0x4d534d4e4f49;    // "IONMSM"
-constexpr std::int64_t kRestartVersion = 4;    // 3: blocks; 4: event-driven full records
+// 3: blocks; 4: event-driven full records; 5: the clock holds the end of the dense window
+// (version 4 is read as well: quiet samples then resume one longest lag after the restart)
+constexpr std::int64_t kRestartVersion = 5;
 
 std::int64_t bits_of(double v)
 {
@@ -62,6 +66,33 @@ ionmsm::TransitionCount count_row(const bigint *r)
              static_cast<std::int32_t>(r[5])};
   t.count = static_cast<std::uint64_t>(r[6]);
   return t;
+}
+// Modify keeps the fix states read from a restart file protected until the first run; fix msm
+// lists the fix msm IDs among them to name an ID that changed since the restart was written.
+struct RestartStates : Modify {
+  static std::vector<std::string> msm_ids(Modify *m, const char *except)
+  {
+    char **Modify::*ids = &RestartStates::id_restart_global;
+    char **Modify::*styles = &RestartStates::style_restart_global;
+    int *Modify::*used = &RestartStates::used_restart_global;
+    std::vector<std::string> out;
+    for (int i = 0; i < m->nfix_restart_global; ++i)
+      if (std::strcmp((m->*styles)[i], "msm") == 0 && std::strcmp((m->*ids)[i], except) != 0 &&
+          !(m->*used)[i])
+        out.emplace_back((m->*ids)[i]);
+    return out;
+  }
+};
+
+// the output path with its directory resolved: two spellings of one file compare equal
+std::string resolved_path(const std::string &path)
+{
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  fs::path abs = fs::absolute(fs::path(path), ec);
+  if (ec) return path;
+  fs::path canon = fs::weakly_canonical(abs, ec);
+  return ec ? abs.lexically_normal().string() : canon.string();
 }
 }    // namespace
 
@@ -131,6 +162,11 @@ FixMSM::FixMSM(LAMMPS *lmp, int narg, char **arg) :
   for (int i = 0; i < atom->nlocal; ++i) FixMSM::set_arrays(i);
 
   check_output_path();
+  resolved_outfile = resolved_path(outfile);
+  check_one_writer();
+  unused_restart_ids = RestartStates::msm_ids(modify, id);
+  // read now, so that a file that cannot be appended to is refused at the fix command; what
+  // happens to the file is reported at the first run (after a restart file had its say)
   if (append) append_existing();
 }
 
@@ -155,7 +191,8 @@ void FixMSM::parse_args(int narg, char **arg)
 {
   const std::string usage =
       "fix ID group-ID msm Nevery sites group|file ARG lags L1 L2 ... file OUT.h5 [every Nout] "
-      "[history full|multitau M] [assign nearest|core R] [append yes|no] [blocks Nb]";
+      "[history full|multitau M] [assign nearest|core R] [append yes|no] [overwrite yes|no] "
+      "[blocks Nb]";
   if (narg < 4) error->all(FLERR, "Illegal fix msm command: missing Nevery; usage: {}", usage);
   nevery_steps = utils::bnumeric(FLERR, arg[3], false, lmp);
   if (nevery_steps <= 0)
@@ -257,6 +294,14 @@ void FixMSM::parse_args(int narg, char **arg)
         error->all(FLERR, "Fix msm blocks {} is not a multiple of Nevery = {}", block_steps,
                    nevery_steps);
       iarg += 2;
+    } else if (kw == "overwrite") {
+      if (iarg + 1 >= narg)
+        error->all(FLERR, "Fix msm keyword 'overwrite' needs a value: yes or no");
+      const std::string v = arg[iarg + 1];
+      if (v == "yes") overwrite = true;
+      else if (v == "no") overwrite = false;
+      else error->all(FLERR, "Fix msm keyword 'overwrite' expects 'yes' or 'no', got '{}'", v);
+      iarg += 2;
     } else if (kw == "append") {
       if (iarg + 1 >= narg) error->all(FLERR, "Fix msm keyword 'append' needs a value: yes or no");
       const std::string v = arg[iarg + 1];
@@ -271,6 +316,9 @@ void FixMSM::parse_args(int narg, char **arg)
   if (!have_sites) error->all(FLERR, "Fix msm needs the 'sites' keyword; usage: {}", usage);
   if (lags.empty()) error->all(FLERR, "Fix msm needs at least one lag ('lags L1 ...'); usage: {}", usage);
   if (!have_file) error->all(FLERR, "Fix msm needs an output file ('file OUT.h5'); usage: {}", usage);
+  if (append && overwrite)
+    error->all(FLERR, "Fix msm keywords 'append yes' and 'overwrite yes' exclude each other: "
+               "append adds this run's counts to the existing file, overwrite replaces it");
   std::sort(lags.begin(), lags.end());
 }
 
@@ -386,10 +434,18 @@ void FixMSM::sites_from_file(const std::string &path)
   const auto box = ionmsm::Box::from_lammps(domain->boxlo, domain->boxhi, domain->xy, domain->xz,
                                             domain->yz);
   site_frac.clear();
+  std::vector<Eigen::Vector3d> cartesian;
   for (long k = 0; k < n; k += 3) {
     Eigen::Vector3d c(coords[k], coords[k + 1], coords[k + 2]);
     Eigen::Vector3d f = fractional ? c : box.to_fractional(c);
     site_frac.insert(site_frac.end(), {f[0], f[1], f[2]});
+    if (!fractional) cartesian.push_back(c);
+  }
+  if (comm->me == 0 && !fractional) {
+    const double face =
+        std::min({box.face_distance(0), box.face_distance(1), box.face_distance(2)});
+    const std::string w = ionmsm::check_cartesian_sites(cartesian, face, path);
+    if (!w.empty()) error->warning(FLERR, "Fix msm {}: {}", id, w);
   }
 }
 
@@ -505,8 +561,92 @@ void FixMSM::append_existing()
   MPI_Bcast(&found, 1, MPI_INT, 0, world);
   MPI_Bcast(&base_first_step, 1, MPI_LMP_BIGINT, 0, world);
   MPI_Bcast(&base_last_step, 1, MPI_LMP_BIGINT, 0, world);
-  if (comm->me == 0 && found)
-    utils::logmesg(lmp, "Fix msm: appending to the counts in {}\n", outfile);
+  appended_samples = found ? static_cast<bigint>(counter->n_samples()) : -1;
+  MPI_Bcast(&appended_samples, 1, MPI_LMP_BIGINT, 0, world);
+}
+
+/* ----------------------------------------------------------------------
+   one writer per file: another fix msm writing the same file (after resolving the path) would
+   overwrite this one's counts at every write
+------------------------------------------------------------------------- */
+
+void FixMSM::check_one_writer()
+{
+  for (Fix *f : modify->get_fix_by_style("^msm$")) {
+    auto *other = dynamic_cast<FixMSM *>(f);
+    if (!other || other == this || std::strcmp(other->id, id) == 0) continue;
+    if (other->output_path() != resolved_outfile) continue;
+    if (append)
+      error->all(FLERR, "Fix msm {}: append yes cannot add to '{}': fix msm {} writes that file "
+                 "in this run (both resolve to '{}'), and each write would replace the other's "
+                 "counts; give each fix its own file", id, outfile, other->id, resolved_outfile);
+    error->all(FLERR, "Fix msm {} and fix msm {} both write the counts file '{}' (resolved: "
+               "'{}'): each write would replace the other's counts; give each fix its own file",
+               other->id, id, outfile, resolved_outfile);
+  }
+}
+
+/* ----------------------------------------------------------------------
+   the first run decides what happens to an existing output file (after restart() had its
+   chance to restore the state): continue a restart, append, replace on request, or refuse
+------------------------------------------------------------------------- */
+
+void FixMSM::note_unused_restart_state()
+{
+  // a fix msm state in the restart file that no fix msm continues (its ID changed?)
+  std::vector<std::string> orphans;
+  for (auto &old : unused_restart_ids)
+    if (!dynamic_cast<FixMSM *>(modify->get_fix_by_id(old))) orphans.push_back(old);
+  unused_restart_ids = orphans;
+  if (orphans.empty() || comm->me != 0) return;
+  error->warning(FLERR, "Fix msm {}: the restart file holds the counts of fix msm '{}', which no "
+                 "fix continues; fix msm {} starts counting from zero (to continue those counts, "
+                 "define the fix with ID '{}')", id, utils::join_words(orphans, "', '"), id,
+                 orphans.front());
+}
+
+void FixMSM::decide_output()
+{
+  if (output_decided) return;
+  output_decided = true;
+  if (restored) {
+    if (comm->me == 0)
+      utils::logmesg(lmp, "Fix msm {}: continuing the counts of the restart file ({} samples, "
+                     "steps {} to {}); {} will hold them together with this run's counts{}\n",
+                     id, counter->n_samples(), base_first_step >= 0 ? base_first_step : first_sampled,
+                     last_sampled, outfile,
+                     append ? " (append yes adds nothing: the restart file already holds the "
+                              "counts appended when the fix was first defined)" : "");
+    return;
+  }
+  note_unused_restart_state();
+  if (append) {
+    if (comm->me == 0 && appended_samples >= 0)
+      utils::logmesg(lmp, "Fix msm {}: adding this run's counts to the {} samples (steps {} to {}) "
+                     "in {} (append yes)\n", id, appended_samples, base_first_step,
+                     base_last_step, outfile);
+    else if (comm->me == 0)
+      utils::logmesg(lmp, "Fix msm {}: {} does not exist yet: starting a new counts file "
+                     "(append yes)\n", id, outfile);
+    return;
+  }
+  int exists = 0;
+  if (comm->me == 0) exists = access(outfile.c_str(), F_OK) == 0 ? 1 : 0;
+  MPI_Bcast(&exists, 1, MPI_INT, 0, world);
+  if (!exists) return;
+  if (overwrite) {
+    if (comm->me == 0)
+      utils::logmesg(lmp, "Fix msm {}: replacing the existing counts file {} (overwrite yes)\n",
+                     id, outfile);
+    return;
+  }
+  const std::string hint = unused_restart_ids.empty() ? std::string() :
+      fmt::format(" (the restart file holds the counts of fix msm '{}': to continue them, "
+                  "define the fix with ID '{}')", unused_restart_ids.front(),
+                  unused_restart_ids.front());
+  error->all(FLERR, "Fix msm {}: the counts file '{}' already exists and fix msm never replaces "
+             "counts without an explicit choice: add 'append yes' to add this run's counts to "
+             "it, 'overwrite yes' to replace it, or choose another file name{}", id, outfile, hint);
 }
 
 void FixMSM::update_box()
@@ -543,6 +683,7 @@ void FixMSM::init()
 {
   if (!domain->xperiodic || !domain->yperiodic || !domain->zperiodic)
     error->all(FLERR, "Fix msm requires a box that is periodic in x, y and z");
+  decide_output();
 }
 
 void FixMSM::setup(int /*vflag*/)
@@ -560,6 +701,7 @@ void FixMSM::setup(int /*vflag*/)
       bring_up_to_date(i, last);
       counter->restore_atom(hist[i] + assign_ndoubles);
     }
+    rebuild_quiet_rows();
   } catch (std::exception &e) {
     error->one(FLERR, "Fix msm: {}", e.what());
   }
@@ -727,7 +869,7 @@ void FixMSM::sample()
   run_atom_samples[0] += ngroup;
   run_atom_samples[1] += nquiet;
 
-  if (nout && step % nout == 0) write_counts();
+  if (nout && step % nout == 0) write_counts(false);
 }
 
 /* ----------------------------------------------------------------------
@@ -908,7 +1050,7 @@ void FixMSM::close_block()
   if (!ok) error->one(FLERR, "Fix msm: cannot store the finished block: {}", msg);
 }
 
-void FixMSM::write_counts()
+void FixMSM::write_counts(bool final)
 {
   natoms_group = group->count(igroup);
   std::vector<bigint> rows = reduced_rows();
@@ -922,13 +1064,58 @@ void FixMSM::write_counts()
       ionmsm::CountsData d;
       fill_counts_data(d, rows, moments, outside);
       if (recorder) d.blocks = recorder->blocks(ionmsm::totals_block(d));
+      if (!occupancy_checked && d.n_samples > 0) {
+        occupancy_checked = true;
+        const std::string w = ionmsm::check_early_occupancy(d.occupancy, d.n_atoms);
+        if (!w.empty())
+          error->warning(FLERR, "Fix msm {}: {}{}", id, w,
+                         sites_mode == "file" ? fmt::format(" (sites file '{}')", sites_arg)
+                                              : fmt::format(" (sites group '{}')", sites_arg));
+      }
       ionmsm::write_counts_file(outfile, d);
     } catch (std::exception &e) {
       ok = 0;
       msg = e.what();
     }
   }
-  stop_unless_ok_on_rank0(ok, msg, "Fix msm: ");
+  if (!final) {
+    report_checkpoint(ok, msg);
+    return;
+  }
+  if (comm->me == 0 && ok) report_checkpoint(ok, msg);
+  if (!ok) msg += fmt::format("; '{}' keeps the counts of the last successful write", outfile);
+  stop_unless_ok_on_rank0(ok, msg, fmt::format("Fix msm {}: the write at the end of the run "
+                                               "failed: ", id));
+}
+
+/* ----------------------------------------------------------------------
+   a checkpoint (every Nout) that fails is a warning: the counts stay in memory, the previous
+   file stays, the next checkpoint tries again; repeated failures are reported in one line
+------------------------------------------------------------------------- */
+
+void FixMSM::report_checkpoint(int ok, const std::string &msg)
+{
+  if (comm->me != 0) return;
+  const bigint step = update->ntimestep;
+  if (ok) {
+    if (failed_checkpoints > 0)
+      utils::logmesg(lmp, "Fix msm {}: counts file {} written again at step {} after {} failed "
+                     "checkpoint(s)\n", id, outfile, step, failed_checkpoints);
+    failed_checkpoints = 0;
+    last_failure.clear();
+    return;
+  }
+  ++failed_checkpoints;
+  // the cause: errno's text after the last ": " (sizes in the message may change between tries)
+  const std::string cause = msg.substr(msg.rfind(": ") == std::string::npos ? 0 : msg.rfind(": "));
+  if (failed_checkpoints == 1 || cause != last_failure)
+    error->warning(FLERR, "Fix msm {}: checkpoint at step {} failed: {}; the counts stay in "
+                   "memory, the previous counts file stays as it was, and the next checkpoint "
+                   "(step {}) tries again", id, step, msg, step + nout);
+  else
+    error->warning(FLERR, "Fix msm {}: checkpoint at step {} failed as well ({} in a row, same "
+                   "cause)", id, step, failed_checkpoints);
+  last_failure = cause;
 }
 
 /* ----------------------------------------------------------------------
@@ -1012,6 +1199,34 @@ void FixMSM::bring_up_to_date(int i, bigint last)
     counter->mark_quiet(hist[i] + assign_ndoubles, last);
   } catch (std::exception &e) {
     error->one(FLERR, "Fix msm: atom {}: {}", atom->tag[i], e.what());
+  }
+}
+
+/* ----------------------------------------------------------------------
+   quiet rows of atoms whose rows were reset (read from a restart file, migrated): an atom
+   recorded at the latest sample takes the quiet path again from the next sample on, exactly as
+   in an uninterrupted run (its record holds its site image and its next event)
+------------------------------------------------------------------------- */
+
+void FixMSM::rebuild_quiet_rows()
+{
+  if (!use_quiet || !counter->has_sample()) return;
+  for (int i = 0; i < atom->nlocal; ++i) {
+    double *q = &quiet[4 * static_cast<std::size_t>(i)];
+    if (q[3] >= 0.0) continue;
+    const double *h = hist[i];
+    if (h[0] < 0.0) continue;
+    const std::int64_t until = counter->quiet_until(h + assign_ndoubles);
+    if (until < 0) continue;
+    ionmsm::SiteImage last;
+    last.site = static_cast<ionmsm::SiteIndex>(h[0]);
+    last.image = {static_cast<std::int32_t>(h[1]), static_cast<std::int32_t>(h[2]),
+                  static_cast<std::int32_t>(h[3])};
+    const Eigen::Vector3d g = assigner->shifted_fractional(last);
+    q[0] = g[0];
+    q[1] = g[1];
+    q[2] = g[2];
+    q[3] = static_cast<double>(until);
   }
 }
 
@@ -1132,7 +1347,7 @@ void FixMSM::restart(char *raw)
   if (p[k++] != kRestartMagic)
     error->all(FLERR, "Fix msm restart: the global state of fix {} was not written by fix msm", id);
   const std::int64_t version = p[k++];
-  if (version != kRestartVersion)
+  if (version != kRestartVersion && version != 4)
     error->all(FLERR, "Fix msm restart: the restart file holds fix msm state version {}, this "
                "fix msm reads version {} (write the restart with the same ionmsm version)",
                version, kRestartVersion);
@@ -1228,4 +1443,5 @@ void FixMSM::restart(char *raw)
                "blocks would not add up to the counts", name(old_blocks), name(block_steps));
   }
   counting_started = last_sampled >= 0;
+  restored = true;
 }

@@ -64,13 +64,17 @@ class FixMSM : public Fix {
   std::vector<bigint> reduced_rows();
   /// Dense counts C[to][from] summed over shifts for one lag, summed over ranks. Collective.
   void reduced_matrix(int ilag, std::vector<double> &out);
-  /// Writes the counts file now (collective).
-  void write_counts();
+  /// Writes the counts file now (collective). A failed final write (end of a run) is an error;
+  /// a failed checkpoint (every Nout) is a warning and the next checkpoint tries again.
+  void write_counts(bool final = true);
+  /// The output file with its directory resolved (one writer per file).
+  const std::string &output_path() const { return resolved_outfile; }
 
  private:
   bigint nevery_steps;
   std::vector<bigint> lags;    // in timesteps
   std::string outfile;
+  std::string resolved_outfile;    // outfile, absolute, symbolic links resolved
   bigint nout;                 // write every nout steps (0 = only at end of runs)
   std::string sites_mode, sites_arg, command_line;
   int ndoubles;                // per-atom history record size
@@ -111,6 +115,14 @@ class FixMSM : public Fix {
   double core_radius;
   int assign_ndoubles;         // per-atom doubles before the counter record (core 1, nearest 4)
   bool append;
+  bool overwrite = false;      // overwrite yes: an existing counts file may be replaced
+  bool restored = false;       // the state came from a restart file (restart())
+  bigint appended_samples = -1;    // append yes: samples in the existing file (-1: no file)
+  bool output_decided = false; // decide_output() ran (first init)
+  std::vector<std::string> unused_restart_ids;   // fix msm states in the restart file, other IDs
+  int failed_checkpoints = 0;  // rank 0: checkpoints that failed since the last written one
+  std::string last_failure;    // rank 0: the cause of the last failed checkpoint
+  bool occupancy_checked = false;   // rank 0: check_early_occupancy ran
   bigint base_first_step, base_last_step;   // appended file's sampled steps (-1 if none)
   bigint n_outside;            // atom-samples outside every core (this rank; rank 0 + base)
   bigint block_steps;          // blocks Nb (timesteps; 0 = no blocks)
@@ -138,6 +150,11 @@ class FixMSM : public Fix {
   void check_history_lags();
   void check_core_radius();
   void append_existing();
+  void check_one_writer();
+  void note_unused_restart_state();
+  void decide_output();
+  void report_checkpoint(int ok, const std::string &msg);
+  void rebuild_quiet_rows();
   void close_block();
 };
 

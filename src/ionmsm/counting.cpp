@@ -720,6 +720,9 @@ std::vector<std::int64_t> TransitionCounter::pack_clock() const {
     return out;
   }
   for (std::int64_t r : recent_) out.push_back(r);
+  // the end of the window after the last sampling gap: quiet samples resume exactly where an
+  // uninterrupted count would resume them
+  out.push_back(dense_until_);
   return out;
 }
 
@@ -730,7 +733,8 @@ void TransitionCounter::unpack_clock(const std::int64_t* data, std::size_t n) {
       3 + origins_.size() +
       (mt ? 1 + levels_.size() * static_cast<std::size_t>(history_.m) : recent_.size());
   if (lags_.empty()) throw std::invalid_argument(std::string(who) + "counter has no lags");
-  if (data == nullptr || n != want) {
+  const bool with_dense = !mt && n == want + 1;
+  if (data == nullptr || (n != want && !with_dense)) {
     throw std::invalid_argument(std::string(who) + "expected " + std::to_string(want) +
                                 " values (for " + std::to_string(lags_.size()) + " lags, longest " +
                                 std::to_string(max_lag_samples()) + " samples), got " +
@@ -794,10 +798,18 @@ void TransitionCounter::unpack_clock(const std::int64_t* data, std::size_t n) {
   for (std::size_t i = 0; i < origins_.size(); ++i) origins_[i] = to_u64(data[3 + i]);
   settle();
   recent_.assign(ring, ring + kmax);
-  // the previous sample is not stored: atoms recorded at the restored sample continue; every
-  // atom re-evaluates its pairs for one window (the ring may hold sampling gaps)
+  // the previous sample is not stored: atoms recorded at the restored sample continue. Without
+  // the stored end of the last gap's window, every atom re-evaluates its pairs for one window
+  // (the ring may hold sampling gaps).
   prev_sample_ = -1;
   dense_until_ = have_current_ ? current + kmax + 1 : -1;
+  if (with_dense) {
+    const std::int64_t d = data[want];
+    if (d < -1 || (have == 0 && d != -1))
+      throw std::invalid_argument(std::string(who) + "invalid end of the dense window " +
+                                  std::to_string(d));
+    dense_until_ = d;
+  }
 }
 
 }  // namespace ionmsm

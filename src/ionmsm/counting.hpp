@@ -288,7 +288,9 @@ class TransitionCounter {
   void clear_counts();
 
   /// Clock state (for restart). full: [current, have_current, n_samples, origins[L], recent
-  /// ring]; multitau: [current, have_current, n_samples, origins[L], previous, level rings].
+  /// ring, dense_until]; multitau: [current, have_current, n_samples, origins[L], previous,
+  /// level rings]. unpack_clock also takes a full clock without dense_until (older restart
+  /// files): every atom then re-evaluates its pairs for one longest-lag window.
   std::vector<std::int64_t> pack_clock() const;
   void unpack_clock(const std::int64_t* data, std::size_t n);
 

@@ -3,6 +3,7 @@
 #include "ionmsm/counts_file.hpp"
 
 #include <hdf5.h>
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -21,6 +22,7 @@
 #include <vector>
 
 #include "ionmsm/blocks.hpp"
+#include "ionmsm/hdf5_util.hpp"
 #include "ionmsm/version.hpp"
 
 namespace ionmsm {
@@ -307,144 +309,37 @@ void write_counts_csv(std::ostream& os, const CountsData& data, std::int64_t lag
 
 namespace {
 
-/// An HDF5 failure inside the helpers; the public functions turn it into a message naming the
-/// file.
-struct H5Failure : std::runtime_error {
-  using std::runtime_error::runtime_error;
-};
-
-/// Turns off HDF5's automatic error printing while alive and restores the previous handler.
-class QuietHdf5 {
- public:
-  QuietHdf5() {
-    if (H5Eget_auto2(H5E_DEFAULT, &func_, &data_) < 0) {
-      func_ = nullptr;
-      data_ = nullptr;
-    }
-    H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
-  }
-  ~QuietHdf5() { H5Eset_auto2(H5E_DEFAULT, func_, data_); }
-  QuietHdf5(const QuietHdf5&) = delete;
-  QuietHdf5& operator=(const QuietHdf5&) = delete;
-
- private:
-  H5E_auto2_t func_ = nullptr;
-  void* data_ = nullptr;
-};
-
-/// The description of the innermost error on HDF5's default error stack ("" if none).
-std::string hdf5_error_detail() {
-  std::string detail;
-  auto walker = [](unsigned n, const H5E_error2_t* err, void* client) -> herr_t {
-    if (n == 0 && err && err->desc) *static_cast<std::string*>(client) = err->desc;
-    return 0;
-  };
-  H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, walker, &detail);
-  return detail;
-}
-
-[[noreturn]] void h5fail(const std::string& what) {
-  std::string detail = hdf5_error_detail();
-  H5Eclear2(H5E_DEFAULT);
-  if (!detail.empty()) throw H5Failure(what + " (HDF5: " + detail + ")");
-  throw H5Failure(what);
-}
-
-/// Owning HDF5 identifier with the matching close function.
-class Handle {
- public:
-  using Closer = herr_t (*)(hid_t);
-  Handle() = default;
-  Handle(hid_t id, Closer close) : id_(id), close_(close) {}
-  Handle(const Handle&) = delete;
-  Handle& operator=(const Handle&) = delete;
-  Handle(Handle&& o) noexcept : id_(o.id_), close_(o.close_) { o.id_ = H5I_INVALID_HID; }
-  Handle& operator=(Handle&& o) noexcept {
-    if (this != &o) {
-      reset();
-      id_ = o.id_;
-      close_ = o.close_;
-      o.id_ = H5I_INVALID_HID;
-    }
-    return *this;
-  }
-  ~Handle() { reset(); }
-  hid_t get() const { return id_; }
-  operator hid_t() const { return id_; }
-  bool valid() const { return id_ >= 0; }
-  void reset() {
-    if (id_ >= 0 && close_) close_(id_);
-    id_ = H5I_INVALID_HID;
-  }
-  /// Closes now and reports failure (for the file, whose close flushes data).
-  herr_t close() {
-    herr_t status = 0;
-    if (id_ >= 0 && close_) status = close_(id_);
-    id_ = H5I_INVALID_HID;
-    return status;
-  }
-
- private:
-  hid_t id_ = H5I_INVALID_HID;
-  Closer close_ = nullptr;
-};
-
-Handle checked(hid_t id, Handle::Closer close, const std::string& what) {
-  if (id < 0) h5fail(what);
-  return Handle(id, close);
-}
-
-template <class T>
-hid_t native_type() {
-  if constexpr (std::is_same_v<T, double>) return H5T_NATIVE_DOUBLE;
-  else if constexpr (std::is_same_v<T, std::int32_t>) return H5T_NATIVE_INT32;
-  else if constexpr (std::is_same_v<T, std::int64_t>) return H5T_NATIVE_INT64;
-  else if constexpr (std::is_same_v<T, std::uint64_t>) return H5T_NATIVE_UINT64;
-  else static_assert(sizeof(T) == 0, "unsupported element type");
-}
-
-/// The little-endian type the file stores for T.
-template <class T>
-hid_t file_type() {
-  if constexpr (std::is_same_v<T, double>) return H5T_IEEE_F64LE;
-  else if constexpr (std::is_same_v<T, std::int32_t>) return H5T_STD_I32LE;
-  else if constexpr (std::is_same_v<T, std::int64_t>) return H5T_STD_I64LE;
-  else if constexpr (std::is_same_v<T, std::uint64_t>) return H5T_STD_U64LE;
-  else static_assert(sizeof(T) == 0, "unsupported element type");
-}
-
-Handle vlen_string_type() {
-  Handle t = checked(H5Tcopy(H5T_C_S1), H5Tclose, "cannot create string type");
-  if (H5Tset_size(t, H5T_VARIABLE) < 0 || H5Tset_cset(t, H5T_CSET_UTF8) < 0)
-    h5fail("cannot create string type");
-  return t;
-}
-
-/// File access properties: HDF5 file locking stays on, but a file system that does not support
-/// locks (some NFS and Lustre mounts) does not make opening fail.
-Handle file_access_plist() {
-  Handle fapl = checked(H5Pcreate(H5P_FILE_ACCESS), H5Pclose, "cannot create property list");
-#if H5_VERSION_GE(1, 12, 1) || (H5_VERS_MAJOR == 1 && H5_VERS_MINOR == 10 && H5_VERS_RELEASE >= 7)
-  H5Pset_file_locking(fapl, true, true);
-#endif
-  return fapl;
-}
+using namespace hdf5_util;
 
 // ------------------------------------------------------------------------------- writing
 
-/// Datasets with at least this many rows are chunked and compressed (shuffle + deflate).
+/// Every dataset with at least one element is chunked and carries HDF5's Fletcher-32 checksum
+/// filter, so that a reader detects bytes changed after writing (docs/file-format.md,
+/// "Checksums"); datasets with at least kCompressRows rows are also compressed (shuffle +
+/// deflate, applied before the checksum).
 constexpr hsize_t kCompressRows = 32768;
 constexpr hsize_t kChunkRows = 32768;
 
-Handle dataset_create_plist(hsize_t rows, int rank, const hsize_t* dims) {
+/// Creation properties of a dataset of shape dims[0 .. rank). Variable-length strings cannot
+/// take the checksum filter (HDF5 refuses it): checksum = false.
+Handle dataset_create_plist(int rank, const hsize_t* dims, bool checksum = true) {
   Handle plist = checked(H5Pcreate(H5P_DATASET_CREATE), H5Pclose, "cannot create property list");
+  const hsize_t rows = dims[0];
+  hsize_t n = 1;
+  for (int k = 0; k < rank; ++k) n *= dims[k];
+  if (n == 0) return plist;  // nothing to protect; a chunk may not be empty
+  if (!checksum && rows < kCompressRows) return plist;
+  hsize_t chunk[H5S_MAX_RANK];
+  chunk[0] = std::min(rows, kChunkRows);
+  for (int k = 1; k < rank; ++k) chunk[k] = dims[k];
+  if (H5Pset_chunk(plist, rank, chunk) < 0) h5fail("cannot set up chunked storage");
   if (rows >= kCompressRows && H5Zfilter_avail(H5Z_FILTER_DEFLATE) > 0 &&
       H5Zfilter_avail(H5Z_FILTER_SHUFFLE) > 0) {
-    hsize_t chunk[2] = {std::min(rows, kChunkRows), rank > 1 ? dims[1] : 1};
-    if (H5Pset_chunk(plist, rank, chunk) < 0 || H5Pset_shuffle(plist) < 0 ||
-        H5Pset_deflate(plist, 1) < 0)
+    if (H5Pset_shuffle(plist) < 0 || H5Pset_deflate(plist, 1) < 0)
       h5fail("cannot set up compression");
   }
+  if (checksum && H5Pset_fletcher32(plist) < 0)
+    h5fail("cannot set up the Fletcher-32 checksum filter");
   return plist;
 }
 
@@ -460,7 +355,7 @@ void write_dataset(hid_t parent, const char* name, const T* data, hsize_t rows, 
   const hsize_t dims[2] = {rows, cols};
   Handle space = checked(H5Screate_simple(rank, dims, nullptr), H5Sclose,
                          std::string("cannot create dataspace for '") + name + "'");
-  Handle plist = dataset_create_plist(rows, rank, dims);
+  Handle plist = dataset_create_plist(rank, dims);
   Handle dset = checked(H5Dcreate2(parent, name, file_type<T>(), space, H5P_DEFAULT, plist,
                                    H5P_DEFAULT),
                         H5Dclose, std::string("cannot create dataset '") + name + "'");
@@ -480,7 +375,7 @@ void write_string_dataset(hid_t parent, const char* name, const std::vector<std:
   Handle type = vlen_string_type();
   Handle space = checked(H5Screate_simple(1, dims, nullptr), H5Sclose,
                          std::string("cannot create dataspace for '") + name + "'");
-  Handle plist = dataset_create_plist(v.size(), 1, dims);
+  Handle plist = dataset_create_plist(1, dims, false);
   Handle dset = checked(H5Dcreate2(parent, name, type, space, H5P_DEFAULT, plist, H5P_DEFAULT),
                         H5Dclose, std::string("cannot create dataset '") + name + "'");
   std::vector<const char*> ptrs;
@@ -635,8 +530,9 @@ void write_contents(hid_t file, const CountsData& d) {
       const hsize_t dims[3] = {static_cast<hsize_t>(d.lags.size()), 3, 3};
       Handle space = checked(H5Screate_simple(3, dims, nullptr), H5Sclose,
                              "cannot create dataspace for 'displacement_sq_sum'");
+      Handle plist = dataset_create_plist(3, dims);
       Handle dset = checked(H5Dcreate2(lags, "displacement_sq_sum", H5T_IEEE_F64LE, space,
-                                       H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
+                                       H5P_DEFAULT, plist, H5P_DEFAULT),
                             H5Dclose, "cannot create dataset 'displacement_sq_sum'");
       if (!sq.empty() &&
           H5Dwrite(dset, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, sq.data()) < 0)
@@ -831,6 +727,10 @@ class Reader {
 
  private:
   [[noreturn]] void h5fail_here(const std::string& what) const {
+    if (hdf5_checksum_error()) {
+      H5Eclear2(H5E_DEFAULT);
+      fail(damaged_message(what));
+    }
     try {
       h5fail(what);
     } catch (const H5Failure& e) {
@@ -868,6 +768,12 @@ class Reader {
       fail("dataset '" + name + "' has shape " + have + ", expected " + want);
     }
     return dims[0];
+  }
+
+  static std::string damaged_message(const std::string& what) {
+    return "the file is damaged: " + what +
+           ": its checksum does not match the stored bytes (the file changed after "
+           "it was written; restore it from a copy or rerun)";
   }
 
   std::string path_;
@@ -1042,6 +948,118 @@ CountsData read_contents(const Reader& rd) {
 
 // =============================================================================== public I/O
 
+namespace {
+
+/// Bob Jenkins' lookup3 hash ("hashlittle", bytes in little-endian order), the checksum HDF5
+/// uses for its metadata (superblock version 2, object headers version 2, ...).
+std::uint32_t lookup3(const unsigned char* k, std::size_t length, std::uint32_t initval) {
+  auto rot = [](std::uint32_t x, int r) { return (x << r) | (x >> (32 - r)); };
+  std::uint32_t a, b, c;
+  a = b = c = 0xdeadbeefU + static_cast<std::uint32_t>(length) + initval;
+  auto word = [&](const unsigned char* p, std::size_t n) {
+    std::uint32_t w = 0;
+    for (std::size_t i = 0; i < n; ++i) w += static_cast<std::uint32_t>(p[i]) << (8 * i);
+    return w;
+  };
+  while (length > 12) {
+    a += word(k, 4);
+    b += word(k + 4, 4);
+    c += word(k + 8, 4);
+    a -= c; a ^= rot(c, 4);  c += b;
+    b -= a; b ^= rot(a, 6);  a += c;
+    c -= b; c ^= rot(b, 8);  b += a;
+    a -= c; a ^= rot(c, 16); c += b;
+    b -= a; b ^= rot(a, 19); a += c;
+    c -= b; c ^= rot(b, 4);  b += a;
+    length -= 12;
+    k += 12;
+  }
+  if (length == 0) return c;
+  a += word(k, std::min<std::size_t>(length, 4));
+  if (length > 4) b += word(k + 4, std::min<std::size_t>(length - 4, 4));
+  if (length > 8) c += word(k + 8, length - 8);
+  c ^= b; c -= rot(b, 14);
+  a ^= c; a -= rot(c, 11);
+  b ^= a; b -= rot(a, 25);
+  c ^= b; c -= rot(b, 16);
+  a ^= c; a -= rot(c, 4);
+  b ^= a; b -= rot(a, 14);
+  c ^= b; c -= rot(b, 24);
+  return c;
+}
+
+/// H5Fget_file_image copies a version 2/3 superblock with the checksum of an earlier state
+/// (HDF5 1.10: only the checksum is stale, the fields are final); recompute it.
+void fix_superblock_checksum(std::vector<unsigned char>& image) {
+  static const unsigned char sig[8] = {0x89, 'H', 'D', 'F', '\r', '\n', 0x1a, '\n'};
+  if (image.size() < 48 || !std::equal(sig, sig + 8, image.begin())) return;
+  const unsigned version = image[8];
+  if ((version != 2 && version != 3) || image[9] != 8 || image[10] != 8) return;
+  const std::size_t fields = 12 + 4 * 8;  // signature .. root object header address
+  const std::uint32_t sum = lookup3(image.data(), fields, 0);
+  for (int i = 0; i < 4; ++i) image[fields + static_cast<std::size_t>(i)] = static_cast<unsigned char>(sum >> (8 * i));
+}
+
+/// Opens an image in memory read-only: throws H5Failure unless HDF5 accepts it.
+void check_image_opens(const std::vector<unsigned char>& image) {
+  Handle fapl = checked(H5Pcreate(H5P_FILE_ACCESS), H5Pclose, "cannot create property list");
+  if (H5Pset_fapl_core(fapl, std::size_t{1} << 20, 0) < 0 ||
+      H5Pset_file_image(fapl, const_cast<unsigned char*>(image.data()), image.size()) < 0)
+    h5fail("cannot set up the check of the file image");
+  Handle file = checked(H5Fopen("ionmsm-image-check", H5F_ACC_RDONLY, fapl), H5Fclose,
+                        "the file image built in memory does not open again");
+}
+
+/// The whole counts file, built in memory (HDF5's core driver without a backing store): HDF5
+/// itself never touches the disk, so a full disk or a failing write cannot leave an HDF5 file
+/// open (its shutdown would then crash), and every disk failure is a plain errno below.
+std::vector<unsigned char> counts_file_image(const std::string& name, const CountsData& data) {
+  Handle fapl = checked(H5Pcreate(H5P_FILE_ACCESS), H5Pclose, "cannot create property list");
+  if (H5Pset_fapl_core(fapl, std::size_t{1} << 20, 0) < 0) h5fail("cannot set up the core driver");
+  // object headers and superblock of format 1.8 carry checksums of the metadata (attributes
+  // included); readers since HDF5 1.8 read them
+  if (H5Pset_libver_bounds(fapl, H5F_LIBVER_V18, H5F_LIBVER_LATEST) < 0)
+    h5fail("cannot set the file format bounds");
+  Handle file = checked(H5Fcreate(name.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl), H5Fclose,
+                        "cannot create the file in memory");
+  write_contents(file, data);
+  if (H5Fflush(file, H5F_SCOPE_GLOBAL) < 0) h5fail("cannot flush the file image");
+  const ssize_t size = H5Fget_file_image(file, nullptr, 0);
+  if (size <= 0) h5fail("cannot get the size of the file image");
+  std::vector<unsigned char> image(static_cast<std::size_t>(size));
+  if (H5Fget_file_image(file, image.data(), image.size()) != size)
+    h5fail("cannot copy the file image");
+  if (file.close() < 0) h5fail("cannot close the file image");
+  fix_superblock_checksum(image);
+  check_image_opens(image);
+  return image;
+}
+
+/// Writes bytes to a new file `tmp` and makes them durable (fsync) before returning; "" on
+/// success, else the failing step and errno's text. Closes the descriptor on every path.
+std::string write_whole_file(const std::string& tmp, const std::vector<unsigned char>& bytes) {
+  const std::string name = "temporary file '" + tmp + "'";
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+  if (fd < 0) return "cannot create " + name + ": " + std::strerror(errno);
+  std::size_t done = 0;
+  std::string err;
+  while (done < bytes.size() && err.empty()) {
+    const ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0)
+      err = "cannot write " + name + " (" + std::to_string(done) + " of " +
+            std::to_string(bytes.size()) + " bytes written): " + std::strerror(n < 0 ? errno : EIO);
+    else
+      done += static_cast<std::size_t>(n);
+  }
+  // a full disk or quota may only be reported when the data reach the disk (NFS, Lustre)
+  if (err.empty() && ::fsync(fd) != 0) err = "cannot sync " + name + ": " + std::strerror(errno);
+  if (::close(fd) != 0 && err.empty()) err = "cannot close " + name + ": " + std::strerror(errno);
+  return err;
+}
+
+}  // namespace
+
 void write_counts_file(const std::string& path, const CountsData& data) {
   data.validate();
   QuietHdf5 quiet;
@@ -1061,26 +1079,19 @@ void write_counts_file(const std::string& path, const CountsData& data) {
     if (fs::is_directory(fs::path(path), ec))
       throw std::runtime_error("cannot write counts file '" + path + "': it is a directory");
   }
+  std::vector<unsigned char> image;
   try {
-    Handle fapl = file_access_plist();
-    Handle file(H5Fcreate(tmp.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl), H5Fclose);
-    if (!file.valid()) {
-      const std::string detail = hdf5_error_detail();
-      H5Eclear2(H5E_DEFAULT);
-      fail("cannot create temporary file '" + tmp + "'" +
-           (detail.empty() ? std::string() : " (HDF5: " + detail + ")"));
-    }
-    write_contents(file, data);
-    if (H5Fflush(file, H5F_SCOPE_GLOBAL) < 0) h5fail("cannot flush the file");
-    if (file.close() < 0) h5fail("cannot close the file");
+    image = counts_file_image(tmp, data);
   } catch (const H5Failure& e) {
-    fail(e.what());
+    throw std::runtime_error("cannot write counts file '" + path + "': " + e.what());
   } catch (const std::bad_alloc&) {
-    fail("out of memory");
+    throw std::runtime_error("cannot write counts file '" + path + "': out of memory");
   }
+  const std::string err = write_whole_file(tmp, image);
+  if (!err.empty()) fail(err);
   if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    const int err = errno;
-    fail("cannot rename '" + tmp + "' onto it: " + std::strerror(err));
+    const int e = errno;
+    fail("cannot rename '" + tmp + "' onto it: " + std::strerror(e));
   }
 }
 
@@ -1112,6 +1123,12 @@ CountsData read_counts_file(const std::string& path) {
   }
   Handle file(H5Fopen(path.c_str(), H5F_ACC_RDONLY, fapl), H5Fclose);
   if (!file.valid()) {
+    if (hdf5_checksum_error()) {
+      H5Eclear2(H5E_DEFAULT);
+      throw std::runtime_error("counts file '" + path + "' is damaged: the checksum of its "
+                               "metadata does not match the stored bytes (the file changed "
+                               "after it was written; restore it from a copy or rerun)");
+    }
     const std::string detail = hdf5_error_detail();
     H5Eclear2(H5E_DEFAULT);
     throw std::runtime_error("cannot open counts file '" + path + "'" +
@@ -1124,7 +1141,8 @@ CountsData read_counts_file(const std::string& path) {
   std::string tag;
   try {
     tag = rd.read_string_attribute("format");
-  } catch (const std::runtime_error&) {
+  } catch (const std::runtime_error& e) {
+    if (std::string(e.what()).find("damaged") != std::string::npos) throw;
     throw std::runtime_error(not_ours);
   }
   if (tag != kCountsFormatTag) throw std::runtime_error(not_ours);

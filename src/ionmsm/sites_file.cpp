@@ -4,6 +4,7 @@
 #include <charconv>
 #include <cmath>
 #include <fstream>
+#include <algorithm>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -190,6 +191,34 @@ SitesFile read_sites_file(const std::string& path) {
   ss << in.rdbuf();
   if (in.bad()) throw std::invalid_argument("cannot read sites file '" + path + "'");
   return parse_sites_text(ss.str(), path);
+}
+
+std::string check_cartesian_sites(const std::vector<Eigen::Vector3d>& cartesian,
+                                  double min_face_distance, const std::string& name) {
+  if (cartesian.empty() || !(min_face_distance >= 4.0)) return "";
+  for (const auto& c : cartesian)
+    if (!(c.cwiseAbs().maxCoeff() <= 1.0)) return "";
+  std::ostringstream os;
+  os << "all " << cartesian.size() << " sites in '" << name
+     << "' lie inside the unit cube [-1, 1]^3 of a box whose faces are at least "
+     << min_face_distance << " length units apart: these look like fractional coordinates "
+     << "read as Cartesian ones (add the line 'coordinates fractional' to the sites file)";
+  return os.str();
+}
+
+std::string check_early_occupancy(const std::vector<std::uint64_t>& occupancy,
+                                  std::int64_t n_atoms) {
+  std::size_t occupied = 0;
+  for (auto o : occupancy) occupied += o > 0 ? 1 : 0;
+  const std::size_t expect =
+      std::min<std::size_t>(occupancy.size(), n_atoms > 0 ? static_cast<std::size_t>(n_atoms) : 0);
+  if (2 * occupied >= expect) return "";
+  std::ostringstream os;
+  os << "only " << occupied << " of " << occupancy.size() << " sites were occupied by "
+     << n_atoms << " atoms in the first samples: most atoms crowd onto a few sites, so the "
+     << "sites are probably misplaced (fractional coordinates read as Cartesian, another "
+     << "length unit or origin?)";
+  return os.str();
 }
 
 }  // namespace ionmsm

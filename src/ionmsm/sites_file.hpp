@@ -8,6 +8,7 @@
 // Cartesian coordinates are in the simulation's length unit and are converted to fractional
 // coordinates with the box in force when the fix is set up.
 #include <Eigen/Dense>
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -24,5 +25,18 @@ struct SitesFile {
 SitesFile read_sites_file(const std::string& path);
 /// Same from text already in memory (name is used in messages).
 SitesFile parse_sites_text(const std::string& text, const std::string& name);
+
+/// Sanity check of a Cartesian sites file: "" when the sites look plausible, else a warning
+/// (naming `name`). Every site inside [-1, 1]^3 while the box's shortest face distance is at
+/// least 4 length units looks like fractional coordinates read as Cartesian ones (a missing
+/// "coordinates fractional" line).
+std::string check_cartesian_sites(const std::vector<Eigen::Vector3d>& cartesian,
+                                  double min_face_distance, const std::string& name);
+
+/// Sanity check of the occupancy after the first samples: "" when plausible, else a warning.
+/// Atoms sit on distinct sites in any sensible start, so fewer than half of min(n_atoms,
+/// nsites) sites occupied means most atoms crowd onto a few sites: misplaced sites.
+std::string check_early_occupancy(const std::vector<std::uint64_t>& occupancy,
+                                  std::int64_t n_atoms);
 
 }  // namespace ionmsm

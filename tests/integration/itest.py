@@ -408,6 +408,13 @@ BAD_INPUTS = [
     ("fix m mobile msm 5 sites group sites lags 5 file c.h5 every", "'every' needs a value"),
     ("fix m mobile msm 5 sites group", "'sites' needs two values"),
     ("fix f all nve\ncompute c mobile msm f", "is a fix nve, not a fix msm"),
+    # production faults (issue 21; end to end in test_faults.py)
+    ("fix m mobile msm 5 sites group sites lags 5 file c.h5 overwrite", "'overwrite' needs a value"),
+    ("fix m mobile msm 5 sites group sites lags 5 file c.h5 overwrite maybe", "'overwrite' expects 'yes' or 'no', got 'maybe'"),
+    ("fix m mobile msm 5 sites group sites lags 5 file c.h5 append yes overwrite yes", "'append yes' and 'overwrite yes' exclude each other"),
+    ("fix m1 mobile msm 5 sites group sites lags 5 file same.h5\nfix m2 mobile msm 5 sites group sites lags 5 file ./same.h5", "Fix msm m1 and fix msm m2 both write the counts file './same.h5'"),
+    ("fix m1 mobile msm 5 sites group sites lags 5 file same.h5\nfix m2 mobile msm 5 sites group sites lags 5 file same.h5 append yes", "Fix msm m2: append yes cannot add to 'same.h5': fix msm m1 writes that file"),
+    ("fix m mobile msm 5 sites group sites lags 5 file notcounts.h5\nrun 0", "Fix msm m: the counts file 'notcounts.h5' already exists"),
 ]
 
 BAD_FILES = {
@@ -517,7 +524,7 @@ def restart_equivalence(extra, lags=tuple(LAGS)):
     with open(os.path.join(ARGS.work, "in.part2"), "w") as fh:
         fh.write(part2)
     for before, after in ((1, 2), (2, 1)):
-        for f in ("split.h5", "part1.restart"):
+        for f in ("split.h5", "part1.h5", "part1.restart"):  # each round starts afresh
             if os.path.exists(os.path.join(ARGS.work, f)):
                 os.remove(os.path.join(ARGS.work, f))
         _, text1 = run_lmp(os.path.join(ARGS.work, "in.part1"),

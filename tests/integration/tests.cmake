@@ -27,4 +27,17 @@ foreach(case md_vs_slow rerun_ranks triclinic compute every version_check bad_in
   set_tests_properties(integration.${case} PROPERTIES LABELS integration TIMEOUT 1200)
 endforeach()
 set_tests_properties(integration.rerun_ranks PROPERTIES PROCESSORS 2)
+
+# Production faults (issue 21): full and read-only disks (a tiny tmpfs; skipped, exit 77, where
+# mounting is not permitted), vanished directories, locked and damaged files, two writers on one
+# file, overwrite policy, restart messages and the quiet path after read_restart.
+foreach(case disk_full disk_errors vanished locked two_writers overwrite restart_quiet sites
+             damaged)
+  add_test(NAME faults.${case}
+    COMMAND ${SYSTEM_PYTHON3} ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_faults.py ${case}
+      --lmp ${LAMMPS_BINARY} --plugin-dir ${CMAKE_BINARY_DIR} --ionmsm $<TARGET_FILE:ionmsm>
+      --work ${CMAKE_CURRENT_BINARY_DIR}/work/faults_${case})
+  set_tests_properties(faults.${case} PROPERTIES LABELS integration TIMEOUT 900
+    SKIP_RETURN_CODE 77)
+endforeach()
 include(${CMAKE_CURRENT_LIST_DIR}/examples.cmake)

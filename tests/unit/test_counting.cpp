@@ -479,7 +479,7 @@ TEST(CountingPack, ClockRestartContinuesIdentically) {
     feed(first, recs, sc, 0, cut);
     // "Restart": clock and counts go through int64 buffers; per-atom records are kept as is.
     const std::vector<std::int64_t> clock = first.pack_clock();
-    EXPECT_EQ(clock.size(), 3u + kLags.size() + static_cast<std::size_t>(kLags.back()));
+    EXPECT_EQ(clock.size(), 4u + kLags.size() + static_cast<std::size_t>(kLags.back()));
     const std::vector<std::int64_t> counts = first.pack_counts();
     TransitionCounter second(sc.nsites, kLags);
     second.unpack_clock(clock.data(), clock.size());
@@ -489,6 +489,19 @@ TEST(CountingPack, ClockRestartContinuesIdentically) {
     // the rates of the atoms' open pairs come from the records (fix msm::setup does this)
     second.reset_rates();
     for (const auto& r : recs) second.restore_atom(r.data());
+    // quiet samples resume where the uninterrupted count resumes them (same dense window)
+    if (cut < sc.samples.size()) {
+      TransitionCounter probe_a(sc.nsites, kLags), probe_b(sc.nsites, kLags);
+      probe_a.unpack_clock(clock.data(), clock.size());
+      const auto whole_clock = [&] {
+        TransitionCounter w(sc.nsites, kLags);
+        auto rw = fresh_records(w, sc.natoms);
+        feed(w, rw, sc, 0, cut);
+        return w.pack_clock();
+      }();
+      probe_b.unpack_clock(whole_clock.data(), whole_clock.size());
+      EXPECT_EQ(probe_a.quiet_allowed(), probe_b.quiet_allowed()) << "restart at " << cut;
+    }
     feed(second, recs, sc, cut, sc.samples.size());
     expect_same_counter(second, whole, "restart at " + std::to_string(cut));
   }
@@ -561,7 +574,18 @@ TEST(CountingPack, MalformedBuffersThrowAndChangeNothing) {
 
   // Clock buffers.
   std::vector<std::int64_t> clock = c.pack_clock();
-  EXPECT_THROW(c.unpack_clock(clock.data(), clock.size() - 1), std::invalid_argument);
+  EXPECT_THROW(c.unpack_clock(clock.data(), clock.size() - 2), std::invalid_argument);
+  EXPECT_THROW(c.unpack_clock(clock.data(), clock.size() + 1), std::invalid_argument);
+  {
+    // a clock of an older restart file (without the end of the dense window) is accepted
+    TransitionCounter old_clock(3, {1, 4});
+    std::vector<std::int64_t> c1 = clock;
+    c1.pop_back();
+    EXPECT_NO_THROW(old_clock.unpack_clock(c1.data(), c1.size()));
+    auto bad_dense = clock;
+    bad_dense.back() = -5;
+    EXPECT_THROW(old_clock.unpack_clock(bad_dense.data(), bad_dense.size()), std::invalid_argument);
+  }
   auto bad_clock = clock;
   bad_clock[1] = 2;
   EXPECT_THROW(c.unpack_clock(bad_clock.data(), bad_clock.size()), std::invalid_argument);

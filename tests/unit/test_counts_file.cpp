@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <iterator>
 #include <random>
 #include <set>
 #include <sstream>
@@ -772,4 +773,119 @@ TEST(CountsFileOptional, CheckAppendableNamesTheMismatch) {
   EXPECT_TRUE(ThrowsWith<std::invalid_argument>(
       [&] { check_appendable(a, with([](CountsData& b) { b.assign = "core"; b.core_radius = 1; })); },
       {"assign"}));
+}
+
+// ------------------------------------------------------------------ faults: disks and damage
+
+namespace {
+
+/// Byte offset in the file of the first chunk of a dataset (checksummed datasets are chunked).
+haddr_t first_chunk_offset(const std::string& path, const char* name) {
+  RawFile raw(path);
+  hid_t dset = H5Dopen2(raw.id(), name, H5P_DEFAULT);
+  EXPECT_GE(dset, 0) << name;
+  hid_t space = H5Dget_space(dset);
+  hsize_t offset[2] = {0, 0};
+  unsigned mask = 0;
+  haddr_t addr = HADDR_UNDEF;
+  hsize_t size = 0;
+  EXPECT_GE(H5Dget_chunk_info(dset, space, 0, offset, &mask, &addr, &size), 0) << name;
+  H5Sclose(space);
+  H5Dclose(dset);
+  return addr;
+}
+
+void flip_byte(const std::string& path, std::uint64_t offset) {
+  std::fstream f(path, std::ios::in | std::ios::out | std::ios::binary);
+  ASSERT_TRUE(f.good()) << path;
+  f.seekg(static_cast<std::streamoff>(offset));
+  char c = 0;
+  f.read(&c, 1);
+  c = static_cast<char>(c ^ 0x10);
+  f.seekp(static_cast<std::streamoff>(offset));
+  f.write(&c, 1);
+}
+
+std::string file_bytes(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
+}
+
+}  // namespace
+
+TEST(CountsFileChecksums, EveryNonEmptyDatasetCarriesFletcher32) {
+  TempDir dir;
+  const std::string path = dir.file("c.h5");
+  write_counts_file(path, make_counts(41, 6, 3, true));
+  RawFile raw(path);
+  for (const char* name : {"/counts/count", "/counts/from", "/counts/shift", "/lags/n_origins",
+                           "/lags/total_counts", "/sites/occupancy", "/sites/fractional",
+                           "/box/h", "/lags/displacement_sq_sum"}) {
+    if (H5Lexists(raw.id(), name, H5P_DEFAULT) <= 0) continue;
+    hid_t dset = H5Dopen2(raw.id(), name, H5P_DEFAULT);
+    ASSERT_GE(dset, 0) << name;
+    hid_t dcpl = H5Dget_create_plist(dset);
+    unsigned flags = 0, values[4], config = 0;
+    std::size_t nvalues = 4;
+    char fname[64];
+    EXPECT_GE(H5Pget_filter_by_id2(dcpl, H5Z_FILTER_FLETCHER32, &flags, &nvalues, values,
+                                   sizeof fname, fname, &config), 0)
+        << name << " has no Fletcher-32 filter";
+    H5Pclose(dcpl);
+    H5Dclose(dset);
+  }
+}
+
+TEST(CountsFileChecksums, FlippedCountInFileWithoutBlocksIsReportedAsDamaged) {
+  TempDir dir;
+  const std::string path = dir.file("c.h5");
+  const CountsData d = make_counts(42, 6, 3, false);
+  ASSERT_EQ(d.block_steps, 0);
+  write_counts_file(path, d);
+  const haddr_t at = first_chunk_offset(path, "/counts/count");
+  ASSERT_NE(at, HADDR_UNDEF);
+  flip_byte(path, at + 1);  // the low byte of the first count changes by 16 (low bits)
+  ::testing::internal::CaptureStderr();
+  EXPECT_TRUE(ThrowsWith<std::runtime_error>(
+      [&] { read_counts_file(path); },
+      {"counts file '" + path + "'", "damaged", "'/counts/count'", "checksum"}));
+  EXPECT_EQ(::testing::internal::GetCapturedStderr(), "");  // no HDF5 error stack printed
+}
+
+TEST(CountsFileChecksums, ChangedMetadataIsReportedAsDamaged) {
+  TempDir dir;
+  const std::string path = dir.file("c.h5");
+  write_counts_file(path, make_counts(43, 6, 2, false));
+  // the root attributes live in the root group's object header, which carries a checksum
+  const std::string bytes = file_bytes(path);
+  const auto at = bytes.find("first_step");
+  ASSERT_NE(at, std::string::npos);
+  flip_byte(path, at + 2);
+  EXPECT_TRUE(ThrowsWith<std::runtime_error>([&] { read_counts_file(path); },
+                                             {"counts file '" + path + "'", "damaged"}));
+}
+
+TEST(CountsFileFaults, FullDiskLeavesThePreviousFileAndNoTemporary) {
+  if (!fs::exists("/dev/full")) GTEST_SKIP() << "/dev/full is missing";
+  TempDir dir;
+  const std::string path = dir.file("c.h5");
+  const CountsData a = make_counts(44, 6, 2, false);
+  write_counts_file(path, a);
+  // the temporary is a link to /dev/full: every write fails with ENOSPC, as on a full disk
+  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
+  fs::create_symlink("/dev/full", tmp);
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    if (!fs::is_symlink(tmp)) fs::create_symlink("/dev/full", tmp);
+    ::testing::internal::CaptureStderr();
+    EXPECT_TRUE(ThrowsWith<std::runtime_error>(
+        [&] { write_counts_file(path, make_counts(45, 7, 3, true)); },
+        {"cannot write counts file '" + path + "'", "No space left on device"}));
+    EXPECT_EQ(::testing::internal::GetCapturedStderr(), "");
+    EXPECT_FALSE(fs::exists(fs::symlink_status(tmp)));  // the temporary is gone
+    expect_same(a, read_counts_file(path));             // the previous file is intact
+  }
+  // space again: the next write succeeds
+  write_counts_file(path, make_counts(45, 7, 3, true));
+  expect_same(make_counts(45, 7, 3, true), read_counts_file(path));
+  EXPECT_EQ(dir.entries(), std::vector<std::string>{"c.h5"});
 }

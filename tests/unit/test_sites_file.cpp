@@ -158,3 +158,38 @@ TEST(SitesFile, ReadsFromDiskAndReportsUnreadableFile) {
     EXPECT_EQ(std::string(e.what()), "cannot open sites file '" + missing + "'");
   }
 }
+
+// ------------------------------------------------------------------ sanity checks of sites
+
+TEST(SitesSanity, FractionalLookingCartesianSitesInALargeBoxAreFlagged) {
+  std::vector<Eigen::Vector3d> frac;
+  for (int i = 0; i < 4; ++i)
+    for (int j = 0; j < 4; ++j) frac.emplace_back((i + 0.5) / 4, (j + 0.5) / 4, 0.75);
+  const std::string w = ionmsm::check_cartesian_sites(frac, 10.0, "li_sites.txt");
+  EXPECT_NE(w.find("'li_sites.txt'"), std::string::npos) << w;
+  EXPECT_NE(w.find("coordinates fractional"), std::string::npos) << w;
+  // the same numbers in a box about as small as the unit cube are plausible Cartesian sites
+  EXPECT_EQ(ionmsm::check_cartesian_sites(frac, 1.5, "li_sites.txt"), "");
+  // one site outside the unit cube: Cartesian coordinates spread over the box
+  frac.emplace_back(5.0, 0.5, 0.5);
+  EXPECT_EQ(ionmsm::check_cartesian_sites(frac, 10.0, "li_sites.txt"), "");
+  EXPECT_EQ(ionmsm::check_cartesian_sites({}, 10.0, "x"), "");
+}
+
+TEST(SitesSanity, EarlyOccupancyFlagsAtomsCrowdingOntoFewSites) {
+  // 96 sites, 20 atoms: 20 occupied is the expected start, 9 (< 20 / 2) is crowding
+  std::vector<std::uint64_t> occ(96, 0);
+  for (int s = 0; s < 20; ++s) occ[static_cast<std::size_t>(4 * s)] = 3;
+  EXPECT_EQ(ionmsm::check_early_occupancy(occ, 20), "");
+  std::vector<std::uint64_t> crowded(96, 0);
+  for (int s = 0; s < 9; ++s) crowded[static_cast<std::size_t>(s)] = 7;
+  const std::string w = ionmsm::check_early_occupancy(crowded, 20);
+  EXPECT_NE(w.find("only 9 of 96 sites"), std::string::npos) << w;
+  // exactly half of min(atoms, sites) is still plausible
+  crowded[9] = 1;
+  EXPECT_EQ(ionmsm::check_early_occupancy(crowded, 20), "");
+  // more atoms than sites: every site should be occupied early on; 30 of 64 is crowding
+  std::vector<std::uint64_t> few(64, 0);
+  for (int s = 0; s < 30; ++s) few[static_cast<std::size_t>(s)] = 10;
+  EXPECT_NE(ionmsm::check_early_occupancy(few, 200), "");
+}

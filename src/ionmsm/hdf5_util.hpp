@@ -1,0 +1,156 @@
+#pragma once
+// HDF5 helpers shared by the counts file reader, writer and checker (internal to the core
+// library: only .cpp files of src/ionmsm include this header). Owning handles close every HDF5
+// object on every path, also when an exception leaves the scope.
+#include <hdf5.h>
+
+#include <cctype>
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <type_traits>
+
+namespace ionmsm::hdf5_util {
+
+/// An HDF5 failure inside the helpers; the public functions turn it into a message naming the
+/// file.
+struct H5Failure : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+/// Turns off HDF5's automatic error printing while alive and restores the previous handler.
+class QuietHdf5 {
+ public:
+  QuietHdf5() {
+    if (H5Eget_auto2(H5E_DEFAULT, &func_, &data_) < 0) {
+      func_ = nullptr;
+      data_ = nullptr;
+    }
+    H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
+  }
+  ~QuietHdf5() { H5Eset_auto2(H5E_DEFAULT, func_, data_); }
+  QuietHdf5(const QuietHdf5&) = delete;
+  QuietHdf5& operator=(const QuietHdf5&) = delete;
+
+ private:
+  H5E_auto2_t func_ = nullptr;
+  void* data_ = nullptr;
+};
+
+/// The description of the innermost error on HDF5's default error stack ("" if none).
+inline std::string hdf5_error_detail() {
+  std::string detail;
+  auto walker = [](unsigned n, const H5E_error2_t* err, void* client) -> herr_t {
+    if (n == 0 && err && err->desc) *static_cast<std::string*>(client) = err->desc;
+    return 0;
+  };
+  H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, walker, &detail);
+  return detail;
+}
+
+[[noreturn]] inline void h5fail(const std::string& what) {
+  std::string detail = hdf5_error_detail();
+  H5Eclear2(H5E_DEFAULT);
+  if (!detail.empty()) throw H5Failure(what + " (HDF5: " + detail + ")");
+  throw H5Failure(what);
+}
+
+/// Owning HDF5 identifier with the matching close function.
+class Handle {
+ public:
+  using Closer = herr_t (*)(hid_t);
+  Handle() = default;
+  Handle(hid_t id, Closer close) : id_(id), close_(close) {}
+  Handle(const Handle&) = delete;
+  Handle& operator=(const Handle&) = delete;
+  Handle(Handle&& o) noexcept : id_(o.id_), close_(o.close_) { o.id_ = H5I_INVALID_HID; }
+  Handle& operator=(Handle&& o) noexcept {
+    if (this != &o) {
+      reset();
+      id_ = o.id_;
+      close_ = o.close_;
+      o.id_ = H5I_INVALID_HID;
+    }
+    return *this;
+  }
+  ~Handle() { reset(); }
+  hid_t get() const { return id_; }
+  operator hid_t() const { return id_; }
+  bool valid() const { return id_ >= 0; }
+  void reset() {
+    if (id_ >= 0 && close_) close_(id_);
+    id_ = H5I_INVALID_HID;
+  }
+  /// Closes now and reports failure (for the file, whose close flushes data).
+  herr_t close() {
+    herr_t status = 0;
+    if (id_ >= 0 && close_) status = close_(id_);
+    id_ = H5I_INVALID_HID;
+    return status;
+  }
+
+ private:
+  hid_t id_ = H5I_INVALID_HID;
+  Closer close_ = nullptr;
+};
+
+inline Handle checked(hid_t id, Handle::Closer close, const std::string& what) {
+  if (id < 0) h5fail(what);
+  return Handle(id, close);
+}
+
+template <class T>
+hid_t native_type() {
+  if constexpr (std::is_same_v<T, double>) return H5T_NATIVE_DOUBLE;
+  else if constexpr (std::is_same_v<T, std::int32_t>) return H5T_NATIVE_INT32;
+  else if constexpr (std::is_same_v<T, std::int64_t>) return H5T_NATIVE_INT64;
+  else if constexpr (std::is_same_v<T, std::uint64_t>) return H5T_NATIVE_UINT64;
+  else static_assert(sizeof(T) == 0, "unsupported element type");
+}
+
+/// The little-endian type the file stores for T.
+template <class T>
+hid_t file_type() {
+  if constexpr (std::is_same_v<T, double>) return H5T_IEEE_F64LE;
+  else if constexpr (std::is_same_v<T, std::int32_t>) return H5T_STD_I32LE;
+  else if constexpr (std::is_same_v<T, std::int64_t>) return H5T_STD_I64LE;
+  else if constexpr (std::is_same_v<T, std::uint64_t>) return H5T_STD_U64LE;
+  else static_assert(sizeof(T) == 0, "unsupported element type");
+}
+
+inline Handle vlen_string_type() {
+  Handle t = checked(H5Tcopy(H5T_C_S1), H5Tclose, "cannot create string type");
+  if (H5Tset_size(t, H5T_VARIABLE) < 0 || H5Tset_cset(t, H5T_CSET_UTF8) < 0)
+    h5fail("cannot create string type");
+  return t;
+}
+
+/// File access properties: HDF5 file locking stays on, but a file system that does not support
+/// locks (some NFS and Lustre mounts) does not make opening fail.
+inline Handle file_access_plist() {
+  Handle fapl = checked(H5Pcreate(H5P_FILE_ACCESS), H5Pclose, "cannot create property list");
+#if H5_VERSION_GE(1, 12, 1) || (H5_VERS_MAJOR == 1 && H5_VERS_MINOR == 10 && H5_VERS_RELEASE >= 7)
+  H5Pset_file_locking(fapl, true, true);
+#endif
+  return fapl;
+}
+
+/// Whether the error on HDF5's default error stack is a checksum mismatch (Fletcher-32 of a
+/// chunked dataset, or of the file's metadata): the bytes on disk changed after they were
+/// written. Call before the stack is cleared.
+inline bool hdf5_checksum_error() {
+  bool found = false;
+  auto walker = [](unsigned, const H5E_error2_t* err, void* client) -> herr_t {
+    if (err && err->desc) {
+      std::string d = err->desc;
+      for (auto& c : d) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      if (d.find("checksum") != std::string::npos || d.find("fletcher") != std::string::npos)
+        *static_cast<bool*>(client) = true;
+    }
+    return 0;
+  };
+  H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, walker, &found);
+  return found;
+}
+
+}  // namespace ionmsm::hdf5_util
