@@ -31,8 +31,14 @@ void print_help(std::ostream& os) {
   os << "\nFile formats: docs/file-format.md\n";
 }
 
+// Set by CMakeLists.txt: the LAMMPS the plugin of the same build directory was compiled against.
+#ifndef IONMSM_BUILT_AGAINST
+#define IONMSM_BUILT_AGAINST "unknown LAMMPS"
+#endif
+
 void print_version(std::ostream& os) {
   os << "ionmsm " << ionmsm::kVersion << "\n"
+     << "plugin built against: " << IONMSM_BUILT_AGAINST << "\n"
      << "counts file format: " << ionmsm::kCountsFormatTag << " version "
      << ionmsm::kCountsFormatVersion << "\n";
 }

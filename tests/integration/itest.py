@@ -344,16 +344,23 @@ def case_every():
     ok("final file complete, no temporaries")
 
 
-def case_version_check():
-    """A plugin built for another LAMMPS version refuses to load with a clear message."""
-    bad = ARGS.bad_plugin
+def refused_plugin(plugin):
+    """Runs lmp with only `plugin load PLUGIN`; returns (exit code, all output)."""
     deck = os.path.join(ARGS.work, "in.version")
     with open(deck, "w") as fh:
-        fh.write(f"plugin load {bad}\n")
+        fh.write(f"plugin load {plugin}\n")
     env_dir = ARGS.plugin_dir
     ARGS.plugin_dir = ""  # do not auto-load the good plugin
     rc, text = run_lmp(deck, {}, expect_fail=True)
     ARGS.plugin_dir = env_dir
+    return rc, text
+
+
+def case_version_check():
+    """A plugin built for another LAMMPS version, or one whose oldest accepted LAMMPS is newer
+    than this one, refuses to load with a clear message; the good plugin says at load which
+    LAMMPS it was built against, and ionmsm --version says the same."""
+    rc, text = refused_plugin(ARGS.bad_plugin)
     if rc == 0:
         fail("lmp accepted a plugin built for another LAMMPS version")
     if "ionmsm plugin was built for LAMMPS version '1 Jan 2000'" not in text or \
@@ -361,6 +368,32 @@ def case_version_check():
         print(text[-2000:])
         fail("version mismatch message not found")
     ok("plugin built for '1 Jan 2000' refused with a clear message")
+
+    if ARGS.old_plugin:
+        rc, text = refused_plugin(ARGS.old_plugin)
+        running = re.search(r"LAMMPS \((\d+ \w+ \d+)", text)
+        if rc == 0:
+            fail("lmp accepted a plugin that needs LAMMPS 1 Jan 2099 or newer")
+        if not running or "ionmsm plugin needs LAMMPS 1 Jan 2099 or newer" not in text or \
+                f"this LAMMPS is version '{running.group(1)}'" not in text:
+            print(text[-2000:])
+            fail("'LAMMPS too old' message not found")
+        ok(f"plugin needing LAMMPS 1 Jan 2099 refused by LAMMPS {running.group(1)} with a clear message")
+
+    deck = os.path.join(ARGS.work, "in.loaded")
+    with open(deck, "w") as fh:
+        fh.write("print done\n")
+    _, text = run_lmp(deck, {})
+    running = re.search(r"LAMMPS \((\d+ \w+ \d+)", text)
+    loaded = re.search(r"ionmsm plugin \S+ \(fix msm, compute msm\) built against LAMMPS (\d+ \w+ \d+)", text)
+    if not running or not loaded or loaded.group(1) != running.group(1):
+        print(text[-2000:])
+        fail("the plugin's load message does not name the LAMMPS it runs in")
+    version = ionmsm("--version").stdout
+    if f"plugin built against: LAMMPS {running.group(1)}" not in version:
+        print(version)
+        fail("ionmsm --version does not name the LAMMPS of this build")
+    ok(f"plugin load message and ionmsm --version both name LAMMPS {running.group(1)}")
 
 
 BAD_INPUTS = [
@@ -1007,6 +1040,7 @@ def main():
     ap.add_argument("--ionmsm", required=True)
     ap.add_argument("--work", required=True)
     ap.add_argument("--bad-plugin", default="")
+    ap.add_argument("--old-plugin", default="")
     ap.add_argument("--src", default=os.path.dirname(os.path.dirname(HERE)))
     ARGS = ap.parse_args()
     shutil.rmtree(ARGS.work, ignore_errors=True)

@@ -4,15 +4,16 @@ if(NOT SYSTEM_PYTHON3)
   message(FATAL_ERROR "integration tests need Debian's /usr/bin/python3 (python3-numpy, python3-h5py)")
 endif()
 
-# A plugin variant that claims to be built for another LAMMPS version (for the load-time check).
-add_library(ionmsmplugin_badversion MODULE EXCLUDE_FROM_ALL ${IONMSM_PLUGIN_SOURCES})
-target_include_directories(ionmsmplugin_badversion PRIVATE ${LAMMPS_SOURCE_DIR})
-target_link_libraries(ionmsmplugin_badversion PRIVATE ionmsm_core MPI::MPI_CXX)
-target_compile_definitions(ionmsmplugin_badversion PRIVATE LAMMPS_SMALLBIG
-  IONMSM_VERSION_STRING="${PROJECT_VERSION}" IONMSM_EXPECTED_LAMMPS_VERSION="1 Jan 2000")
-set_target_properties(ionmsmplugin_badversion PROPERTIES PREFIX "" SUFFIX ".so"
-  LIBRARY_OUTPUT_DIRECTORY ${CMAKE_CURRENT_BINARY_DIR}/badversion OUTPUT_NAME ionmsmplugin)
-add_custom_target(ionmsm_test_plugins ALL DEPENDS ionmsmplugin_badversion)
+# Plugin variants for the load-time checks (plugin/ionmsm_plugin.cpp): one that claims to be
+# built for another LAMMPS version, one whose oldest accepted LAMMPS is newer than this one.
+ionmsm_add_plugin(ionmsmplugin_badversion ${IONMSM_MIN_LAMMPS_NUMBER} "${IONMSM_MIN_LAMMPS_STRING}"
+  IONMSM_EXPECTED_LAMMPS_VERSION="1 Jan 2000")
+ionmsm_add_plugin(ionmsmplugin_tooold 20990101 "1 Jan 2099")
+foreach(_variant badversion tooold)
+  set_target_properties(ionmsmplugin_${_variant} PROPERTIES EXCLUDE_FROM_ALL ON
+    LIBRARY_OUTPUT_DIRECTORY ${CMAKE_CURRENT_BINARY_DIR}/${_variant} OUTPUT_NAME ionmsmplugin)
+endforeach()
+add_custom_target(ionmsm_test_plugins ALL DEPENDS ionmsmplugin_badversion ionmsmplugin_tooold)
 
 set(_itest ${CMAKE_CURRENT_SOURCE_DIR}/integration/itest.py)
 foreach(case md_vs_slow rerun_ranks triclinic compute every version_check bad_input cli
@@ -23,7 +24,8 @@ foreach(case md_vs_slow rerun_ranks triclinic compute every version_check bad_in
     COMMAND ${SYSTEM_PYTHON3} ${_itest} ${case}
       --lmp ${LAMMPS_BINARY} --plugin-dir ${CMAKE_BINARY_DIR} --ionmsm $<TARGET_FILE:ionmsm>
       --work ${CMAKE_CURRENT_BINARY_DIR}/work/${case}
-      --bad-plugin ${CMAKE_CURRENT_BINARY_DIR}/badversion/ionmsmplugin.so)
+      --bad-plugin ${CMAKE_CURRENT_BINARY_DIR}/badversion/ionmsmplugin.so
+      --old-plugin ${CMAKE_CURRENT_BINARY_DIR}/tooold/ionmsmplugin.so)
   set_tests_properties(integration.${case} PROPERTIES LABELS integration TIMEOUT 1200)
 endforeach()
 set_tests_properties(integration.rerun_ranks PROPERTIES PROCESSORS 2)
