@@ -29,6 +29,7 @@ const std::vector<Verb>& verbs() {
        run_export},
       {"analyze", "full MSM analysis: timescales, CK test, D, MSD, jump network", kAnalyzeHelp,
        run_analyze},
+      {"sites", "find sites as peaks of an ion density (LAMMPS dump grid)", kSitesHelp, run_sites},
   };
   return table;
 }

@@ -70,5 +70,7 @@ int run_info(const std::vector<std::string>& args);
 int run_export(const std::vector<std::string>& args);
 int run_analyze(const std::vector<std::string>& args);
 extern const char kAnalyzeHelp[];  ///< defined in analyze.cpp
+int run_sites(const std::vector<std::string>& args);
+extern const char kSitesHelp[];  ///< defined in sites.cpp
 
 }  // namespace ionmsm::cli

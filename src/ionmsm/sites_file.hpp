@@ -25,4 +25,19 @@ SitesFile read_sites_file(const std::string& path);
 /// Same from text already in memory (name is used in messages).
 SitesFile parse_sites_text(const std::string& text, const std::string& name);
 
+/// The text of a sites file: the tag line "# ionmsm-sites 1", one "# " line per header comment,
+/// "coordinates fractional|cartesian", then one line per site "x y z [label] [# comment]".
+/// Coordinates are written with 17 significant digits, so parse_sites_text reads them back
+/// exactly. `site_comments` is empty or has one entry per site ("" for none). Throws
+/// std::invalid_argument for a label containing whitespace or '#', a comment containing a line break, mismatched sizes, a
+/// non-finite coordinate or no sites.
+std::string format_sites_text(const SitesFile& sites,
+                              const std::vector<std::string>& header_comments = {},
+                              const std::vector<std::string>& site_comments = {});
+/// Writes format_sites_text(...) to `path` atomically (a temporary in the same directory, then
+/// rename), so a reader never sees a partial file. Throws std::invalid_argument naming the path.
+void write_sites_file(const std::string& path, const SitesFile& sites,
+                      const std::vector<std::string>& header_comments = {},
+                      const std::vector<std::string>& site_comments = {});
+
 }  // namespace ionmsm
