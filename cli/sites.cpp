@@ -2,6 +2,7 @@
 // LAMMPS (fix ave/grid + dump grid). Orchestration only: reading, discovery and the sites file
 // are in the core (density_grid.*, site_discovery.*, sites_file.*); the picture is drawn by
 // cli/plot_sites.py.
+#include <algorithm>
 #include <cerrno>
 #include <cmath>
 #include <cstdio>
@@ -22,7 +23,7 @@ namespace ionmsm::cli {
 
 extern const char kSitesHelp[] =
     "usage: ionmsm sites GRID --out SITES.txt [--min-separation R] [--min-occupancy X]\n"
-    "                    [--seed FILE] [--plot FILE.png | --no-plot]\n"
+    "                    [--min-contrast C] [--seed FILE] [--plot FILE.png | --no-plot]\n"
     "\n"
     "Finds sites as the maxima of the ion density in GRID, a LAMMPS 'dump grid' text file with\n"
     "one density column, as written by\n"
@@ -32,7 +33,8 @@ extern const char kSitesHelp[] =
     "(the last snapshot is used; periodic, orthogonal or triclinic box). Maxima are found with\n"
     "periodic boundaries and placed by a quadratic fit of log(density); every cell belongs to\n"
     "the basin of the maximum its steepest ascent reaches. Maxima closer than R to a higher\n"
-    "one are merged into it; sites whose basins hold fewer than X ions on average are dropped.\n"
+    "one are merged into it; sites whose basins hold fewer than X ions on average, or whose\n"
+    "peak density is below C times the mean density, are dropped.\n"
     "Writes SITES.txt (fractional coordinates, label, '# occupancy N ...' per site: the mean\n"
     "number of ions in the site's basins) for 'fix msm ... sites file SITES.txt', and a\n"
     "picture of the density projected on two cell axes with the sites marked.\n"
@@ -42,6 +44,9 @@ extern const char kSitesHelp[] =
     "  --min-separation R  merge maxima closer than R (length units); default: twice the\n"
     "                      largest grid spacing\n"
     "  --min-occupancy X   drop found sites holding fewer than X ions on average (default 0.05)\n"
+    "  --min-contrast C    drop found sites whose peak density is below C times the mean\n"
+    "                      density of the grid (default 5): sampling noise in weakly\n"
+    "                      structured regions\n"
     "  --seed FILE         known sites (a sites file, docs/file-format.md): kept first, with\n"
     "                      their labels; only maxima farther than R from them become new sites\n"
     "  --plot FILE         the picture (default: the sites file's name with .png)\n"
@@ -130,6 +135,7 @@ int run_sites(const std::vector<std::string>& args) {
                                   {{"--out", true},
                                    {"--min-separation", true},
                                    {"--min-occupancy", true},
+                                   {"--min-contrast", true},
                                    {"--seed", true},
                                    {"--plot", true},
                                    {"--no-plot", false}});
@@ -150,6 +156,9 @@ int run_sites(const std::vector<std::string>& args) {
   opt.min_occupancy = p.has("--min-occupancy")
                           ? parse_nonnegative("--min-occupancy", *p.value("--min-occupancy"))
                           : 0.05;
+  opt.min_contrast = p.has("--min-contrast")
+                         ? parse_nonnegative("--min-contrast", *p.value("--min-contrast"))
+                         : 5.0;
   SitesFile seeds;
   if (p.has("--seed")) {
     seeds = read_sites_file(*p.value("--seed"));
@@ -177,11 +186,17 @@ int run_sites(const std::vector<std::string>& args) {
       label = l.empty() ? "seed" + std::to_string(s.seed) : l;
     }
     sf.labels.push_back(label);
-    comments.push_back("occupancy " + fmt(s.occupancy) + " peak_density " +
-                       fmt(s.peak_density) + " maxima " + std::to_string(s.n_maxima) +
+    comments.push_back("occupancy " + fmt(s.occupancy) + " contrast " +
+                       fmt(s.peak_density / r.mean_density, "%.4g") + " maxima " +
+                       std::to_string(s.n_maxima) +
                        (s.seed >= 0 ? " seed" : ""));
     kept += s.occupancy;
   }
+  double weakest_kept = INFINITY, strongest_dropped = 0.0;
+  for (const auto& s : r.sites)
+    if (s.seed < 0) weakest_kept = std::min(weakest_kept, s.peak_density / r.mean_density);
+  for (const auto& s : r.dropped)
+    strongest_dropped = std::max(strongest_dropped, s.peak_density / r.mean_density);
   const double core = 0.5 * opt.min_separation;
   const double in_cores = core > 0.0 ? fraction_within(g, positions, core) : 0.0;
   const std::string fill = fmt(r.total_number);
@@ -190,9 +205,11 @@ int run_sites(const std::vector<std::string>& args) {
           ", grid " + std::to_string(g.n[0]) + "x" + std::to_string(g.n[1]) + "x" +
           std::to_string(g.n[2]) + ", column " + g.column + ")",
       "min_separation " + fmt(opt.min_separation) + " min_occupancy " +
-          fmt(opt.min_occupancy) + " seeds " + std::to_string(opt.seeds_fractional.size()),
+          fmt(opt.min_occupancy) + " min_contrast " + fmt(opt.min_contrast) + " seeds " +
+          std::to_string(opt.seeds_fractional.size()),
       "ions on the grid " + fill + "; in these sites' basins " + fmt(kept) +
-          "; occupancy = mean number of ions in the site's basins"};
+          "; occupancy = mean number of ions in the site's basins, contrast = peak density / "
+          "mean density " + fmt(r.mean_density)};
   write_sites_file(out, sf, header, comments);
 
   std::ostream& os = std::cout;
@@ -202,9 +219,13 @@ int run_sites(const std::vector<std::string>& args) {
      << " ions on average\n"
      << "  " << r.n_maxima << " maxima -> " << r.sites.size() << " sites ("
      << opt.seeds_fractional.size() << " seeds, " << r.sites.size() - opt.seeds_fractional.size()
-     << " found); merged within " << fmt(opt.min_separation) << ", dropped " << r.n_dropped
-     << " below " << fmt(opt.min_occupancy) << " ions (" << fmt(r.dropped_occupancy)
-     << " ions in all)\n"
+     << " found); merged within " << fmt(opt.min_separation) << "; dropped " << r.dropped.size()
+     << " below " << fmt(opt.min_occupancy) << " ions or contrast " << fmt(opt.min_contrast)
+     << " (" << fmt(r.dropped_occupancy) << " ions in all)\n"
+     << "  peak contrast: weakest kept "
+     << (std::isfinite(weakest_kept) ? fmt(weakest_kept, "%.3g") : std::string("none"))
+     << ", strongest dropped "
+     << (r.dropped.empty() ? std::string("none") : fmt(strongest_dropped, "%.3g")) << "\n"
      << "  ions in the sites' basins: " << fmt(kept) << " of " << fill << " ("
      << fmt(r.total_number > 0 ? 100.0 * kept / r.total_number : 0.0, "%.1f") << " %)\n";
   if (core > 0.0)

@@ -21,38 +21,42 @@ import math
 import os
 import random
 
+import numpy as np
+
 KB_EV = 8.617333262e-5
 
 
 def cell_matrix(lx, ly, lz, xy, xz, yz):
     # columns a, b, c (LAMMPS restricted triclinic)
-    return [[lx, xy, xz], [0.0, ly, yz], [0.0, 0.0, lz]]
+    return np.array([[lx, xy, xz], [0.0, ly, yz], [0.0, 0.0, lz]])
 
 
-def periodic_distance(h, fa, fb):
-    d = [x - y for x, y in zip(fa, fb)]
-    d = [x - round(x) for x in d]
-    best = math.inf
-    for i in (-1, 0, 1):
-        for j in (-1, 0, 1):
-            for k in (-1, 0, 1):
-                v = (d[0] + i, d[1] + j, d[2] + k)
-                r = [sum(h[m][n] * v[n] for n in range(3)) for m in range(3)]
-                best = min(best, math.sqrt(sum(x * x for x in r)))
-    return best
+IMAGES = np.array([(i, j, k) for i in (-1, 0, 1) for j in (-1, 0, 1) for k in (-1, 0, 1)])
+
+
+def periodic_distances(h, f, others):
+    """Distances from fractional point f to each row of `others` (nearest of 27 images)."""
+    if len(others) == 0:
+        return np.zeros(0)
+    d = np.asarray(others) - f
+    d -= np.round(d)
+    r = (d[:, None, :] + IMAGES[None, :, :]) @ h.T
+    return np.sqrt((r * r).sum(axis=2)).min(axis=1)
 
 
 def random_wells(h, n, min_sep, depths, rng):
-    wells = []
+    """Random sequential addition: uniform positions, rejected when closer than min_sep."""
+    pos, kind = [], []
     tries = 0
-    while len(wells) < n:
+    while len(pos) < n:
         tries += 1
         if tries > 200000:
             raise SystemExit(f"cannot place {n} wells {min_sep} apart in this cell")
-        f = (rng.random(), rng.random(), rng.random())
-        if all(periodic_distance(h, f, w[0]) >= min_sep for w in wells):
-            wells.append((f, rng.randrange(len(depths))))
-    return wells
+        f = np.array([rng.random(), rng.random(), rng.random()])
+        if len(pos) == 0 or periodic_distances(h, f, pos).min() >= min_sep:
+            pos.append(f)
+            kind.append(rng.randrange(len(depths)))
+    return list(zip(pos, kind))
 
 
 def write_table(path, depths_ev, width):
@@ -75,12 +79,12 @@ def write_table(path, depths_ev, width):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", required=True)
-    ap.add_argument("--wells", type=int, default=120)
+    ap.add_argument("--wells", type=int, default=200)
     ap.add_argument("--seed", type=int, default=2024)
     ap.add_argument("--cell", default="15 14 13 3 -2 1.5")
     ap.add_argument("--min-separation", type=float, default=2.0)
     ap.add_argument("--width", type=float, default=0.5)
-    ap.add_argument("--depths-kT", default="5 6 7")
+    ap.add_argument("--depths-kT", default="4 5 6")
     ap.add_argument("--T", type=float, default=300.0)
     args = ap.parse_args()
 
@@ -99,7 +103,7 @@ def main():
         f.write(f"region box prism 0 {lx} 0 {ly} 0 {lz} {xy} {xz} {yz}\n")
         f.write(f"create_box {ntypes} box\n")
         for frac, k in wells:
-            x = [sum(h[m][n] * frac[n] for n in range(3)) for m in range(3)]
+            x = h @ frac
             f.write(f"create_atoms {k + 2} single {x[0]:.12f} {x[1]:.12f} {x[2]:.12f} units box\n")
         f.write("mass * 6.941\n")
         f.write("pair_style table linear 2000\n")

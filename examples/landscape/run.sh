@@ -11,7 +11,7 @@
 #   examples/landscape/run.sh                       # about 2-3 minutes on one core
 #   examples/landscape/run.sh --naccum 5000 --nprod 5000 --out /tmp/l     # tiny
 #
-# Options: --wells N (120), --nions N (200), --neq N (5000), --naccum N (50000),
+# Options: --wells N (200), --nions N (200), --neq N (5000), --naccum N (50000),
 #          --nprod N (100000), --grid "NX NY NZ" (75 70 65), --min-separation R (1.0),
 #          --min-occupancy X (0.05), --core R (0.5), --seed S (2024), --np RANKS (1),
 #          --out DIR (out/landscape).
@@ -23,7 +23,7 @@ HERE="$ROOT/examples/landscape"
 BUILD="${IONMSM_BUILD_DIR:-$ROOT/build}"
 IONMSM="${IONMSM:-$BUILD/ionmsm}"
 LMP_WRAPPER="${IONMSM_LMP:-$ROOT/scripts/lmp}"
-WELLS=120; NIONS=200; NEQ=5000; NACCUM=50000; NPROD=100000; GRID="75 70 65"
+WELLS=200; NIONS=200; NEQ=5000; NACCUM=50000; NPROD=100000; GRID="75 70 65"
 MINSEP=1.0; MINOCC=0.05; CORE=0.5; SEED=2024; NP=1; OUT="$ROOT/out/landscape"
 while [ $# -gt 0 ]; do
   case "$1" in

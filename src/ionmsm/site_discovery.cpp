@@ -172,8 +172,11 @@ SiteDiscovery discover_sites(const DensityGrid& grid, const SiteDiscoveryOptions
     throw std::invalid_argument("min_separation must be a finite number >= 0");
   if (!(options.min_occupancy >= 0.0) || !std::isfinite(options.min_occupancy))
     throw std::invalid_argument("min_occupancy must be a finite number >= 0");
+  if (!(options.min_contrast >= 0.0) || !std::isfinite(options.min_contrast))
+    throw std::invalid_argument("min_contrast must be a finite number >= 0");
   SiteDiscovery out;
   out.total_number = grid.total_number();
+  out.mean_density = out.total_number / grid.box.volume();
   std::vector<DiscoveredSite> kept;
   for (std::size_t s = 0; s < options.seeds_fractional.size(); ++s) {
     if (!options.seeds_fractional[s].allFinite())
@@ -215,8 +218,9 @@ SiteDiscovery discover_sites(const DensityGrid& grid, const SiteDiscoveryOptions
     kept.push_back(site);
   }
   for (const DiscoveredSite& s : kept) {
-    if (s.seed < 0 && s.occupancy < options.min_occupancy) {
-      ++out.n_dropped;
+    if (s.seed < 0 && (s.occupancy < options.min_occupancy ||
+                       s.peak_density < options.min_contrast * out.mean_density)) {
+      out.dropped.push_back(s);
       out.dropped_occupancy += s.occupancy;
     } else {
       out.sites.push_back(s);

@@ -13,7 +13,11 @@
 //  4. Merging: seeds first, then maxima by decreasing peak density; a maximum closer than
 //     min_separation (Cartesian, periodic) to a kept site joins the nearest one (its basin
 //     adds to that site's occupancy), otherwise it becomes a new site.
-//  5. Dropping: found (non-seed) sites whose occupancy is below min_occupancy are dropped.
+//  5. Dropping: found (non-seed) sites whose occupancy is below min_occupancy, or whose peak
+//     density is below min_contrast times the mean density of the grid, are dropped. The
+//     contrast test removes what sampling noise makes in weakly structured regions: there,
+//     merging gathers many noise maxima into "sites" with sizeable occupancy but a peak close
+//     to the mean density.
 #include <Eigen/Dense>
 #include <cstddef>
 #include <cstdint>
@@ -26,6 +30,7 @@ namespace ionmsm {
 struct SiteDiscoveryOptions {
   double min_separation = 0.0;  ///< length units; 0 merges nothing
   double min_occupancy = 0.0;   ///< mean number of ions in the site's basins
+  double min_contrast = 0.0;    ///< peak density / mean density of the grid
   /// Known sites (fractional coordinates), kept whatever their occupancy, listed first.
   std::vector<Eigen::Vector3d> seeds_fractional;
 };
@@ -41,13 +46,14 @@ struct DiscoveredSite {
 struct SiteDiscovery {
   std::vector<DiscoveredSite> sites;  ///< seeds in their order, then found sites
   std::size_t n_maxima = 0;           ///< grid maxima before merging
-  std::size_t n_dropped = 0;          ///< found sites below min_occupancy
-  double dropped_occupancy = 0.0;     ///< ions in the dropped sites' basins
-  double total_number = 0.0;          ///< integral of the density (mean number of ions)
+  std::vector<DiscoveredSite> dropped;  ///< found sites below min_occupancy or min_contrast
+  double dropped_occupancy = 0.0;       ///< ions in the dropped sites' basins
+  double total_number = 0.0;            ///< integral of the density (mean number of ions)
+  double mean_density = 0.0;            ///< total_number / cell volume
 };
 
 /// Throws std::invalid_argument for a grid with fewer than 3 cells along an axis, a negative
-/// min_separation or min_occupancy, or a non-finite seed.
+/// min_separation, min_occupancy or min_contrast, or a non-finite seed.
 SiteDiscovery discover_sites(const DensityGrid& grid, const SiteDiscoveryOptions& options);
 
 /// Fraction of the density (of grid.total_number()) in cells whose centre lies within `radius`
