@@ -167,9 +167,10 @@ int run_sites(const std::vector<std::string>& args) {
   }
   const SiteDiscovery r = discover_sites(g, opt);
   if (r.sites.empty())
-    throw std::runtime_error(grid_path + ": no site holds " + fmt(opt.min_occupancy) +
-                             " ions or more (" + std::to_string(r.n_maxima) +
-                             " maxima; lower --min-occupancy or accumulate longer)");
+    throw std::runtime_error(grid_path + ": no site passes --min-occupancy " +
+                             fmt(opt.min_occupancy) + " and --min-contrast " +
+                             fmt(opt.min_contrast) + " (" + std::to_string(r.n_maxima) +
+                             " maxima; lower them or accumulate longer)");
 
   SitesFile sf;
   sf.fractional = true;

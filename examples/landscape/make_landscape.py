@@ -24,6 +24,8 @@ import random
 import numpy as np
 
 KB_EV = 8.617333262e-5
+# inner end of the table: LAMMPS stops when an ion comes closer than this to a well centre
+RLO = 1e-6
 
 
 def cell_matrix(lx, ly, lz, xy, xz, yz):
@@ -66,9 +68,9 @@ def write_table(path, depths_ev, width):
         f.write("# Gaussian wells U(r) = -A exp(-r^2/(2 w^2)), w = %g A (make_landscape.py)\n\n"
                 % width)
         for k, a in enumerate(depths_ev):
-            f.write(f"WELL{k}\nN {npts} R 0.001 {cutoff:.6f}\n\n")
+            f.write(f"WELL{k}\nN {npts} R {RLO} {cutoff:.6f}\n\n")
             for i in range(npts):
-                r = 0.001 + (cutoff - 0.001) * i / (npts - 1)
+                r = RLO + (cutoff - RLO) * i / (npts - 1)
                 e = -a * math.exp(-r * r / (2 * width * width))
                 force = e * r / (width * width)  # -dU/dr
                 f.write(f"{i + 1} {r:.8f} {e:.10e} {force:.10e}\n")
@@ -84,7 +86,7 @@ def main():
     ap.add_argument("--cell", default="15 14 13 3 -2 1.5")
     ap.add_argument("--min-separation", type=float, default=2.0)
     ap.add_argument("--width", type=float, default=0.5)
-    ap.add_argument("--depths-kT", default="4 5 6")
+    ap.add_argument("--depths-kT", default="5 6 7")
     ap.add_argument("--T", type=float, default=300.0)
     args = ap.parse_args()
 

@@ -95,7 +95,7 @@ def case_wells():
                  "--min-occupancy", "1.0"], work)
         print(p.stdout, end="")
         check_found(work, out, cs, f"{np_ranks} rank(s), {grid}")
-        png = out.replace(".txt", ".png")
+        png = os.path.join(work, out.replace(".txt", ".png"))
         if os.path.exists(png) and os.path.getsize(png) > 1000:
             ok(f"picture {png}")
         else:
@@ -164,7 +164,12 @@ def case_errors():
     p = run([ARGS.ionmsm, "sites", "good.grid"], work, expect=2)
     if "--out" not in p.stderr:
         fail(f"missing --out not reported: {p.stderr}")
-    p = run([ARGS.ionmsm, "sites", "good.grid", "--out", "out.txt", "--no-plot"], work)
+    # contrast 2 / (65/64): below the default 5, so nothing is left
+    p = run([ARGS.ionmsm, "sites", "good.grid", "--out", "out.txt", "--no-plot"], work, expect=1)
+    if "no site passes" not in p.stderr or os.path.exists(os.path.join(work, "out.txt")):
+        fail(f"all sites dropped: {p.stderr}")
+    p = run([ARGS.ionmsm, "sites", "good.grid", "--out", "out.txt", "--no-plot",
+             "--min-contrast", "1.5"], work)
     with open(os.path.join(work, "out.txt")) as f:
         text = f.read()
     site_lines = [ln for ln in text.splitlines() if ln and ln[0].isdigit()]
@@ -174,7 +179,7 @@ def case_errors():
             or not np.allclose([float(t) for t in tok[:3]], 0.375, atol=1e-12)
             or tok[3:6] != ["s0", "#", "occupancy"] or float(tok[6]) != 65.0):
         fail(f"single-cell peak: {text}")
-    ok(f"{len(cases) + 1} bad inputs refused with a clear message; a one-cell peak written")
+    ok(f"{len(cases) + 2} bad inputs refused with a clear message; a one-cell peak written")
 
 
 def case_example():
