@@ -6,7 +6,8 @@
 #   3. ionmsm sites: sites.txt (+ sites.png) from the density; compared with the true wells;
 #   4. LAMMPS, stage production: fix msm on sites.txt (nearest site, and core sets of radius
 #      --core for the fraction of samples within that radius of a site);
-#   5. ionmsm analyze on both counts files.
+#   5. ionmsm analyze on both counts files; summarize.py: slowest ITS per lag, CK errors,
+#      fraction of samples within --core of a site.
 #
 #   examples/landscape/run.sh                       # about 2-3 minutes on one core
 #   examples/landscape/run.sh --naccum 5000 --nprod 5000 --out /tmp/l     # tiny
@@ -16,7 +17,8 @@
 #          --min-occupancy X (0.05), --core R (0.5), --seed S (2024), --np RANKS (1),
 #          --out DIR (out/landscape).
 # Output: DIR/{landscape.lmp,landscape.table,wells.txt,dens.grid,sites.txt,sites.png,
-#         compare.txt,counts.h5,counts_core.h5,log.*.lammps,analysis/,analysis_core/}
+#         compare.txt,counts.h5,counts_core.h5,log.*.lammps,analysis/,analysis_core/,
+#         summary.txt}
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 HERE="$ROOT/examples/landscape"
@@ -39,7 +41,7 @@ while [ $# -gt 0 ]; do
     --seed) SEED="$2"; shift 2 ;;
     --np) NP="$2"; shift 2 ;;
     --out) OUT="$2"; shift 2 ;;
-    -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,23p' "$0"; exit 0 ;;
     *) echo "$0: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -65,5 +67,6 @@ lmp -in "$HERE/in.landscape" -log log.production.lammps -screen none -var stage 
 if "$IONMSM" analyze --help > /dev/null 2>&1; then
   "$IONMSM" analyze counts.h5 --out analysis
   "$IONMSM" analyze counts_core.h5 --out analysis_core
+  /usr/bin/python3 "$HERE/summarize.py" . | tee summary.txt
 fi
 echo "[landscape] done in $((SECONDS - t0)) s: $OUT" >&2

@@ -155,6 +155,8 @@ def case_errors():
         (["good.grid", "--seed", "atoms.dump"], 1, "atoms.dump:1:"),
         (["good.grid", "--plot", "x.png", "--no-plot"], 2, "exclude each other"),
     ]
+    if os.path.exists(os.path.join(work, "out.txt")):
+        os.remove(os.path.join(work, "out.txt"))  # from an earlier run of this test
     for args, code, message in cases:
         p = run([ARGS.ionmsm, "sites"] + args + ["--out", "out.txt"], work, expect=code)
         if message not in p.stderr:
