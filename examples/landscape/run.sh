@@ -9,8 +9,9 @@
 #   5. ionmsm analyze on both counts files; summarize.py: slowest ITS per lag, CK errors,
 #      fraction of samples within --core of a site.
 #
-#   examples/landscape/run.sh                       # about 2-3 minutes on one core
-#   examples/landscape/run.sh --naccum 5000 --nprod 5000 --out /tmp/l     # tiny
+#   examples/landscape/run.sh                       # about 2-5 minutes on one core
+#   examples/landscape/run.sh --wells 30 --nions 60 --neq 1000 --naccum 4000 --nprod 4000 \
+#     --grid "45 42 39" --out /tmp/l                                          # tiny
 #
 # Options: --wells N (200), --nions N (200), --neq N (5000), --naccum N (50000),
 #          --nprod N (100000), --grid "NX NY NZ" (75 70 65), --min-separation R (1.0),
@@ -41,7 +42,7 @@ while [ $# -gt 0 ]; do
     --seed) SEED="$2"; shift 2 ;;
     --np) NP="$2"; shift 2 ;;
     --out) OUT="$2"; shift 2 ;;
-    -h|--help) sed -n '2,23p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
     *) echo "$0: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
 done
