@@ -128,6 +128,93 @@ std::string plot(const DensityGrid& g, const SiteDiscovery& r, const std::string
   return run.ok ? std::string() : run.message;
 }
 
+SiteDiscoveryOptions discovery_options(const ParsedArgs& p, const DensityGrid& g,
+                                       const SitesFile& seeds) {
+  SiteDiscoveryOptions opt;
+  double spacing = 0.0;  // the largest distance between grid planes
+  for (int k = 0; k < 3; ++k) spacing = std::max(spacing, g.box.face_distance(k) / g.n[k]);
+  opt.min_separation = p.has("--min-separation")
+                           ? parse_nonnegative("--min-separation", *p.value("--min-separation"))
+                           : 2.0 * spacing;
+  opt.min_occupancy = p.has("--min-occupancy")
+                          ? parse_nonnegative("--min-occupancy", *p.value("--min-occupancy"))
+                          : 0.05;
+  opt.min_contrast = p.has("--min-contrast")
+                         ? parse_nonnegative("--min-contrast", *p.value("--min-contrast"))
+                         : 5.0;
+  for (const auto& x : seeds.coords)
+    opt.seeds_fractional.push_back(seeds.fractional ? x : g.box.to_fractional(x));
+  return opt;
+}
+
+void write_sites(const std::string& out, const std::string& grid_path, const DensityGrid& g,
+                 const SiteDiscoveryOptions& opt, const SiteDiscovery& r, const SitesFile& seeds) {
+  SitesFile sf;
+  sf.fractional = true;
+  std::vector<std::string> comments;
+  for (std::size_t i = 0; i < r.sites.size(); ++i) {
+    const DiscoveredSite& s = r.sites[i];
+    sf.coords.push_back(s.fractional);
+    std::string label = "s" + std::to_string(i);
+    if (s.seed >= 0) {
+      const std::string& l = seeds.labels[static_cast<std::size_t>(s.seed)];
+      label = l.empty() ? "seed" + std::to_string(s.seed) : l;
+    }
+    sf.labels.push_back(label);
+    comments.push_back("occupancy " + fmt(s.occupancy) + " contrast " + fmt(s.contrast, "%.4g") +
+                       " maxima " + std::to_string(s.n_maxima) + (s.seed >= 0 ? " seed" : ""));
+  }
+  const std::vector<std::string> header = {
+      "written by ionmsm sites from " + grid_path + " (timestep " + std::to_string(g.timestep) +
+          ", grid " + std::to_string(g.n[0]) + "x" + std::to_string(g.n[1]) + "x" +
+          std::to_string(g.n[2]) + ", column " + g.column + ")",
+      "min_separation " + fmt(opt.min_separation) + " min_occupancy " +
+          fmt(opt.min_occupancy) + " min_contrast " + fmt(opt.min_contrast) + " seeds " +
+          std::to_string(opt.seeds_fractional.size()),
+      "ions on the grid " + fmt(r.total_number) + "; in these sites' basins " +
+          fmt(r.kept_occupancy) +
+          "; occupancy = mean number of ions in the site's basins, contrast = peak density / "
+          "mean density " + fmt(r.mean_density)};
+  write_sites_file(out, sf, header, comments);
+}
+
+void print_summary(std::ostream& os, const std::string& grid_path, const std::string& out,
+                   const DensityGrid& g, const SiteDiscoveryOptions& opt, const SiteDiscovery& r) {
+  double weakest_kept = INFINITY, strongest_dropped = 0.0;
+  std::vector<Eigen::Vector3d> positions;
+  for (const auto& s : r.sites) {
+    positions.push_back(s.fractional);
+    if (s.seed < 0) weakest_kept = std::min(weakest_kept, s.contrast);
+  }
+  for (const auto& s : r.dropped) strongest_dropped = std::max(strongest_dropped, s.contrast);
+  const std::size_t n_seeds = opt.seeds_fractional.size();
+  os << "ionmsm sites: " << grid_path << " -> " << out << "\n"
+     << "  grid " << g.n[0] << " x " << g.n[1] << " x " << g.n[2] << " (timestep " << g.timestep
+     << ", the last of " << g.n_snapshots << " snapshot(s)), " << fmt(r.total_number)
+     << " ions on average\n"
+     << "  " << r.n_maxima << " maxima -> " << r.sites.size() << " sites (" << n_seeds
+     << " seeds, " << r.sites.size() - n_seeds << " found); merged within "
+     << fmt(opt.min_separation) << "; dropped " << r.dropped.size() << " below "
+     << fmt(opt.min_occupancy) << " ions or contrast " << fmt(opt.min_contrast) << " ("
+     << fmt(r.dropped_occupancy) << " ions in all)\n"
+     << "  peak contrast: weakest kept "
+     << (std::isfinite(weakest_kept) ? fmt(weakest_kept, "%.3g") : std::string("none"))
+     << ", strongest dropped "
+     << (r.dropped.empty() ? std::string("none") : fmt(strongest_dropped, "%.3g")) << "\n"
+     << "  ions in the sites' basins: " << fmt(r.kept_occupancy) << " of "
+     << fmt(r.total_number) << " ("
+     << fmt(r.total_number > 0 ? 100.0 * r.kept_occupancy / r.total_number : 0.0, "%.1f")
+     << " %)\n";
+  const double core = 0.5 * opt.min_separation;
+  if (core > 0.0)
+    os << "  density within " << fmt(core) << " of a site (fix msm assign core " << fmt(core)
+       << "): " << fmt(100.0 * fraction_within(g, positions, core), "%.1f") << " %\n";
+  for (const auto& s : r.sites)
+    if (s.seed >= 0 && s.n_maxima == 0)
+      os << "  note: seed " << s.seed << " has no density maximum within "
+         << fmt(opt.min_separation) << "\n";
+}
+
 }  // namespace
 
 int run_sites(const std::vector<std::string>& args) {
@@ -147,100 +234,21 @@ int run_sites(const std::vector<std::string>& args) {
   const std::string out = *p.value("--out");
 
   const DensityGrid g = read_dump_grid(grid_path);
-  SiteDiscoveryOptions opt;
-  double spacing = 0.0;
-  for (int k = 0; k < 3; ++k) spacing = std::max(spacing, g.box.face_distance(k) / g.n[k]);
-  opt.min_separation = p.has("--min-separation")
-                           ? parse_nonnegative("--min-separation", *p.value("--min-separation"))
-                           : 2.0 * spacing;
-  opt.min_occupancy = p.has("--min-occupancy")
-                          ? parse_nonnegative("--min-occupancy", *p.value("--min-occupancy"))
-                          : 0.05;
-  opt.min_contrast = p.has("--min-contrast")
-                         ? parse_nonnegative("--min-contrast", *p.value("--min-contrast"))
-                         : 5.0;
-  SitesFile seeds;
-  if (p.has("--seed")) {
-    seeds = read_sites_file(*p.value("--seed"));
-    for (const auto& x : seeds.coords)
-      opt.seeds_fractional.push_back(seeds.fractional ? x : g.box.to_fractional(x));
-  }
+  const SitesFile seeds = p.has("--seed") ? read_sites_file(*p.value("--seed")) : SitesFile{};
+  const SiteDiscoveryOptions opt = discovery_options(p, g, seeds);
   const SiteDiscovery r = discover_sites(g, opt);
   if (r.sites.empty())
     throw std::runtime_error(grid_path + ": no site passes --min-occupancy " +
                              fmt(opt.min_occupancy) + " and --min-contrast " +
                              fmt(opt.min_contrast) + " (" + std::to_string(r.n_maxima) +
                              " maxima; lower them or accumulate longer)");
-
-  SitesFile sf;
-  sf.fractional = true;
-  std::vector<std::string> comments;
-  std::vector<Eigen::Vector3d> positions;
-  double kept = 0.0;
-  for (std::size_t i = 0; i < r.sites.size(); ++i) {
-    const DiscoveredSite& s = r.sites[i];
-    positions.push_back(s.fractional);
-    sf.coords.push_back(s.fractional);
-    std::string label = "s" + std::to_string(i);
-    if (s.seed >= 0) {
-      const std::string& l = seeds.labels[static_cast<std::size_t>(s.seed)];
-      label = l.empty() ? "seed" + std::to_string(s.seed) : l;
-    }
-    sf.labels.push_back(label);
-    comments.push_back("occupancy " + fmt(s.occupancy) + " contrast " +
-                       fmt(s.peak_density / r.mean_density, "%.4g") + " maxima " +
-                       std::to_string(s.n_maxima) +
-                       (s.seed >= 0 ? " seed" : ""));
-    kept += s.occupancy;
-  }
-  double weakest_kept = INFINITY, strongest_dropped = 0.0;
-  for (const auto& s : r.sites)
-    if (s.seed < 0) weakest_kept = std::min(weakest_kept, s.peak_density / r.mean_density);
-  for (const auto& s : r.dropped)
-    strongest_dropped = std::max(strongest_dropped, s.peak_density / r.mean_density);
-  const double core = 0.5 * opt.min_separation;
-  const double in_cores = core > 0.0 ? fraction_within(g, positions, core) : 0.0;
-  const std::string fill = fmt(r.total_number);
-  const std::vector<std::string> header = {
-      "written by ionmsm sites from " + grid_path + " (timestep " + std::to_string(g.timestep) +
-          ", grid " + std::to_string(g.n[0]) + "x" + std::to_string(g.n[1]) + "x" +
-          std::to_string(g.n[2]) + ", column " + g.column + ")",
-      "min_separation " + fmt(opt.min_separation) + " min_occupancy " +
-          fmt(opt.min_occupancy) + " min_contrast " + fmt(opt.min_contrast) + " seeds " +
-          std::to_string(opt.seeds_fractional.size()),
-      "ions on the grid " + fill + "; in these sites' basins " + fmt(kept) +
-          "; occupancy = mean number of ions in the site's basins, contrast = peak density / "
-          "mean density " + fmt(r.mean_density)};
-  write_sites_file(out, sf, header, comments);
-
-  std::ostream& os = std::cout;
-  os << "ionmsm sites: " << grid_path << " -> " << out << "\n"
-     << "  grid " << g.n[0] << " x " << g.n[1] << " x " << g.n[2] << " (timestep " << g.timestep
-     << ", snapshot " << g.n_snapshots << " of " << g.n_snapshots << "), " << fill
-     << " ions on average\n"
-     << "  " << r.n_maxima << " maxima -> " << r.sites.size() << " sites ("
-     << opt.seeds_fractional.size() << " seeds, " << r.sites.size() - opt.seeds_fractional.size()
-     << " found); merged within " << fmt(opt.min_separation) << "; dropped " << r.dropped.size()
-     << " below " << fmt(opt.min_occupancy) << " ions or contrast " << fmt(opt.min_contrast)
-     << " (" << fmt(r.dropped_occupancy) << " ions in all)\n"
-     << "  peak contrast: weakest kept "
-     << (std::isfinite(weakest_kept) ? fmt(weakest_kept, "%.3g") : std::string("none"))
-     << ", strongest dropped "
-     << (r.dropped.empty() ? std::string("none") : fmt(strongest_dropped, "%.3g")) << "\n"
-     << "  ions in the sites' basins: " << fmt(kept) << " of " << fill << " ("
-     << fmt(r.total_number > 0 ? 100.0 * kept / r.total_number : 0.0, "%.1f") << " %)\n";
-  if (core > 0.0)
-    os << "  density within " << fmt(core) << " of a site (fix msm assign core " << fmt(core)
-       << "): " << fmt(100.0 * in_cores, "%.1f") << " %\n";
-  for (const auto& s : r.sites)
-    if (s.seed >= 0 && s.n_maxima == 0)
-      os << "  note: seed " << s.seed << " has no density maximum within "
-         << fmt(opt.min_separation) << "\n";
+  write_sites(out, grid_path, g, opt, r, seeds);
+  print_summary(std::cout, grid_path, out, g, opt, r);
   if (!p.has("--no-plot")) {
     const std::string png = p.has("--plot") ? *p.value("--plot") : default_plot_path(out);
     const std::string why = plot(g, r, grid_path, png);
     if (why.empty())
-      os << "  picture: " << png << "\n";
+      std::cout << "  picture: " << png << "\n";
     else
       std::cerr << "ionmsm: warning: no picture: " << why << "; " << out << " was written\n";
   }

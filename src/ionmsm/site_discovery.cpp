@@ -217,13 +217,15 @@ SiteDiscovery discover_sites(const DensityGrid& grid, const SiteDiscoveryOptions
     site.n_maxima = 1;
     kept.push_back(site);
   }
-  for (const DiscoveredSite& s : kept) {
+  for (DiscoveredSite& s : kept) {
+    s.contrast = out.mean_density > 0.0 ? s.peak_density / out.mean_density : 0.0;
     if (s.seed < 0 && (s.occupancy < options.min_occupancy ||
                        s.peak_density < options.min_contrast * out.mean_density)) {
       out.dropped.push_back(s);
       out.dropped_occupancy += s.occupancy;
     } else {
       out.sites.push_back(s);
+      out.kept_occupancy += s.occupancy;
     }
   }
   return out;

@@ -39,6 +39,7 @@ struct DiscoveredSite {
   Eigen::Vector3d fractional = Eigen::Vector3d::Zero();  ///< wrapped into [0,1)
   double occupancy = 0.0;     ///< mean number of ions in its basins
   double peak_density = 0.0;  ///< density of its highest maximum (0 for a seed without one)
+  double contrast = 0.0;      ///< peak_density / mean density of the grid
   int n_maxima = 0;           ///< grid maxima merged into it
   int seed = -1;              ///< index into seeds_fractional, -1 for a found site
 };
@@ -47,6 +48,7 @@ struct SiteDiscovery {
   std::vector<DiscoveredSite> sites;  ///< seeds in their order, then found sites
   std::size_t n_maxima = 0;           ///< grid maxima before merging
   std::vector<DiscoveredSite> dropped;  ///< found sites below min_occupancy or min_contrast
+  double kept_occupancy = 0.0;          ///< ions in the kept sites' basins
   double dropped_occupancy = 0.0;       ///< ions in the dropped sites' basins
   double total_number = 0.0;            ///< integral of the density (mean number of ions)
   double mean_density = 0.0;            ///< total_number / cell volume

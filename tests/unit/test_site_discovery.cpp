@@ -191,7 +191,13 @@ TEST(SiteDiscovery, ContrastRemovesMergedNoiseOfAStrongBackground) {
   EXPECT_NEAR(r.mean_density, 100.0 / box.volume(), 1e-9);
   ASSERT_EQ(r.sites.size(), wells.size());
   for (const Well& w : wells) EXPECT_LT(nearest_site(box, r, w.frac).second, 0.1 * sigma);
-  for (const auto& s : r.sites) EXPECT_GE(s.peak_density, 5.0 * r.mean_density);
+  double kept = 0.0;
+  for (const auto& s : r.sites) {
+    EXPECT_GE(s.peak_density, 5.0 * r.mean_density);
+    EXPECT_DOUBLE_EQ(s.contrast, s.peak_density / r.mean_density);
+    kept += s.occupancy;
+  }
+  EXPECT_NEAR(r.kept_occupancy, kept, 1e-12 * kept);
   for (const auto& s : r.dropped)
     EXPECT_TRUE(s.peak_density < 5.0 * r.mean_density || s.occupancy < 0.5);
 }
