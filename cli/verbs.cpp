@@ -30,6 +30,7 @@ const std::vector<Verb>& verbs() {
       {"verify", "check a counts file's checksums and consistency", kVerifyHelp, run_verify},
       {"analyze", "full MSM analysis: timescales, CK test, D, MSD, jump network", kAnalyzeHelp,
        run_analyze},
+      {"sites", "find sites as peaks of an ion density (LAMMPS dump grid)", kSitesHelp, run_sites},
   };
   return table;
 }

@@ -72,5 +72,7 @@ int run_analyze(const std::vector<std::string>& args);
 extern const char kAnalyzeHelp[];  ///< defined in analyze.cpp
 int run_verify(const std::vector<std::string>& args);
 extern const char kVerifyHelp[];  ///< defined in verify.cpp
+int run_sites(const std::vector<std::string>& args);
+extern const char kSitesHelp[];  ///< defined in sites.cpp
 
 }  // namespace ionmsm::cli

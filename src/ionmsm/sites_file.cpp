@@ -1,8 +1,11 @@
 // Sites text file reader (format in sites_file.hpp / docs/file-format.md).
 #include "ionmsm/sites_file.hpp"
 
+#include <unistd.h>
+
 #include <charconv>
 #include <cmath>
+#include <cstdio>
 #include <fstream>
 #include <algorithm>
 #include <sstream>
@@ -219,6 +222,68 @@ std::string check_early_occupancy(const std::vector<std::uint64_t>& occupancy,
      << "sites are probably misplaced (fractional coordinates read as Cartesian, another "
      << "length unit or origin?)";
   return os.str();
+std::string format_sites_text(const SitesFile& sites,
+                              const std::vector<std::string>& header_comments,
+                              const std::vector<std::string>& site_comments) {
+  const std::size_t n = sites.coords.size();
+  if (n == 0) throw std::invalid_argument("sites file: no sites to write");
+  if (sites.labels.size() != n && !sites.labels.empty())
+    throw std::invalid_argument("sites file: " + std::to_string(sites.labels.size()) +
+                                " labels for " + std::to_string(n) + " sites");
+  if (site_comments.size() != n && !site_comments.empty())
+    throw std::invalid_argument("sites file: " + std::to_string(site_comments.size()) +
+                                " comments for " + std::to_string(n) + " sites");
+  auto no_break = [](const std::string& c) {
+    if (c.find('\n') != std::string::npos || c.find('\r') != std::string::npos)
+      throw std::invalid_argument("sites file: comment '" + c + "' contains a line break");
+  };
+  std::string out = "# " + std::string(kSitesTag) + " " + std::to_string(kSitesFormatVersion) + "\n";
+  for (const std::string& c : header_comments) {
+    no_break(c);
+    out += "# " + c + "\n";
+  }
+  out += sites.fractional ? "coordinates fractional\n" : "coordinates cartesian\n";
+  char buf[128];
+  for (std::size_t i = 0; i < n; ++i) {
+    const Eigen::Vector3d& x = sites.coords[i];
+    if (!x.allFinite())
+      throw std::invalid_argument("sites file: site " + std::to_string(i) + " is not finite");
+    std::snprintf(buf, sizeof buf, "%.17g %.17g %.17g", x[0], x[1], x[2]);
+    out += buf;
+    const std::string label = sites.labels.empty() ? std::string() : sites.labels[i];
+    for (char c : label)
+      if (is_space(c) || c == '#')
+        throw std::invalid_argument("sites file: label '" + label +
+                                    "' contains whitespace or '#'");
+    if (!label.empty()) out += " " + label;
+    if (!site_comments.empty() && !site_comments[i].empty()) {
+      no_break(site_comments[i]);
+      out += "  # " + site_comments[i];
+    }
+    out += "\n";
+  }
+  return out;
+}
+
+void write_sites_file(const std::string& path, const SitesFile& sites,
+                      const std::vector<std::string>& header_comments,
+                      const std::vector<std::string>& site_comments) {
+  const std::string text = format_sites_text(sites, header_comments, site_comments);
+  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
+  {
+    std::ofstream f(tmp, std::ios::out | std::ios::binary | std::ios::trunc);
+    if (!f) throw std::invalid_argument("cannot write sites file '" + tmp + "'");
+    f << text;
+    f.close();
+    if (!f) {
+      std::remove(tmp.c_str());
+      throw std::invalid_argument("cannot write sites file '" + tmp + "'");
+    }
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    std::remove(tmp.c_str());
+    throw std::invalid_argument("cannot rename '" + tmp + "' to sites file '" + path + "'");
+  }
 }
 
 }  // namespace ionmsm

@@ -38,5 +38,19 @@ std::string check_cartesian_sites(const std::vector<Eigen::Vector3d>& cartesian,
 /// nsites) sites occupied means most atoms crowd onto a few sites: misplaced sites.
 std::string check_early_occupancy(const std::vector<std::uint64_t>& occupancy,
                                   std::int64_t n_atoms);
+/// The text of a sites file: the tag line "# ionmsm-sites 1", one "# " line per header comment,
+/// "coordinates fractional|cartesian", then one line per site "x y z [label] [# comment]".
+/// Coordinates are written with 17 significant digits, so parse_sites_text reads them back
+/// exactly. `site_comments` is empty or has one entry per site ("" for none). Throws
+/// std::invalid_argument for a label containing whitespace or '#', a comment containing a line break, mismatched sizes, a
+/// non-finite coordinate or no sites.
+std::string format_sites_text(const SitesFile& sites,
+                              const std::vector<std::string>& header_comments = {},
+                              const std::vector<std::string>& site_comments = {});
+/// Writes format_sites_text(...) to `path` atomically (a temporary in the same directory, then
+/// rename), so a reader never sees a partial file. Throws std::invalid_argument naming the path.
+void write_sites_file(const std::string& path, const SitesFile& sites,
+                      const std::vector<std::string>& header_comments = {},
+                      const std::vector<std::string>& site_comments = {});
 
 }  // namespace ionmsm

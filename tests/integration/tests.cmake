@@ -42,4 +42,14 @@ foreach(case disk_full disk_errors vanished locked two_writers overwrite restart
   set_tests_properties(faults.${case} PROPERTIES LABELS integration TIMEOUT 900
     SKIP_RETURN_CODE 77)
 endforeach()
+# Site discovery (ionmsm sites): Brownian ions among known Gaussian wells, bad input
+set(_stest ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_sites.py)
+foreach(case wells errors)
+  add_test(NAME integration.sites_${case}
+    COMMAND ${SYSTEM_PYTHON3} ${_stest} ${case}
+      --lmp ${LAMMPS_BINARY} --plugin-dir ${CMAKE_BINARY_DIR} --ionmsm $<TARGET_FILE:ionmsm>
+      --src ${PROJECT_SOURCE_DIR} --work ${CMAKE_CURRENT_BINARY_DIR}/work/sites_${case})
+  set_tests_properties(integration.sites_${case} PROPERTIES LABELS integration TIMEOUT 600)
+endforeach()
+set_tests_properties(integration.sites_wells PROPERTIES PROCESSORS 2)
 include(${CMAKE_CURRENT_LIST_DIR}/examples.cmake)

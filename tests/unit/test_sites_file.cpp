@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <cmath>
 #include <cstdio>
 #include <fstream>
 #include <stdexcept>
@@ -192,4 +193,51 @@ TEST(SitesSanity, EarlyOccupancyFlagsAtomsCrowdingOntoFewSites) {
   std::vector<std::uint64_t> few(64, 0);
   for (int s = 0; s < 30; ++s) few[static_cast<std::size_t>(s)] = 10;
   EXPECT_NE(ionmsm::check_early_occupancy(few, 200), "");
+TEST(SitesFile, WriterRoundTripsExactlyWithCommentsAndLabels) {
+  SitesFile s;
+  s.fractional = true;
+  s.coords = {Eigen::Vector3d(0.1, 1.0 / 3.0, 0.9999999999999999),
+              Eigen::Vector3d(1e-300, -0.0, 0.5), Eigen::Vector3d(0.25, 0.75, 2.0 / 7.0)};
+  s.labels = {"s0", "", "Li_8c"};
+  const std::string text = ionmsm::format_sites_text(
+      s, {"found by ionmsm sites", "occupancy = ions"}, {"occupancy 0.5", "", "x # y"});
+  EXPECT_EQ(text.rfind("# ionmsm-sites 1\n# found by ionmsm sites\n", 0), 0u) << text;
+  const SitesFile r = parse_sites_text(text, "w.sites");
+  EXPECT_TRUE(r.fractional);
+  ASSERT_EQ(r.coords.size(), 3u);
+  for (std::size_t i = 0; i < 3; ++i) {
+    EXPECT_EQ(r.coords[i], s.coords[i]) << i;  // bit-exact
+    EXPECT_EQ(r.labels[i], s.labels[i]);
+  }
+  // Cartesian, no labels, no comments, through a file
+  SitesFile c;
+  c.coords = {Eigen::Vector3d(-1.5, 2.0, 3.125)};
+  char tmpl[] = "/tmp/ionmsm_sites_XXXXXX";
+  const int fd = mkstemp(tmpl);
+  ASSERT_GE(fd, 0);
+  close(fd);
+  ionmsm::write_sites_file(tmpl, c);
+  const SitesFile rc = read_sites_file(tmpl);
+  std::remove(tmpl);
+  EXPECT_FALSE(rc.fractional);
+  ASSERT_EQ(rc.coords.size(), 1u);
+  EXPECT_EQ(rc.coords[0], c.coords[0]);
+  EXPECT_EQ(rc.labels[0], "");
+}
+
+TEST(SitesFile, WriterRefusesWhatCannotBeReadBack) {
+  SitesFile s;
+  EXPECT_THROW(ionmsm::format_sites_text(s), std::invalid_argument);  // no sites
+  s.coords = {Eigen::Vector3d(0, 0, 0)};
+  s.labels = {"a b"};
+  EXPECT_THROW(ionmsm::format_sites_text(s), std::invalid_argument);
+  s.labels = {"a#b"};
+  EXPECT_THROW(ionmsm::format_sites_text(s), std::invalid_argument);
+  s.labels = {"ok"};
+  EXPECT_THROW(ionmsm::format_sites_text(s, {"two\nlines"}), std::invalid_argument);
+  EXPECT_THROW(ionmsm::format_sites_text(s, {}, {"a", "b"}), std::invalid_argument);
+  s.coords[0][1] = std::nan("");
+  EXPECT_THROW(ionmsm::format_sites_text(s), std::invalid_argument);
+  s.coords[0][1] = 0.0;
+  EXPECT_THROW(ionmsm::write_sites_file("/nonexistent-dir/x.sites", s), std::invalid_argument);
 }
