@@ -28,15 +28,17 @@ LMP="${IONMSM_LMP:-$ROOT/scripts/lmp}"
 IONMSM="${IONMSM:-$ROOT/build/ionmsm}"
 
 if [ "${QUICK:-0}" = 1 ]; then
-  : "${NX:=1}" "${NY:=1}" "${NZ:=2}" "${REF_STEPS:=6000}" "${FRAME_EVERY:=100}" "${EPOCHS:=12}"
-  : "${HIDDEN:=16x0e+16x1o}" "${MAX_ELL:=2}" "${CORRELATION:=2}" "${MD_NEQ:=200}" "${MD_STEPS:=2000}"
-  : "${LAGS:=10 20 50 100 200 500}" "${LAG:=100}" "${BLOCKS:=200}"
+  : "${NX:=1}" "${NY:=1}" "${NZ:=2}" "${REF_STEPS:=6000}" "${FRAME_EVERY:=150}" "${EPOCHS:=6}"
+  : "${HIDDEN:=16x0e+16x1o}" "${MAX_ELL:=2}" "${CORRELATION:=2}" "${BATCH:=2}"
+  : "${MD_NEQ:=100}" "${MD_STEPS:=500}" "${NEVERY:=5}" "${LAGS:=5 10 20 50 100}" "${LAG:=50}"
+  : "${BLOCKS:=50}"
 else
   : "${NX:=2}" "${NY:=1}" "${NZ:=3}" "${REF_STEPS:=40000}" "${FRAME_EVERY:=200}" "${EPOCHS:=60}"
-  : "${HIDDEN:=16x0e+16x1o}" "${MAX_ELL:=3}" "${CORRELATION:=3}" "${MD_NEQ:=1000}" "${MD_STEPS:=20000}"
-  : "${LAGS:=10 20 50 100 200 500 1000 2000}" "${LAG:=500}" "${BLOCKS:=2000}"
+  : "${HIDDEN:=16x0e+16x1o}" "${MAX_ELL:=3}" "${CORRELATION:=3}" "${BATCH:=4}"
+  : "${MD_NEQ:=1000}" "${MD_STEPS:=20000}" "${NEVERY:=10}" "${LAGS:=10 20 50 100 200 500 1000 2000}"
+  : "${LAG:=500}" "${BLOCKS:=2000}"
 fi
-: "${T:=800}" "${SEED:=4928}" "${REF_NEQ:=1000}" "${R_MAX:=5.0}" "${BATCH:=4}" "${NEVERY:=10}"
+: "${T:=800}" "${SEED:=4928}" "${REF_NEQ:=1000}" "${R_MAX:=5.0}"
 : "${BOOTSTRAP:=100}"
 
 log() { printf '[mace_pipeline %4d s] %s\n' "$((SECONDS - t0))" "$*" >&2; }
