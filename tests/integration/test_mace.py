@@ -13,13 +13,15 @@ test as skipped). Cases:
             energy and forces equal mace's own Python calculator on the same positions
   serial    1 rank, pair_style mace no_domain_decomposition, 40 MD steps: fix msm's counts equal
             the slow reference (slow_counts.py) on the run's own dump
-  dd        the same on 2 ranks in pair_style mace's domain-decomposition mode
-The Li13Si4 unit cell (34 atoms) at 1500 K with a ~1 A grid of sites makes site changes
-frequent within tens of steps (the cases fail if there are fewer than 20).
+  dd        the same on 2 ranks in pair_style mace's domain-decomposition mode (20 steps: this
+            mode is about 20x slower)
+The Li13Si4 unit cell (34 atoms) at 2500 K with a ~0.7 A grid of 1584 sites makes site changes
+frequent within tens of steps (the cases fail if there are fewer than 20 at lag 1).
 """
 import argparse
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -77,16 +79,16 @@ def model_path():
     return path
 
 
-def lmp_md(nprocs, macemode, out):
-    """40 steps of in.md with pair_style mace, fix msm every step on a grid of sites, a dump of
+def lmp_md(nprocs, macemode, out, steps):
+    """STEPS steps of in.md with pair_style mace, fix msm every step on a grid of sites, a dump of
     every step."""
     cmd = ["mpirun", "-np", str(nprocs)] if nprocs > 1 else []
     cmd += [ARGS.lmp, "-in", DECK, "-log", "log.lammps", "-screen", "none",
             "-var", "pot", "mace", "-var", "macemode", macemode, "-var", "model", model_path(),
-            "-var", "nx", "1", "-var", "ny", "1", "-var", "nz", "1", "-var", "T", "1500",
-            "-var", "neq", "0", "-var", "nprod", "40", "-var", "frames", "1",
+            "-var", "nx", "1", "-var", "ny", "1", "-var", "nz", "1", "-var", "T", "2500",
+            "-var", "neq", "0", "-var", "nprod", str(steps), "-var", "frames", "1",
             "-var", "nevery", "1", "-var", "lags", " ".join(map(str, LAGS)), "-var", "blocks", "10",
-            "-var", "out", out, "-var", "sites", "grid.txt", "-var", "thermo", "10",
+            "-var", "out", out, "-var", "sitesfile", "grid.txt", "-var", "thermo", "10",
             "-var", "datadir", os.path.join(SRC, "examples", "li13si4")]
     run(cmd)
     with open(os.path.join(ARGS.work, "log.lammps")) as fh:
@@ -94,8 +96,8 @@ def lmp_md(nprocs, macemode, out):
 
 
 def write_grid_sites():
-    """A grid of about 1 A spacing over the Li13Si4 unit cell (orthorhombic), fractional."""
-    n = (8, 15, 4)
+    """A grid of about 0.7 A spacing over the Li13Si4 unit cell (orthorhombic), fractional."""
+    n = (12, 22, 6)
     with open(os.path.join(ARGS.work, "grid.txt"), "w") as fh:
         fh.write("# ionmsm-sites 1\n# test grid\ncoordinates fractional\n")
         for i in range(n[0]):
@@ -184,7 +186,10 @@ def case_load():
         if style not in text:
             fail(f"'plugin list' does not show '{style}'")
     ok("pairmaceplugin.so and ionmsmplugin.so loaded together (pair mace, fix msm, compute msm)")
-    pe = float(text.split("PE_TOTAL ")[1].split()[0])
+    found = re.findall(r"^PE_TOTAL ([-+0-9.eE]+)$", text, re.M)
+    if not found:
+        fail("no 'PE_TOTAL' line in the log")
+    pe = float(found[-1])
     with open(os.path.join(ARGS.work, "forces.dump")) as fh:
         lines = fh.read().splitlines()
     n = int(lines[3])
@@ -204,7 +209,7 @@ def case_load():
     df = np.abs(np.array(ref["forces"]) - rows[:, 5:8]).max()
     de = abs(ref["energy"] - pe)
     fmax = np.abs(rows[:, 5:8]).max()
-    if not fmax > 1e-3:
+    if not fmax > 1e-4:
         fail(f"largest force {fmax} eV/A: the model does not exercise the comparison")
     if df > 1e-8 or de > 1e-8 * max(1.0, abs(pe)):
         fail(f"pair_style mace vs mace's calculator: |dF| {df:.3g} eV/A, |dE| {de:.3g} eV")
@@ -214,7 +219,7 @@ def case_load():
 
 def case_serial():
     write_grid_sites()
-    text = lmp_md(1, "serial", "counts.h5")
+    text = lmp_md(1, "serial", "counts.h5", 40)
     if "pair style plugin mace" not in text and "pair_style mace" not in text:
         fail("the log does not show pair_style mace")
     compare_with_slow("counts.h5", "1 rank, pair_style mace no_domain_decomposition")
@@ -222,7 +227,7 @@ def case_serial():
 
 def case_dd():
     write_grid_sites()
-    lmp_md(2, "dd", "counts.h5")
+    lmp_md(2, "dd", "counts.h5", 20)
     compare_with_slow("counts.h5", "2 ranks, pair_style mace (domain decomposition)")
 
 
