@@ -192,7 +192,7 @@ def main():
           f"{fmt(test.get('energy_rmse_meV_per_atom'), '.2f')} meV/atom")
     print(f"{'':24s} {'MEAM':>28s} {'MACE':>28s}")
     rows = [("MD speed (steps/s)", lambda r: fmt(r["md"]["steps_per_s"], ".3g")),
-            ("fix msm share of loop", lambda r: fmt(r["md"].get("fix_msm_share_of_loop"), ".2%")
+            ("fix msm share of loop", lambda r: f"{100 * r['md']['fix_msm_share_of_loop']:.3g} %"
              if r["md"].get("fix_msm_share_of_loop") is not None else "n/a"),
             ("lag (ps)", lambda r: fmt(r["lag_time_ps"])),
             ("site pairs with hops", lambda r: str(len(r["jump_rates_per_ps"])))]

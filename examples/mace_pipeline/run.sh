@@ -30,7 +30,7 @@ IONMSM="${IONMSM:-$ROOT/build/ionmsm}"
 if [ "${QUICK:-0}" = 1 ]; then
   : "${NX:=1}" "${NY:=1}" "${NZ:=2}" "${REF_STEPS:=6000}" "${FRAME_EVERY:=150}" "${EPOCHS:=6}"
   : "${HIDDEN:=16x0e+16x1o}" "${MAX_ELL:=2}" "${CORRELATION:=2}" "${BATCH:=2}"
-  : "${MD_NEQ:=100}" "${MD_STEPS:=500}" "${NEVERY:=5}" "${LAGS:=5 10 20 50 100}" "${LAG:=50}"
+  : "${MD_NEQ:=100}" "${MD_STEPS:=500}" "${NEVERY:=5}" "${LAGS:=5 10 20 50}" "${LAG:=50}"
   : "${BLOCKS:=50}"
 else
   : "${NX:=2}" "${NY:=1}" "${NZ:=3}" "${REF_STEPS:=40000}" "${FRAME_EVERY:=200}" "${EPOCHS:=60}"
