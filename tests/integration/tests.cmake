@@ -53,3 +53,20 @@ foreach(case wells errors)
 endforeach()
 set_tests_properties(integration.sites_wells PROPERTIES PROCESSORS 2)
 include(${CMAKE_CURRENT_LIST_DIR}/examples.cmake)
+
+# MACE tests (label `mace`, tests/integration/test_mace.py): pair_style mace from the stack that
+# scripts/setup-mace builds, next to fix msm. Without that stack every case exits 77 with a
+# message naming what is missing, and CTest reports it as skipped. mace.model makes the small
+# model the others load (a fixture).
+set(_mtest ${CMAKE_CURRENT_SOURCE_DIR}/integration/test_mace.py)
+foreach(case model load serial dd)
+  add_test(NAME mace.${case}
+    COMMAND ${SYSTEM_PYTHON3} ${_mtest} ${case}
+      --lmp ${LAMMPS_BINARY} --plugin-dir ${CMAKE_BINARY_DIR} --ionmsm $<TARGET_FILE:ionmsm>
+      --work ${CMAKE_CURRENT_BINARY_DIR}/work/mace/${case}
+      --model-dir ${CMAKE_CURRENT_BINARY_DIR}/work/mace/model)
+  set_tests_properties(mace.${case} PROPERTIES LABELS mace SKIP_RETURN_CODE 77 TIMEOUT 900)
+endforeach()
+set_tests_properties(mace.model PROPERTIES FIXTURES_SETUP mace_model)
+set_tests_properties(mace.load mace.serial mace.dd PROPERTIES FIXTURES_REQUIRED mace_model)
+set_tests_properties(mace.dd PROPERTIES PROCESSORS 2)
