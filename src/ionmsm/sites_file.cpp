@@ -222,6 +222,8 @@ std::string check_early_occupancy(const std::vector<std::uint64_t>& occupancy,
      << "sites are probably misplaced (fractional coordinates read as Cartesian, another "
      << "length unit or origin?)";
   return os.str();
+}
+
 std::string format_sites_text(const SitesFile& sites,
                               const std::vector<std::string>& header_comments,
                               const std::vector<std::string>& site_comments) {

@@ -193,6 +193,8 @@ TEST(SitesSanity, EarlyOccupancyFlagsAtomsCrowdingOntoFewSites) {
   std::vector<std::uint64_t> few(64, 0);
   for (int s = 0; s < 30; ++s) few[static_cast<std::size_t>(s)] = 10;
   EXPECT_NE(ionmsm::check_early_occupancy(few, 200), "");
+}
+
 TEST(SitesFile, WriterRoundTripsExactlyWithCommentsAndLabels) {
   SitesFile s;
   s.fractional = true;
