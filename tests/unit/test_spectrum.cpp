@@ -18,6 +18,23 @@
 
 using namespace msm_test;
 
+namespace {
+
+// Counts of the path of n sites with reflecting ends: per site 2 stays (3 at the ends) and 1
+// hop to each neighbour (p = 1/4 per neighbour).
+SpMat reflecting_path_counts(int n) {
+  std::vector<Eigen::Triplet<double>> t;
+  for (int j = 0; j < n; ++j) {
+    t.emplace_back(j, j, (j == 0 || j == n - 1) ? 3.0 : 2.0);
+    if (j > 0) t.emplace_back(j - 1, j, 1.0);
+    if (j + 1 < n) t.emplace_back(j + 1, j, 1.0);
+  }
+  SpMat c(n, n);
+  c.setFromTriplets(t.begin(), t.end());
+  return c;
+}
+
+}  // namespace
 
 // =============================================================================== spectrum
 
@@ -247,14 +264,7 @@ TEST(MsmSpectrum, SparsePathMatchesDenseOn2500Sites) {
 TEST(MsmSpectrum, ShiftInvertResolvesClusteredSlowModes) {
   const int n = 3000;
   const double p = 0.25;
-  std::vector<Eigen::Triplet<double>> t;
-  for (int j = 0; j < n; ++j) {
-    t.emplace_back(j, j, (j == 0 || j == n - 1) ? 3.0 : 2.0);
-    if (j > 0) t.emplace_back(j - 1, j, 1.0);
-    if (j + 1 < n) t.emplace_back(j + 1, j, 1.0);
-  }
-  SpMat c(n, n);
-  c.setFromTriplets(t.begin(), t.end());
+  const SpMat c = reflecting_path_counts(n);
   const SpMat m = ionmsm::nonreversible_mle(c);
   const Eigen::VectorXd pi = ionmsm::stationary_distribution(m);
   // uniform up to the conditioning of the pinned system (condition ~ the mean hitting time of
@@ -360,14 +370,7 @@ TEST(MsmSpectrum, AutoModeFallsBackToShiftInvertWhenUnsafe) {
   // mode cannot converge within its restart budget; Auto still returns the right values.
   {
     const int n = 3000;
-    std::vector<Eigen::Triplet<double>> t;
-    for (int j = 0; j < n; ++j) {
-      t.emplace_back(j, j, (j == 0 || j == n - 1) ? 3.0 : 2.0);
-      if (j > 0) t.emplace_back(j - 1, j, 1.0);
-      if (j + 1 < n) t.emplace_back(j + 1, j, 1.0);
-    }
-    SpMat c(n, n);
-    c.setFromTriplets(t.begin(), t.end());
+    const SpMat c = reflecting_path_counts(n);
     const SpMat m = ionmsm::nonreversible_mle(c);
     ionmsm::SpectrumOptions so;
     so.num_eigenvalues = 4;
