@@ -23,6 +23,7 @@
 
 #include "ionmsm/blocks.hpp"
 #include "ionmsm/hdf5_util.hpp"
+#include "ionmsm/text.hpp"
 #include "ionmsm/version.hpp"
 
 namespace ionmsm {
@@ -63,13 +64,7 @@ bool row_less(const TransitionCount& a, const TransitionCount& b) {
   return a.shift < b.shift;
 }
 
-template <class T>
-std::string str(const T& v) {
-  std::ostringstream os;
-  os.precision(17);
-  os << v;
-  return os.str();
-}
+using text::str;
 
 std::string lag_name(const LagCounts& lc) { return "lag " + str(lc.lag_steps) + " steps"; }
 
@@ -200,19 +195,6 @@ void CountsData::validate() const {
       if (!same) fail(lag_name(lags[l]) + ": the blocks' counts do not sum to the totals");
     }
   }
-}
-
-double time_unit_in_ps(const std::string& units) {
-  if (units == "metal") return 1.0;         // ps
-  if (units == "real") return 1e-3;         // fs
-  if (units == "electron") return 1e-3;     // fs
-  if (units == "si") return 1e12;           // s
-  if (units == "cgs") return 1e12;          // s
-  if (units == "micro") return 1e6;         // microseconds
-  if (units == "nano") return 1e3;          // ns
-  if (units == "lj") return 0.0;            // reduced units: no physical time
-  throw std::invalid_argument("unknown LAMMPS units style '" + units +
-                              "' (expected lj, real, metal, si, cgs, electron, micro or nano)");
 }
 
 void check_appendable(const CountsData& old, const CountsData& now) {

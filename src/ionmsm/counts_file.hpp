@@ -9,6 +9,7 @@
 
 #include "ionmsm/counting.hpp"
 #include "ionmsm/counts.hpp"
+#include "ionmsm/units.hpp"
 
 namespace ionmsm {
 
@@ -30,9 +31,5 @@ void check_appendable(const CountsData& old, const CountsData& now);
 /// lag, from, to, shift; 0-based sites. lag_steps < 0 means all lags; otherwise only that lag
 /// (std::invalid_argument if absent).
 void write_counts_csv(std::ostream& os, const CountsData& data, std::int64_t lag_steps = -1);
-
-/// Converts a LAMMPS units style's time unit to picoseconds (metal 1, real 1e-3, ...);
-/// 0 for lj. Throws std::invalid_argument for an unknown style.
-double time_unit_in_ps(const std::string& units);
 
 }  // namespace ionmsm

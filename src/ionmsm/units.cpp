@@ -2,6 +2,7 @@
 #include "ionmsm/units.hpp"
 
 #include <iterator>
+#include <stdexcept>
 
 namespace ionmsm {
 
@@ -21,6 +22,12 @@ const UnitsStyle* find_units_style(const std::string& name) {
   for (const auto& s : kStyles)
     if (name == s.name) return &s;
   return nullptr;
+}
+
+double time_unit_in_ps(const std::string& units_style) {
+  if (const UnitsStyle* s = find_units_style(units_style)) return s->time_in_ps;
+  throw std::invalid_argument("unknown LAMMPS units style '" + units_style +
+                              "' (expected lj, real, metal, si, cgs, electron, micro or nano)");
 }
 
 std::string length_unit_name(const std::string& units_style) {

@@ -17,6 +17,10 @@ struct UnitsStyle {
 /// The style called `name`, or nullptr for an unknown style.
 const UnitsStyle* find_units_style(const std::string& name);
 
+/// The time unit of a units style in picoseconds (metal 1, real 1e-3, ...; 0 for lj).
+/// Throws std::invalid_argument naming the style and the known ones for an unknown style.
+double time_unit_in_ps(const std::string& units_style);
+
 /// Name of the length unit of a units style; a generic phrase for an unknown style.
 std::string length_unit_name(const std::string& units_style);
 

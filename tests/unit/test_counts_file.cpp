@@ -662,22 +662,6 @@ TEST(CountsFileCsv, SameAfterRoundTrip) {
   EXPECT_EQ(csv_of(d), csv_of(read_counts_file(dir.file("c.h5"))));
 }
 
-// ============================================================================= units
-
-TEST(CountsFileUnits, TimeUnitInPs) {
-  EXPECT_DOUBLE_EQ(time_unit_in_ps("metal"), 1.0);
-  EXPECT_DOUBLE_EQ(time_unit_in_ps("real"), 1e-3);
-  EXPECT_DOUBLE_EQ(time_unit_in_ps("electron"), 1e-3);
-  EXPECT_DOUBLE_EQ(time_unit_in_ps("si"), 1e12);
-  EXPECT_DOUBLE_EQ(time_unit_in_ps("cgs"), 1e12);
-  EXPECT_DOUBLE_EQ(time_unit_in_ps("micro"), 1e6);
-  EXPECT_DOUBLE_EQ(time_unit_in_ps("nano"), 1e3);
-  EXPECT_EQ(time_unit_in_ps("lj"), 0.0);
-  EXPECT_TRUE(ThrowsWith<std::invalid_argument>([] { time_unit_in_ps("Metal"); },
-                                                {"unknown LAMMPS units style 'Metal'"}));
-  EXPECT_THROW(time_unit_in_ps(""), std::invalid_argument);
-}
-
 // ======================================================= optional additions (format version 1)
 
 TEST(CountsFileOptional, HistoryAssignLevelsAndDisplacementRoundTrip) {

@@ -1,22 +1,31 @@
-// Unit tests of src/ionmsm/units.hpp: the units-style table agrees with the counts file's time
-// conversion (counts_file.hpp) for every style, and the report's units follow the time rule.
+// Unit tests of src/ionmsm/units.hpp: the time unit of every units style, the length names, and
+// the report's units follow the time rule.
 #include "ionmsm/units.hpp"
 
 #include <gtest/gtest.h>
 
 #include <string>
-
-#include "ionmsm/counts_file.hpp"
+#include <stdexcept>
 
 using namespace ionmsm;
 
-TEST(Units, TableAgreesWithTheCountsFileTimeConversion) {
-  for (const char* name : {"metal", "real", "electron", "si", "cgs", "micro", "nano", "lj"}) {
-    const UnitsStyle* s = find_units_style(name);
-    ASSERT_NE(s, nullptr) << name;
-    EXPECT_EQ(std::string(s->name), name);
-    EXPECT_EQ(s->time_in_ps, time_unit_in_ps(name)) << name;
+TEST(Units, TimeUnitInPs) {
+  // https://docs.lammps.org/units.html: the time unit of each style
+  EXPECT_DOUBLE_EQ(time_unit_in_ps("metal"), 1.0);
+  EXPECT_DOUBLE_EQ(time_unit_in_ps("real"), 1e-3);
+  EXPECT_DOUBLE_EQ(time_unit_in_ps("electron"), 1e-3);
+  EXPECT_DOUBLE_EQ(time_unit_in_ps("si"), 1e12);
+  EXPECT_DOUBLE_EQ(time_unit_in_ps("cgs"), 1e12);
+  EXPECT_DOUBLE_EQ(time_unit_in_ps("micro"), 1e6);
+  EXPECT_DOUBLE_EQ(time_unit_in_ps("nano"), 1e3);
+  EXPECT_EQ(time_unit_in_ps("lj"), 0.0);
+  try {
+    time_unit_in_ps("Metal");
+    ADD_FAILURE() << "no exception for an unknown style";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("unknown LAMMPS units style 'Metal'"), std::string::npos);
   }
+  EXPECT_THROW(time_unit_in_ps(""), std::invalid_argument);
   EXPECT_EQ(find_units_style("Metal"), nullptr);
   EXPECT_EQ(find_units_style(""), nullptr);
 }
