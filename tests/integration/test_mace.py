@@ -53,8 +53,36 @@ def find_stack():
               f"IONMSM_MACE_SOURCES=DIR scripts/setup-mace (see examples/mace/README.md)",
               flush=True)
         sys.exit(SKIP)
+    # pairmaceplugin.so loads only into the LAMMPS it was compiled for (scripts/setup-mace
+    # builds it against the default version); under another version the cases do not apply
+    built_for = lammps_version_of(plugin_lammps_source(
+        os.path.join(os.path.dirname(need["plugin"]), ".ionmsm-complete")))
+    running = lammps_version_of(os.path.join(
+        os.path.dirname(os.path.dirname(os.path.realpath(ARGS.lmp))), "source"))
+    if built_for != running:
+        print(f"SKIP: the MACE stack's pair_style mace plugin was built for LAMMPS {built_for}, "
+              f"these tests run LAMMPS {running} ({ARGS.lmp}); scripts/setup-mace builds it "
+              f"for the default LAMMPS only", flush=True)
+        sys.exit(SKIP)
     STACK.update(need)
     STACK["plugin_dir"] = os.path.dirname(need["plugin"])
+
+
+def plugin_lammps_source(stamp):
+    """The LAMMPS source tree named in scripts/setup-mace's plugin stamp ('lammps=DIR ...')."""
+    with open(stamp) as f:
+        m = re.search(r"lammps=(\S+)", f.read())
+    return m.group(1) if m else ""
+
+
+def lammps_version_of(source_dir):
+    """LAMMPS_VERSION of a source tree's src/version.h ('unknown' where it cannot be read)."""
+    try:
+        with open(os.path.join(source_dir, "src", "version.h")) as f:
+            m = re.search(r'LAMMPS_VERSION\s+"([^"]+)"', f.read())
+        return m.group(1) if m else "unknown"
+    except OSError:
+        return "unknown"
 
 
 def env():
