@@ -60,7 +60,7 @@ std::vector<ImpliedTimescale> implied_timescales(const Eigen::VectorXcd& eigenva
       t.status = TimescaleStatus::Ok;
     }
     if (t.status != TimescaleStatus::Stationary && t.status != TimescaleStatus::Invalid &&
-        modulus > 0.0 && modulus < 1.0)
+        modulus > 0.0 && modulus < 1.0 - options.stationary_tolerance)
       t.timescale = -lag_time / std::log(modulus);
     out.push_back(t);
   }

@@ -15,7 +15,7 @@ namespace ionmsm {
 enum class TimescaleStatus {
   Ok,           ///< real, 0 < lambda < 1: t = -tau / ln(lambda)
   Stationary,   ///< real, |lambda - 1| <= stationary_tolerance: t = +infinity
-  NonPositive,  ///< real, lambda <= 0: t = -tau / ln|lambda| (NaN for lambda = 0)
+  NonPositive,  ///< real, lambda <= 0: t = -tau / ln|lambda| (NaN for lambda = 0 or -1)
   Complex,      ///< |Im lambda| > imag_tolerance: t = -tau / ln|lambda| (oscillating or split
                 ///< degenerate mode; finite sampling splits degenerate real modes into pairs)
   Invalid,      ///< non-finite, or real lambda > 1 + stationary_tolerance: t = NaN
@@ -35,8 +35,9 @@ struct ImpliedTimescale {
 
 /// Eq. 3 with the modulus for every eigenvalue (the leading one included; it is normally
 /// Stationary): t = -tau / ln|lambda| whenever 0 < |lambda| < 1, whatever the status; a
-/// negative or complex eigenvalue keeps its status as a flag. |lambda| = 0 or >= 1 (other than
-/// Stationary) gives NaN. lag_time must be finite and > 0 (std::invalid_argument).
+/// negative or complex eigenvalue keeps its status as a flag. |lambda| = 0, or within
+/// stationary_tolerance of 1 or above (an undamped oscillation such as lambda = -1), gives NaN.
+/// lag_time must be finite and > 0 (std::invalid_argument).
 std::vector<ImpliedTimescale> implied_timescales(const Eigen::VectorXcd& eigenvalues,
                                                  double lag_time,
                                                  const TimescaleOptions& options = {});

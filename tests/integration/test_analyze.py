@@ -322,7 +322,7 @@ def check_common(out, rep, plots):
               len(l["timescale_status"]), "lag %s: eigenvalue/timescale lengths" % l["lag_steps"])
         for e, t, s in zip(l["eigenvalues"], l["implied_timescales_ps"], l["timescale_status"]):
             # t = -tau / ln|lambda| whenever 0 < |lambda| < 1, whatever the flag
-            defined = s not in ("stationary", "invalid") and 0 < e["modulus"] < 1
+            defined = s not in ("stationary", "invalid") and 0 < e["modulus"] < 1 - 1e-12
             check((t is not None) == defined, "timescale defined iff 0 < |lambda| < 1 (%s, %s)"
                   % (s, e["modulus"]))
             check(e["status"] == s, "eigenvalue status matches timescale_status")
