@@ -148,7 +148,9 @@ T get_attr(hid_t obj, const char* name) {
 
 std::string get_string_attr(hid_t obj, const char* name) {
   Id a(H5Aopen(obj, name, H5P_DEFAULT), H5Aclose, std::string("missing attribute '") + name + "'");
+  Id file_type(H5Aget_type(a), H5Tclose, std::string("type of attribute '") + name + "'");
   Id type = string_type();
+  if (H5Tget_class(file_type) == H5T_STRING) H5Tset_cset(type, H5Tget_cset(file_type));
   char* p = nullptr;
   if (H5Aread(a, type, &p) < 0 || !p)
     throw H5Error(std::string("attribute '") + name + "' is not a string");
