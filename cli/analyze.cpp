@@ -248,10 +248,11 @@ CountsData read_input(const Options& opt) {
 // ------------------------------------------------------------------ output
 
 /// Creates the output directory (removing plots of an earlier run, which would no longer match
-/// the new report) and writes every file atomically. Returns the path of report.json.
+/// the new report) and writes every file atomically: the CSV tables, model.h5, report.json
+/// last. Returns the path of report.json.
 std::string write_outputs(const std::string& out_dir,
                           const std::vector<std::pair<std::string, std::string>>& tables,
-                          const Json& report) {
+                          const ModelData& model, const Json& report) {
   std::error_code ec;
   if (fs::exists(out_dir, ec) && !fs::is_directory(out_dir, ec))
     throw std::runtime_error("output directory '" + out_dir + "' exists and is not a directory");
@@ -261,6 +262,7 @@ std::string write_outputs(const std::string& out_dir,
                              (ec ? ": " + ec.message() : std::string()));
   for (const char* name : kPlotFiles) fs::remove(path_join(out_dir, name), ec);
   for (const auto& [name, content] : tables) write_file_atomic(path_join(out_dir, name), content);
+  write_model_file(path_join(out_dir, kModelFileName), model);
   const std::string report_path = path_join(out_dir, "report.json");
   write_file_atomic(report_path, dump_report(report));
   return report_path;
@@ -316,7 +318,7 @@ void print_summary(const Context& c, const Analysis& a, std::size_t n_tables, bo
      << estimator_name(c.opt.estimator) << "); MSD and jump network at lag " << a.msd.lag_steps
      << " steps (" << format_number(a.msd.tau) << " " << c.units.time << ")\n";
   print_selected_diffusion(c, a);
-  os << "  wrote report.json and " << n_tables << " CSV files";
+  os << "  wrote report.json, " << kModelFileName << " and " << n_tables << " CSV files";
   if (c.opt.plots)
     os << (plots_ok ? ", " + std::to_string(kNumPlots) + " plots and plots.json"
                     : std::string(" (no plots)"));
@@ -358,11 +360,14 @@ int run_analyze(const std::vector<std::string>& args) {
   a.transport = transport_per_lag(c, a.selection.index);
   a.bootstrap = bootstrap(c);
   a.msd = msd_and_network(c, a.selection.index, a.transport.selected.get());
+  a.data_warnings = data_warnings(c, a);
 
+  progress("model.h5: eigenvectors per lag");
+  const ModelData model = model_data(c, a, a.model_warnings);
   progress("writing " + opt.out_dir);
   const Json report = report_json(c, a, args);
   const auto tables = csv_tables(c, a);
-  const std::string report_path = write_outputs(opt.out_dir, tables, report);
+  const std::string report_path = write_outputs(opt.out_dir, tables, model, report);
   PlotRun plots;
   if (opt.plots) {
     progress("plots");

@@ -18,18 +18,23 @@
 #include "ionmsm/blocks.hpp"
 #include "ionmsm/bootstrap.hpp"
 #include "ionmsm/counts.hpp"
+#include "ionmsm/model_file.hpp"
 #include "ionmsm/msm.hpp"
 #include "ionmsm/transport.hpp"
 #include "ionmsm/units.hpp"
 
 namespace ionmsm::cli::analyze {
 
-inline constexpr int kReportFormatVersion = 1;
+inline constexpr int kReportFormatVersion = 2;
 inline constexpr double kEinsteinFitFraction = 0.5;  ///< fit the last half of the MSD
 inline constexpr double kCkMaxFlops = 2e11;  ///< skip a CK test estimated above this (~minutes)
 inline constexpr double kMsdMaxOps = 5e10;   ///< skip a folded MSD estimated above this
 inline constexpr std::int64_t kDefaultBootstrap = 100;
 inline constexpr double kBootstrapCoverage = 0.95;  ///< percentile interval
+/// Warn when the selected lag's largest connected set holds fewer sites than this fraction.
+inline constexpr double kMinConnectedFraction = 0.5;
+/// Warn when a bootstrap mean differs from the point estimate by more than this fraction.
+inline constexpr double kBootstrapBiasFraction = 0.25;
 
 /// The MSD methods of the report, in report order.
 inline constexpr MsdMethod kMsdMethods[] = {MsdMethod::minimum_image, MsdMethod::replicated,
@@ -39,6 +44,8 @@ inline constexpr std::size_t kNumMsdMethods = std::size(kMsdMethods);
 /// The files a plot run writes (removed before a new analysis so no stale plot survives).
 inline constexpr const char* kPlotFiles[] = {"implied_timescales.png", "ck_test.png", "msd.png",
                                              "spectrum.png", "jump_network.png", "plots.json"};
+/// The Markov model file (docs/model-file.md), next to report.json.
+inline constexpr const char* kModelFileName = "model.h5";
 /// The PNG files among kPlotFiles.
 inline constexpr std::size_t kNumPlots = std::size(kPlotFiles) - 1;
 
@@ -108,6 +115,11 @@ struct LagResult {
   bool have_spectrum = false;
   Spectrum spectrum;
   std::vector<ImpliedTimescale> timescales;
+  std::vector<DegenerateSet> degenerate_sets;  ///< of the reported modes
+  /// The reversible estimate's timescales beside the default ones (the same model when
+  /// --estimator rev); empty with reversible_message when it failed.
+  std::vector<ImpliedTimescale> reversible_timescales;
+  std::string reversible_message;
 };
 
 struct LagsPhase {
@@ -166,6 +178,8 @@ struct Analysis {
   TransportPhase transport;
   BootstrapResult bootstrap;
   MsdPhase msd;
+  std::vector<std::string> model_warnings;  ///< from model_data (model.h5)
+  std::vector<std::string> data_warnings;   ///< data_warnings: what the data cannot support
   /// Every phase's warnings, in phase order.
   std::vector<std::string> warnings() const;
 };
@@ -198,6 +212,13 @@ std::vector<DirectedJump> directed_jumps(const JumpNetwork& net, double tau);
 
 /// report.json (docs/report-schema.md); `args` is the command line after the verb.
 Json report_json(const Context& c, const Analysis& a, const std::vector<std::string>& args);
+
+/// Warnings with numbers where the data cannot support the results (analyze_warnings.cpp).
+std::vector<std::string> data_warnings(const Context& c, const Analysis& a);
+
+/// The Markov models of every analysed lag for model.h5 (analyze_model.cpp); a lag whose
+/// eigenvectors fail is stored without them and adds a warning.
+ModelData model_data(const Context& c, const Analysis& a, std::vector<std::string>& warnings);
 
 /// The CSV tables as (file name, contents), in the order they are written.
 std::vector<std::pair<std::string, std::string>> csv_tables(const Context& c, const Analysis& a);

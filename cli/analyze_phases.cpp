@@ -58,12 +58,35 @@ LagResult analyse_lag(const Context& c, std::size_t i, std::string& warning) {
     r.spectrum = leading_spectrum(r.model, c.opt.estimator, c.opt.n_eigenvalues);
     r.have_spectrum = true;
     r.timescales = implied_timescales(r.spectrum.eigenvalues, r.lag_time);
+    std::vector<ImpliedTimescale> reported = r.timescales;
+    reported.resize(std::min(reported.size(), static_cast<std::size_t>(c.opt.n_eigenvalues)));
+    r.degenerate_sets = degenerate_sets(reported);
   } catch (const std::exception& e) {
     r.status = "failed";
     r.message = e.what();
     warning = "lag " + std::to_string(lc.lag_steps) + ": " + e.what();
   }
   return r;
+}
+
+/// The reversible estimate's timescales of one lag (r.timescales when it is the default).
+void reversible_timescales(const Context& c, const LagCounts& lc, LagResult& r) {
+  if (c.opt.estimator == Estimator::Reversible) {
+    r.reversible_timescales = r.timescales;
+    return;
+  }
+  try {
+    MsmOptions msm_opt;
+    msm_opt.estimator = Estimator::Reversible;
+    const MarkovModel rev = estimate_markov_model(lc, c.data.nsites(), msm_opt);
+    const Spectrum sp = leading_spectrum(rev, Estimator::Reversible, c.opt.n_eigenvalues);
+    r.reversible_timescales = implied_timescales(sp.eigenvalues, r.lag_time);
+    if (rev.estimator_info.status != ReversibleMleStatus::Converged)
+      r.reversible_message = rev.estimator_info.message;
+  } catch (const std::exception& e) {
+    r.reversible_timescales.clear();
+    r.reversible_message = e.what();
+  }
 }
 
 /// Flops of the dense CK test: M(tau)^n by repeated products, 2 k^3 per product (k kept
@@ -147,6 +170,8 @@ std::vector<std::string> Analysis::warnings() const {
       (bootstrap.status == BootstrapStatus::Ok && !bootstrap.message.empty()))
     w.push_back("bootstrap: " + bootstrap.message);
   w.insert(w.end(), msd.warnings.begin(), msd.warnings.end());
+  w.insert(w.end(), data_warnings.begin(), data_warnings.end());
+  w.insert(w.end(), model_warnings.begin(), model_warnings.end());
   return w;
 }
 
@@ -189,6 +214,7 @@ LagsPhase estimate_lags(const Context& c) {
       c.progress(lag_progress(i, nl, c.data.lags[i].lag_steps, "MSM and spectrum"));
     }
     out.lags[i] = analyse_lag(c, i, warning[i]);
+    if (out.lags[i].have_spectrum) reversible_timescales(c, c.data.lags[i], out.lags[i]);
   });
   append_warnings(out.warnings, warning);
   return out;

@@ -170,6 +170,24 @@ Json lag_json(const LagResult& r, int n_eigenvalues) {
   l["eigenvalues"] = ev;
   l["implied_timescales_ps"] = ts;
   l["timescale_status"] = tst;
+  Json sets = Json::array();
+  for (const DegenerateSet& d : r.degenerate_sets)
+    sets.push_back({{"k_first", d.first + 1},
+                    {"multiplicity", d.multiplicity},
+                    {"timescale_ps", json_number(d.timescale)},
+                    {"timescale_spread_ps", json_number(d.timescale_spread)},
+                    {"modulus", json_number(d.modulus)}});
+  l["degenerate_sets"] = sets;
+  Json rts = Json::array(), rst = Json::array();
+  const std::size_t k_rev = std::min<std::size_t>(static_cast<std::size_t>(n_eigenvalues),
+                                                  r.reversible_timescales.size());
+  for (std::size_t k = 0; k < k_rev; ++k) {
+    rts.push_back(json_number(r.reversible_timescales[k].timescale));
+    rst.push_back(timescale_status_name(r.reversible_timescales[k].status));
+  }
+  l["reversible_timescales_ps"] = rts;
+  l["reversible_timescale_status"] = rst;
+  l["reversible_message"] = r.reversible_message;
   return l;
 }
 
@@ -273,7 +291,9 @@ Json bootstrap_json(const Context& c, const BootstrapResult& boot) {
   b["message"] = boot.message;
   b["n_replicates"] = boot.n_replicates;
   b["seed"] = c.opt.seed;
-  b["n_blocks"] = c.data.blocks.size();
+  b["n_blocks"] = boot.n_blocks;
+  b["n_merged_blocks"] = boot.n_merged_blocks;
+  b["n_file_blocks"] = c.data.blocks.size();
   b["block_steps"] = c.data.block_steps;
   b["coverage"] = kBootstrapCoverage;
   b["interval"] = "percentile";

@@ -70,17 +70,24 @@ def plot_implied_timescales(plt, report):
             for t in bl.get("timescales_ps", []):
                 boot[(bl["lag_time_ps"], t["k"])] = t
     for k in range(1, kmax):  # k = index 1 is mode 2; mode 1 is stationary
-        xs, ys = [], []
+        xs, ys, flagged = [], [], []
         for l in lags:
             ts = l.get("implied_timescales_ps", [])
             st = l.get("timescale_status", [])
-            if k < len(ts) and finite(ts[k]) and ts[k] > 0 and (k >= len(st) or st[k] == "ok"):
+            # every mode with a timescale is drawn (complex / negative ones too: t from |lambda|)
+            if k < len(ts) and finite(ts[k]) and ts[k] > 0:
                 xs.append(l["lag_time_ps"])
                 ys.append(ts[k])
+                flagged.append(k < len(st) and st[k] != "ok")
         if not xs:
             continue
-        ax.plot(xs, ys, "o-", ms=3, lw=1, color=cmap(k / max(kmax, 2)),
+        ax.plot(xs, ys, "-", lw=1, color=cmap(k / max(kmax, 2)),
                 label=("k=%d" % (k + 1)) if k < 9 else None)
+        for want, marker in ((False, "o"), (True, "x")):  # x: complex or negative eigenvalue
+            px = [x for x, f in zip(xs, flagged) if f == want]
+            py = [y for y, f in zip(ys, flagged) if f == want]
+            if px:
+                ax.plot(px, py, marker, ms=3, color=cmap(k / max(kmax, 2)))
         series.append({"name": "k=%d" % (k + 1), "n_points": len(xs)})
         # block bootstrap: the percentile interval of this mode at the plotted lags
         ex, elo, ehi = [], [], []
@@ -95,6 +102,17 @@ def plot_implied_timescales(plt, report):
             ax.errorbar(ex, ys_at, yerr=[elo, ehi], fmt="none", lw=0.8, capsize=2,
                         color=cmap(k / max(kmax, 2)))
             series.append({"name": "k=%d/bootstrap" % (k + 1), "n_points": len(ex)})
+    # the reversible estimate's slowest mode, for comparison (dashed)
+    if report.get("estimator") != "rev":
+        rx = [l["lag_time_ps"] for l in lags
+              if len(l.get("reversible_timescales_ps") or []) > 1
+              and finite(l["reversible_timescales_ps"][1]) and l["reversible_timescales_ps"][1] > 0]
+        ry = [l["reversible_timescales_ps"][1] for l in lags
+              if len(l.get("reversible_timescales_ps") or []) > 1
+              and finite(l["reversible_timescales_ps"][1]) and l["reversible_timescales_ps"][1] > 0]
+        if rx:
+            ax.plot(rx, ry, ":", lw=1.2, color="tab:red", label="k=2 (rev)")
+            series.append({"name": "k=2/rev", "n_points": len(rx)})
     taus = [l["lag_time_ps"] for l in lags if finite(l.get("lag_time_ps")) and l["lag_time_ps"] > 0]
     if taus:
         # below t = lag a process is faster than the lag and not resolved (shaded)

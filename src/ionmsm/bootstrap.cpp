@@ -28,6 +28,18 @@ const char* bootstrap_status_name(BootstrapStatus status) {
 
 namespace {
 
+/// b summed into a (same site and lag lists).
+void add_block(CountBlock& a, const CountBlock& b) {
+  a.n_samples += b.n_samples;
+  for (std::size_t s = 0; s < a.occupancy.size() && s < b.occupancy.size(); ++s)
+    a.occupancy[s] += b.occupancy[s];
+  for (std::size_t l = 0; l < a.n_origins.size() && l < b.n_origins.size(); ++l)
+    a.n_origins[l] += b.n_origins[l];
+  const std::vector<CountBlock> pair = {a, b};
+  for (std::size_t l = 0; l < a.rows.size(); ++l)
+    a.rows[l] = weighted_lag_counts(pair, {1, 1}, l, 0).rows;
+}
+
 /// The status of a bootstrap before any replicate: Ok, or why there is none.
 BootstrapResult bootstrap_status(const CountsData& data, const BootstrapOptions& o) {
   BootstrapResult res;
@@ -36,13 +48,16 @@ BootstrapResult bootstrap_status(const CountsData& data, const BootstrapOptions&
     res.message = "the counts file has no blocks (run fix msm with 'blocks Nb' for error bars)";
     return res;
   }
+  std::size_t merged = 0;
+  const std::size_t nb = merge_partial_blocks(data.blocks, merged).size();
+  res.n_blocks = nb;
+  res.n_merged_blocks = merged;
   res.n_replicates = o.n_replicates;
   if (res.n_replicates == 0) {
     res.status = BootstrapStatus::Off;
     res.message = "--bootstrap 0";
     return res;
   }
-  const std::size_t nb = data.blocks.size();
   if (nb < 2) {
     res.status = BootstrapStatus::Insufficient;
     res.message = "the counts file has " + std::to_string(nb) +
@@ -54,6 +69,10 @@ BootstrapResult bootstrap_status(const CountsData& data, const BootstrapOptions&
   if (nb < kMinBootstrapBlocks)
     res.message = "only " + std::to_string(nb) + " blocks: the error bars are themselves "
                   "uncertain (aim for >= " + std::to_string(kMinBootstrapBlocks) + " blocks)";
+  if (merged > 0)
+    res.message += std::string(res.message.empty() ? "" : "; ") + std::to_string(merged) +
+                   " partial block(s) (fewer than half the samples of the largest block) merged "
+                   "into a neighbour before resampling";
   return res;
 }
 
@@ -65,9 +84,10 @@ void replicate_timescales(const LagCounts& lc, std::size_t nsites, const Bootstr
   const MarkovModel model = estimate_markov_model(lc, nsites, msm_opt);
   const Spectrum sp = leading_spectrum(model, o.estimator, K + 1);
   const auto ts = implied_timescales(sp.eigenvalues, bl.lag_time);
+  // mode k + 1 (1-based, as in the report): every mode with a timescale, complex and negative
+  // ones included, so that k means the same here as in the report's eigenvalue list
   for (int k = 1; k <= K && static_cast<std::size_t>(k) < ts.size(); ++k)
-    if (ts[static_cast<std::size_t>(k)].status == TimescaleStatus::Ok)
-      bl.values[static_cast<std::size_t>(k - 1)][r] = ts[static_cast<std::size_t>(k)].timescale;
+    bl.values[static_cast<std::size_t>(k - 1)][r] = ts[static_cast<std::size_t>(k)].timescale;
 }
 
 /// The transport quantities (kBootstrapTransport) of one replicate into values[K..] at r.
@@ -88,6 +108,34 @@ void replicate_transport(const CountsData& base, const std::vector<CountBlock>& 
 
 }  // namespace
 
+std::vector<CountBlock> merge_partial_blocks(const std::vector<CountBlock>& blocks,
+                                             std::size_t& n_merged) {
+  n_merged = 0;
+  std::uint64_t largest = 0;
+  for (const auto& b : blocks) largest = std::max(largest, b.n_samples);
+  auto partial = [&](const CountBlock& b) {
+    return static_cast<double>(b.n_samples) < kPartialBlockFraction * static_cast<double>(largest);
+  };
+  std::vector<CountBlock> out;
+  bool pending = false;  // out.back() is a partial first block waiting for its successor
+  for (const auto& b : blocks) {
+    if (pending) {
+      add_block(out.back(), b);
+      pending = false;
+    } else if (partial(b) && !out.empty()) {
+      add_block(out.back(), b);
+      ++n_merged;
+    } else {
+      out.push_back(b);
+      if (partial(b) && blocks.size() > 1) {
+        pending = true;
+        ++n_merged;
+      }
+    }
+  }
+  return out;
+}
+
 BootstrapResult run_bootstrap(const CountsData& data, const BootstrapOptions& o) {
   BootstrapResult res = bootstrap_status(data, o);
   if (res.status != BootstrapStatus::Ok) return res;
@@ -96,9 +144,11 @@ BootstrapResult run_bootstrap(const CountsData& data, const BootstrapOptions& o)
   const auto R = static_cast<std::size_t>(res.n_replicates);
   // the multiplicities are drawn in order from one generator: the result depends on the seed
   // only, never on the thread scheduling
+  std::size_t merged = 0;
+  const std::vector<CountBlock> blocks = merge_partial_blocks(data.blocks, merged);
   std::mt19937_64 rng(o.seed);
   std::vector<std::vector<std::uint64_t>> weights(R);
-  for (auto& w : weights) w = bootstrap_weights(data.blocks.size(), rng);
+  for (auto& w : weights) w = bootstrap_weights(blocks.size(), rng);
   const std::size_t nq = static_cast<std::size_t>(K) + kBootstrapTransportCount;
   for (std::size_t i = 0; i < data.lags.size(); ++i) {
     if (data.lags[i].total() == 0) continue;
@@ -116,7 +166,7 @@ BootstrapResult run_bootstrap(const CountsData& data, const BootstrapOptions& o)
   parallel_for(res.lags.size() * R, [&](std::size_t t, int) {
     BootstrapLag& bl = res.lags[t / R];
     const std::size_t r = t % R;
-    const LagCounts lc = weighted_lag_counts(data.blocks, weights[r], bl.index, bl.lag_steps);
+    const LagCounts lc = weighted_lag_counts(blocks, weights[r], bl.index, bl.lag_steps);
     if (lc.total() == 0) return;
     // an undefined replicate (e.g. a failed estimate) stays NaN and is counted as such
     try {
@@ -124,7 +174,7 @@ BootstrapResult run_bootstrap(const CountsData& data, const BootstrapOptions& o)
     } catch (const std::exception&) {
     }
     try {
-      replicate_transport(base, data.blocks, weights[r], lc, o, K, bl, r);
+      replicate_transport(base, blocks, weights[r], lc, o, K, bl, r);
     } catch (const std::exception&) {
     }
   });

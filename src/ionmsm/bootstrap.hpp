@@ -32,6 +32,17 @@ inline constexpr std::size_t kBootstrapTransportCount = std::size(kBootstrapTran
 /// Index of D_total among kBootstrapTransport.
 inline constexpr std::size_t kBootstrapDTotal = 3;
 
+/// A block with fewer samples than this fraction of the largest block's is partial (e.g. the
+/// final block of one sample when the run length is a multiple of Nb): it is merged into a
+/// neighbour before resampling, so that it is never drawn as if it were a full block.
+inline constexpr double kPartialBlockFraction = 0.5;
+
+/// The blocks to resample: every partial block summed into its predecessor (the first block,
+/// when partial, into its successor); counts, origins, occupancy and samples add up, the merged
+/// block keeps the first index. n_merged: how many partial blocks were merged.
+std::vector<CountBlock> merge_partial_blocks(const std::vector<CountBlock>& blocks,
+                                             std::size_t& n_merged);
+
 struct BootstrapOptions {
   std::int64_t n_replicates = 100;
   std::uint64_t seed = 1;              ///< the result depends on the seed only
@@ -52,14 +63,17 @@ struct BootstrapLag {
 
 struct BootstrapResult {
   BootstrapStatus status = BootstrapStatus::Off;
-  std::string message;  ///< why not ok, or a caveat when ok (few blocks)
+  std::string message;  ///< why not ok, or a caveat when ok (few blocks, merged partial blocks)
+  std::size_t n_blocks = 0;         ///< blocks resampled (after merging partial ones)
+  std::size_t n_merged_blocks = 0;  ///< partial blocks merged into a neighbour
   std::int64_t n_replicates = 0;
   int n_timescales = 0;  ///< K
   std::vector<BootstrapLag> lags;  ///< every lag with counts
 };
 
 /// The block bootstrap of `data` (status Absent without blocks, Off for 0 replicates,
-/// Insufficient for fewer than 2 blocks). The replicates' block multiplicities are drawn in
+/// Insufficient for fewer than 2 blocks after merge_partial_blocks; the message says how many
+/// partial blocks were merged). The replicates' block multiplicities are drawn in
 /// order from one generator seeded with `seed`, so the result never depends on the thread
 /// scheduling. A replicate whose estimate fails leaves NaN.
 BootstrapResult run_bootstrap(const CountsData& data, const BootstrapOptions& options);

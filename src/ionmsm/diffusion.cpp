@@ -280,6 +280,17 @@ ClassResult analyse_class(const std::vector<int>& states, const std::vector<Stat
 
 }  // namespace
 
+Eigen::Matrix3d zero_below_roundoff(const Eigen::Matrix3d& m, double scale, double relative) {
+  if (!(relative >= 0.0) || !(scale >= 0.0) || !std::isfinite(relative) || !std::isfinite(scale))
+    throw std::invalid_argument("zero_below_roundoff: scale and relative must be finite and >= 0");
+  const double cut = relative * scale;
+  Eigen::Matrix3d out = m;
+  for (int i = 0; i < 3; ++i)
+    for (int j = 0; j < 3; ++j)
+      if (std::abs(out(i, j)) <= cut) out(i, j) = 0.0;
+  return out;
+}
+
 DiffusionTensorResult exact_diffusion_tensor(const TransportStatistics& stats, double lag_time,
                                              const DiffusionSolverOptions& options) {
   const char* who = "exact_diffusion_tensor";
@@ -351,13 +362,20 @@ DiffusionTensorResult exact_diffusion_tensor(const TransportStatistics& stats, d
     res.drift_velocity += cd.weight * cd.drift_velocity;
     res.classes.push_back(std::move(cd));
   }
+  // round-off (e.g. D_yy ~ 1e-17 when every hop is along x) is reported as exactly 0
+  const double scale = std::max(res.D_tensor.cwiseAbs().maxCoeff(),
+                                res.D0_tensor.cwiseAbs().maxCoeff());
+  if (std::isfinite(scale)) {
+    res.D_tensor = zero_below_roundoff(res.D_tensor, scale);
+    res.D0_tensor = zero_below_roundoff(res.D0_tensor, scale);
+  }
   res.D_total = res.D_tensor.trace() / 3.0;
   res.D0_total = res.D0_tensor.trace() / 3.0;
   const double nan = std::numeric_limits<double>::quiet_NaN();
   const double tr0 = res.D0_tensor.trace();
   for (int a = 0; a < 3; ++a) {
     const double d0 = res.D0_tensor(a, a);
-    res.correlation_factor[a] = (tr0 > 0.0 && d0 > 1e-14 * tr0) ? res.D_tensor(a, a) / d0 : nan;
+    res.correlation_factor[a] = (tr0 > 0.0 && d0 > 0.0) ? res.D_tensor(a, a) / d0 : nan;
   }
   res.correlation_factor_total = tr0 > 0.0 ? res.D_tensor.trace() / tr0 : nan;
   return res;

@@ -72,7 +72,8 @@ struct DiffusionTensorResult {
   Eigen::Matrix3d D0_tensor = Eigen::Matrix3d::Zero();  ///< uncorrelated-hop tensor
   double D_total = 0.0;   ///< trace(D) / 3
   double D0_total = 0.0;  ///< trace(D0) / 3
-  /// D_aa / D0_aa; NaN where D0_aa <= 1e-14 trace(D0) (no hops along that axis).
+  /// D and D0 are cleaned of round-off (zero_below_roundoff); f_a = D_aa / D0_aa, NaN where
+  /// D0_aa is 0 after the cleaning (no hops along that axis).
   Eigen::Vector3d correlation_factor = Eigen::Vector3d::Zero();
   double correlation_factor_total = 0.0;  ///< trace(D) / trace(D0) (NaN if trace(D0) == 0)
   Eigen::Vector3d drift_velocity = Eigen::Vector3d::Zero();  ///< m / tau
@@ -87,6 +88,17 @@ struct DiffusionTensorResult {
   int solver_iterations = 0;  ///< BiCGSTAB iterations summed over all sparse solves
   double max_stationary_residual = 0.0;  ///< max_i |(pi^T P - pi^T)_i| over all classes
 };
+
+/// Entries of a D tensor at or below this fraction of its largest entry are round-off: the
+/// exact D is accurate to ~1e-13 relative, so smaller values carry no information.
+inline constexpr double kRoundoffRelative = 1e-10;
+
+/// m with every entry |m_ij| <= relative * scale set to exactly 0 (scale and relative finite and
+/// >= 0, else std::invalid_argument). exact_diffusion_tensor uses the largest entry of D and D0
+/// as the scale, so that a D that is round-off only (a closed class that cannot diffuse, next
+/// to hops of D0) becomes exactly 0.
+Eigen::Matrix3d zero_below_roundoff(const Eigen::Matrix3d& m, double scale,
+                                    double relative = kRoundoffRelative);
 
 /// Exact D of the Markov model at this lag. Throws std::invalid_argument for lag_time not finite
 /// and > 0; std::runtime_error if a linear solve fails.

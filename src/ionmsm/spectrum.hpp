@@ -42,7 +42,8 @@ enum class SparseMode {
   /// sigma I - S; general path: SparseLU), then fast convergence even when the slow
   /// eigenvalues cluster near 1 (diffusive modes of large cells), where the regular mode can
   /// stall. Differs from "largest modulus" only if an eigenvalue with negative real part is
-  /// larger in modulus than the k-th slowest one; such eigenvalues carry no timescale anyway.
+  /// larger in modulus than the k-th slowest one; such modes are flagged "non-positive" in the
+  /// timescales (an oscillation between sites, not a slow relaxation).
   ShiftInvert,
   /// Regular mode: the k eigenvalues of largest modulus, matrix-vector products only. Can need
   /// many restarts (or fail: status NotConverged) for clustered spectra.

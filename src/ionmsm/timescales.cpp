@@ -44,6 +44,7 @@ std::vector<ImpliedTimescale> implied_timescales(const Eigen::VectorXcd& eigenva
     t.eigenvalue = eigenvalues(k);
     const double re = t.eigenvalue.real(), im = t.eigenvalue.imag();
     t.timescale = kNaN;
+    const double modulus = std::abs(t.eigenvalue);
     if (!std::isfinite(re) || !std::isfinite(im)) {
       t.status = TimescaleStatus::Invalid;
     } else if (std::abs(im) > options.imag_tolerance) {
@@ -57,11 +58,48 @@ std::vector<ImpliedTimescale> implied_timescales(const Eigen::VectorXcd& eigenva
       t.status = TimescaleStatus::Invalid;
     } else {
       t.status = TimescaleStatus::Ok;
-      t.timescale = -lag_time / std::log(re);
     }
+    if (t.status != TimescaleStatus::Stationary && t.status != TimescaleStatus::Invalid &&
+        modulus > 0.0 && modulus < 1.0 - options.stationary_tolerance)
+      t.timescale = -lag_time / std::log(modulus);
     out.push_back(t);
   }
   return out;
+}
+
+std::vector<DegenerateSet> degenerate_sets(const std::vector<ImpliedTimescale>& timescales,
+                                           double relative_tolerance) {
+  if (!(relative_tolerance >= 0.0) || !(relative_tolerance < 1.0))
+    fail("degenerate_sets", "relative_tolerance must be in [0, 1), got " + num(relative_tolerance));
+  std::vector<DegenerateSet> sets;
+  double t_max = 0.0, t_min = 0.0, t_sum = 0.0, m_sum = 0.0;
+  auto close = [&] {
+    if (sets.empty() || sets.back().multiplicity == 0) return;
+    DegenerateSet& d = sets.back();
+    d.timescale = t_sum / static_cast<double>(d.multiplicity);
+    d.modulus = m_sum / static_cast<double>(d.multiplicity);
+    d.timescale_spread = t_max - t_min;
+  };
+  for (std::size_t k = 0; k < timescales.size(); ++k) {
+    const ImpliedTimescale& t = timescales[k];
+    if (t.status == TimescaleStatus::Stationary || !std::isfinite(t.timescale)) continue;
+    const bool joins = !sets.empty() && t_max - t.timescale <= relative_tolerance * t_max &&
+                       t.timescale - t_max <= relative_tolerance * t.timescale;
+    if (!joins) {
+      close();
+      sets.push_back({k, 0, 0.0, 0.0, 0.0});
+      t_max = t_min = t.timescale;
+      t_sum = m_sum = 0.0;
+    }
+    DegenerateSet& d = sets.back();
+    ++d.multiplicity;
+    t_max = std::max(t_max, t.timescale);
+    t_min = std::min(t_min, t.timescale);
+    t_sum += t.timescale;
+    m_sum += std::abs(t.eigenvalue);
+  }
+  close();
+  return sets;
 }
 
 std::vector<LagTimescales> implied_timescales_over_lags(const std::vector<MarkovModel>& models,

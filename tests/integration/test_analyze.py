@@ -309,7 +309,7 @@ def check_common(out, rep, plots):
     for key in ["format", "format_version", "ionmsm_version", "input", "units", "estimator",
                 "lags", "ck_test", "diffusion", "msd", "jump_network", "selected_lag", "bootstrap"]:
         check(key in rep, "report.json lacks '%s'" % key)
-    check(rep["format"] == "ionmsm-report" and rep["format_version"] == 1, "report tag/version")
+    check(rep["format"] == "ionmsm-report" and rep["format_version"] == 2, "report tag/version")
     for key in ["file", "file_name", "units", "timestep_ps", "nevery", "n_samples", "n_atoms",
                 "nsites"]:
         check(key in rep["input"], "input lacks '%s'" % key)
@@ -321,11 +321,14 @@ def check_common(out, rep, plots):
         check(len(l["eigenvalues"]) == len(l["implied_timescales_ps"]) ==
               len(l["timescale_status"]), "lag %s: eigenvalue/timescale lengths" % l["lag_steps"])
         for e, t, s in zip(l["eigenvalues"], l["implied_timescales_ps"], l["timescale_status"]):
-            check((t is not None) == (s == "ok"), "timescale null iff status != ok (%s)" % s)
+            # t = -tau / ln|lambda| whenever 0 < |lambda| < 1, whatever the flag
+            defined = s not in ("stationary", "invalid") and 0 < e["modulus"] < 1 - 1e-12
+            check((t is not None) == defined, "timescale defined iff 0 < |lambda| < 1 (%s, %s)"
+                  % (s, e["modulus"]))
             check(e["status"] == s, "eigenvalue status matches timescale_status")
     all_finite(rep)
     for name in ["implied_timescales.csv", "spectrum.csv", "ck_test.csv", "diffusion.csv",
-                 "msd.csv", "jump_network.csv", "bootstrap.csv", "report.json"]:
+                 "msd.csv", "jump_network.csv", "bootstrap.csv", "model.h5", "report.json"]:
         check(os.path.isfile(os.path.join(out, name)), "%s missing" % name)
     check(not [f for f in os.listdir(out) if ".tmp." in f], "temporary files left in " + out)
     with open(os.path.join(out, "implied_timescales.csv")) as f:
@@ -356,8 +359,11 @@ def expected_plot_series(rep):
     exp = {}
     its = {}
     kmax = max(len(l["implied_timescales_ps"]) for l in ok)
+    def has_t(l, k):  # every mode with a positive timescale is drawn, whatever its status
+        ts = l["implied_timescales_ps"]
+        return k < len(ts) and ts[k] is not None and ts[k] > 0
     for k in range(1, kmax):
-        n = sum(1 for l in ok if k < len(l["timescale_status"]) and l["timescale_status"][k] == "ok")
+        n = sum(1 for l in ok if has_t(l, k))
         if n:
             its["k=%d" % (k + 1)] = n
     bs = rep.get("bootstrap", {})
@@ -365,7 +371,7 @@ def expected_plot_series(rep):
         for k in range(1, kmax):
             n = 0
             for l in ok:
-                if not (k < len(l["timescale_status"]) and l["timescale_status"][k] == "ok"):
+                if not has_t(l, k):
                     continue
                 for bl in bs["lags"]:
                     if bl["lag_steps"] == l["lag_steps"]:
@@ -373,6 +379,12 @@ def expected_plot_series(rep):
                                  t["low"] is not None and t["high"] is not None)
             if n:
                 its["k=%d/bootstrap" % (k + 1)] = n
+    if rep["estimator"] != "rev":
+        n = sum(1 for l in ok if len(l["reversible_timescales_ps"]) > 1
+                and l["reversible_timescales_ps"][1] is not None
+                and l["reversible_timescales_ps"][1] > 0)
+        if n:
+            its["k=2/rev"] = n
     its["lag_time"] = len(ok)
     exp["implied_timescales.png"] = its
     ck = {}
@@ -387,6 +399,83 @@ def expected_plot_series(rep):
     pairs = {(min(e["from"], e["to"]), max(e["from"], e["to"])) for e in rep["jump_network"]["edges"]}
     exp["jump_network.png"] = {"sites": len(rep["jump_network"]["sites"]), "edges": len(pairs)}
     return exp
+
+
+def counts_matrix(counts_path, lag_steps):
+    """C[to, from] of one lag of a counts file, summed over shifts (docs/numpy.md)."""
+    with h5py.File(counts_path, "r") as f:
+        i = int(np.flatnonzero(f["lags/lag_steps"][:] == lag_steps)[0])
+        lo, hi = f["lags/row_offset"][i:i + 2]
+        n = f["sites/fractional"].shape[0]
+        C = np.zeros((n, n))
+        np.add.at(C, (f["counts/to"][lo:hi], f["counts/from"][lo:hi]),
+                  f["counts/count"][lo:hi].astype(np.float64))
+    return C
+
+
+def check_model_h5(out, counts_path, rep):
+    """model.h5 read with h5py + scipy.sparse as docs/numpy.md shows: T is the column-normalised
+    counts restricted to the kept sites (non-reversible estimate); pi, eigenvalues and D agree
+    with report.json; the hop rates are T / tau off the diagonal."""
+    try:
+        import scipy.sparse as sp
+    except ImportError:
+        sp = None
+        print("  (scipy not installed: model.h5 checked with numpy only, the scipy.sparse "
+              "loading of docs/numpy.md skipped)")
+    path = os.path.join(out, "model.h5")
+    if not check(os.path.isfile(path), "model.h5 written"):
+        return
+    ok = {l["lag_steps"]: l for l in rep["lags"] if l["status"] == "ok"}
+    diff = {d["lag_steps"]: d for d in rep["diffusion"] if d["status"] == "ok"}
+    with h5py.File(path, "r") as f:
+        check(f.attrs["format"] == "ionmsm-model" and f.attrs["format_version"] == 1,
+              "model.h5 tag/version")
+        check(sorted(f["lag_steps"][:].tolist()) == sorted(ok), "model.h5 lags = lags with a model")
+        check(int(f.attrs["selected_lag_steps"]) == rep["selected_lag"]["lag_steps"],
+              "model.h5 selected lag")
+        for L, l in ok.items():
+            g = f["lags/%d" % L]
+            kept = g["kept_sites"][:]
+            n = len(kept)
+            check(n == l["kept_sites"], "lag %d: %d kept sites" % (L, n))
+            data, indices, indptr = g["T_data"][:], g["T_indices"][:], g["T_indptr"][:]
+            T = np.zeros((n, n))  # CSC by hand: column j holds rows indices[indptr[j]:indptr[j+1]]
+            for j in range(n):
+                T[indices[indptr[j]:indptr[j + 1]], j] = data[indptr[j]:indptr[j + 1]]
+            if sp is not None:
+                check(np.array_equal(sp.csc_matrix((data, indices, indptr), shape=(n, n)).toarray(),
+                                     T), "lag %d: scipy.sparse reads T" % L)
+            C = counts_matrix(counts_path, L)[np.ix_(kept, kept)]
+            want = C / C.sum(axis=0, keepdims=True)
+            if rep["estimator"] == "nonrev":
+                check(np.abs(T - want).max() < 1e-14, "lag %d: T = normalised counts" % L)
+            pi = g["stationary"][:]
+            check(abs(pi.sum() - 1) < 1e-12 and np.abs(T @ pi - pi).max() < 1e-12,
+                  "lag %d: T pi = pi" % L)
+            lam = g["eigenvalues_re"][:, 0] + 1j * g["eigenvalues_im"][:, 0]
+            R = g["right_vectors_re"][:] + 1j * g["right_vectors_im"][:]
+            check(np.abs(T @ R - R * lam[None, :]).max() < 1e-9, "lag %d: T R = R Lambda" % L)
+            if "left_vectors_re" in g:
+                Lv = g["left_vectors_re"][:] + 1j * g["left_vectors_im"][:]
+                check(np.abs(T.T @ Lv - Lv * lam[None, :]).max() < 1e-9 and
+                      np.abs(np.sum(Lv * R, axis=0) - 1).max() < 1e-9, "lag %d: left vectors" % L)
+            got = [complex(e["re"], e["im"]) for e in l["eigenvalues"]]
+            check(np.abs(np.array(got[:len(lam)]) - lam[:len(got)]).max() < 1e-9,
+                  "lag %d: eigenvalues as in report.json" % L)
+            if L in diff:
+                check(np.abs(g["D_tensor"][:] - np.array(diff[L]["D_tensor_A2_per_ps"])).max()
+                      <= 1e-12 * max(1.0, np.abs(g["D_tensor"][:]).max()), "lag %d: D tensor" % L)
+            if L == rep["selected_lag"]["lag_steps"]:
+                s = f["selected"]
+                tau = g.attrs["lag_time"]
+                K = np.zeros((rep["input"]["nsites"],) * 2)
+                np.add.at(K, (s["hop_to_site"][:], s["hop_from_site"][:]), s["hop_rate"][:])
+                Tsite = np.zeros_like(K)
+                Tsite[np.ix_(kept, kept)] = T
+                np.fill_diagonal(Tsite, 0.0)
+                check(np.abs(K - Tsite / tau).max() <= 1e-12 * max(1.0, np.abs(K).max()),
+                      "selected lag: hop rates = T / tau off the diagonal")
 
 
 # ----------------------------------------------------------------------------- scenarios
@@ -404,7 +493,9 @@ def test_lattice(ionmsm, work):
     run(ionmsm, ["analyze", h5, "--out", out, "--msd-steps", "40"], what="lattice default")
     rep = strict_json(os.path.join(out, "report.json"))
     series = check_common(out, rep, plots=True)
+    check_model_h5(out, h5, rep)
     check(rep["units"]["time"] == "ps" and rep["units"]["length"] == "Angstrom", "metal units")
+    check(rep["warnings"] == [], "healthy data: no warnings (%s)" % rep["warnings"])
     check(rep["input"]["nsites"] == 60 and rep["input"]["units"] == "metal", "input metadata")
     check(rep["selected_lag"]["lag_steps"] == 4 * LAT_TAU_STEPS,
           "default lag = longest lag with counts (got %s)" % rep["selected_lag"]["lag_steps"])
@@ -427,6 +518,18 @@ def test_lattice(ionmsm, work):
             t_want = -tau / math.log(lattice_eigenvalues(1)[k])   # the same at every lag
             check(close(l["implied_timescales_ps"][k], t_want, rel=1e-7),
                   "lag %d, k=%d: timescale %s != %s" % (n, k + 1, l["implied_timescales_ps"][k], t_want))
+        # symmetric counts: the reversible estimate is the same model
+        check(all(close(a, b, rel=1e-7) for a, b in zip(l["reversible_timescales_ps"][1:],
+                                                         l["implied_timescales_ps"][1:])),
+              "lag %d: reversible timescales beside the default ones" % n)
+        sets = l["degenerate_sets"]
+        check(sum(d["multiplicity"] for d in sets) == 19 and sets[0]["k_first"] == 2,
+              "lag %d: degenerate sets cover modes 2..20: %s" % (n, sets))
+        for d in sets:  # each set: modes whose timescales agree within 5 %
+            members = l["implied_timescales_ps"][d["k_first"] - 1:d["k_first"] - 1 + d["multiplicity"]]
+            check(max(members) - min(members) <= 0.05 * max(members) + 1e-12 and
+                  close(d["timescale_ps"], sum(members) / len(members), rel=1e-12),
+                  "degenerate set %s vs timescales %s" % (d, members))
     ck = {(r["lag_steps"], r["n"]): r["err"] for r in rep["ck_test"]}
     check(set(ck) == {(50, 2), (50, 4), (100, 2)}, "CK pairs %s" % sorted(ck))
     check(all(v is not None and v < 1e-10 for v in ck.values()), "CK err ~ 0: %s" % ck)
@@ -534,6 +637,11 @@ def test_ring(ionmsm, work):
     k_ok = st.index("ok")
     check(close(rep["lags"][0]["implied_timescales_ps"][k_ok], -tau / math.log(0.2), rel=1e-8),
           "real mode timescale in timesteps")
+    # complex modes keep their flag and get t = -tau / ln|lambda| (as deeptime)
+    for e, t, s_ in zip(rep["lags"][0]["eigenvalues"], rep["lags"][0]["implied_timescales_ps"], st):
+        if s_ == "complex":
+            check(close(t, -tau / math.log(abs(complex(e["re"], e["im"]))), rel=1e-10),
+                  "complex mode timescale from |lambda|: %s" % t)
     ck = rep["ck_test"]
     check(len(ck) == 1 and ck[0]["err"] < 1e-10, "ring CK err ~ 0: %s" % ck)
     d = rep["diffusion"][0]
@@ -567,6 +675,7 @@ def test_ring_leak(ionmsm, work):
                  "--no-plots"], what="ring leak, components")
     rep = strict_json(os.path.join(out, "report.json"))
     check_common(out, rep, plots=False)
+    check_model_h5(out, h5, rep)  # T on the ring only: X is not strongly connected
     l = rep["lags"][0]
     check(l["kept_sites"] == RING_N and l["dropped_sites"] == [
         {"site": RING_N, "reason": "not strongly connected"}], "MSM drops X: %s" % l["dropped_sites"])
@@ -612,12 +721,12 @@ def expect_error(ionmsm, args, out, what, needle=None):
 
 
 def write_ring_blocks(path, seed, nblocks=200, block_samples=50, natoms=20, nsites=8, p=0.05,
-                      corrupt=False):
+                      corrupt=False, extra_samples=0):
     """An unbiased ring walk (hop +-1 with probability p each per sample, spacing 2.5 A along x),
     simulated for real; lag 1 sample; blocks of block_samples samples (a pair belongs to the
-    block of its later sample)."""
+    block of its later sample); extra_samples > 0 adds a final partial block of that many."""
     rng = np.random.default_rng(seed)
-    n_samples = nblocks * block_samples
+    n_samples = nblocks * block_samples + extra_samples
     u = rng.random((n_samples - 1, natoms))
     steps = np.where(u < p, 1, np.where(u < 2 * p, -1, 0))
     unwrapped = np.vstack([rng.integers(0, nsites, natoms)[None, :],
@@ -628,15 +737,15 @@ def write_ring_blocks(path, seed, nblocks=200, block_samples=50, natoms=20, nsit
     cell = np.floor_divide(unwrapped, nsites)
     blocks, tot = [], {}
     tot_occ = np.zeros(nsites, dtype=np.int64)
-    for b in range(nblocks):
-        ks = np.arange(max(b * block_samples, 1), (b + 1) * block_samples)  # later samples
-        occ = np.bincount(site[b * block_samples:(b + 1) * block_samples].ravel(),
-                          minlength=nsites)
+    for b in range(nblocks + (1 if extra_samples else 0)):
+        end = min((b + 1) * block_samples, n_samples)
+        ks = np.arange(max(b * block_samples, 1), end)  # later samples
+        occ = np.bincount(site[b * block_samples:end].ravel(), minlength=nsites)
         key = (site[ks - 1] * nsites + site[ks]) * 3 + (cell[ks] - cell[ks - 1] + 1)
         cnt = np.bincount(key.ravel(), minlength=nsites * nsites * 3)
         rows = [(int(k // 3 // nsites), int(k // 3 % nsites), int(k % 3) - 1, 0, 0, int(c))
                 for k, c in enumerate(cnt) if c > 0]
-        blocks.append((b, block_samples, occ.tolist(), [(len(ks), rows)]))
+        blocks.append((b, end - b * block_samples, occ.tolist(), [(len(ks), rows)]))
         for r in rows:
             tot[r[:5]] = tot.get(r[:5], 0) + r[5]
         tot_occ += occ
@@ -736,6 +845,83 @@ def test_bootstrap(ionmsm, work):
     check("at least 2 replicates" in p_.stderr, "--bootstrap 1 refused: %r" % p_.stderr)
 
 
+def write_thin(path):
+    """Deliberately thin data: a ring of 4 sites along x (spacing 2.5 A) whose sites stay 98 times
+    per block and whose 4 edges each hop once each way in only one of the 4 blocks (block b:
+    edge b -> b+1), an absorbing site 4 reached by one one-way transition (block 0), and 6 sites
+    never visited. Run: 20 samples at lag 1. Known: 4 of 11 sites kept; t2 = -1 / ln(1 - 2/394)
+    ~ 196 samples > the run of 19; no hops along y, z; 1 one-way count; a bootstrap replicate
+    that misses a block has an open chain (D = 0), so 1 - 4!/4^4 = 91 % of them have D = 0."""
+    nring, nsites = 4, 11
+    frac = [((i + 0.5) / nring, 0.5, 0.5) for i in range(nring)] + [(0.5, 0.1, 0.1)] + \
+           [((i + 0.5) / 6, 0.9, 0.9) for i in range(6)]
+    blocks, tot = [], {}
+    for b in range(nring):
+        rows = [(i, i, 0, 0, 0, 98) for i in range(nring)] + [(4, 4, 0, 0, 0, 100)]
+        t = (b + 1) % nring
+        wrap = 1 if t == 0 else 0
+        rows += [(b, t, wrap, 0, 0, 1), (t, b, -wrap, 0, 0, 1)]
+        if b == 0:
+            rows.append((0, 4, 0, 0, 0, 1))
+        for r in rows:
+            tot[r[:5]] = tot.get(r[:5], 0) + r[5]
+        occ = [98] * nring + [100] + [0] * 6
+        blocks.append((b, 5, occ, [(5, rows)]))
+    write_counts(path, units="metal", timestep=0.001, timestep_ps=0.001, nevery=1, n_samples=20,
+                 n_atoms=5, box_h=np.diag([2.5 * nring, 10.0, 10.0]), origin=[0, 0, 0],
+                 frac=frac, occupancy=[98 * 4] * nring + [400] + [0] * 6,
+                 lags=[(1, 20, [k + (c,) for k, c in tot.items()])], block_steps=5, blocks=blocks)
+
+
+def test_warnings(ionmsm, work):
+    """Every warning of "Say when the data cannot support the numbers" on thin inputs."""
+    print("warnings on deliberately thin data")
+    h5 = os.path.join(work, "thin.h5")
+    write_thin(h5)
+    out = os.path.join(work, "thin")
+    p = run(ionmsm, ["analyze", h5, "--out", out, "--msd-steps", "10", "--no-plots"],
+            what="thin data")
+    rep = strict_json(os.path.join(out, "report.json"))
+    check_common(out, rep, plots=False)
+    w = rep["warnings"]
+    t2 = -1.0 / math.log(1 - 2 / 394) * 0.001
+    want = [
+        "the largest strongly connected set has only 4 of 11 sites (36.36 %",
+        "implied timescales longer than the run (0.019 ps) at 1 of 1 lags (lag 1 steps: t",
+        " = %.4g ps): these processes are not resolved" % t2,   # t2 = t3 (degenerate)
+        "lag 1 steps: no hops along y, z (D0 = 0 there)",
+        "lag 1 steps: 1 one-way counts",
+        "the bootstrap 95 % interval of D_xx [0, ",
+        "the bootstrap mean of D_xx (",
+        "the bootstrap mean of D_total (",
+        "only 4 blocks",
+    ]
+    for needle in want:
+        check(any(needle in x for x in w), "thin data: no warning with '%s' in %s" % (needle, w))
+        check(needle in p.stderr, "thin data: stderr lacks '%s'" % needle)
+    d = rep["diffusion"][0]
+    check(d["D_tensor_A2_per_ps"][1][1] == 0 and d["D_tensor_A2_per_ps"][2][2] == 0 and
+          d["correlation_factor"]["yy"] is None, "round-off printed as 0 (D_yy = %s)"
+          % d["D_tensor_A2_per_ps"][1][1])
+    # the bootstrap mean of D_xx is far below the point estimate: most replicates have D = 0
+    b = rep["bootstrap"]["lags"][0]["D_A2_per_ps"]["xx"]
+    check(b["low"] == 0 and b["mean"] < 0.5 * d["D_tensor_A2_per_ps"][0][0],
+          "thin bootstrap: %s vs D_xx %s" % (b, d["D_tensor_A2_per_ps"][0][0]))
+
+    # a partial final block ([50 ... 50 1]) is merged into its predecessor, and said so
+    h5 = os.path.join(work, "partial.h5")
+    write_ring_blocks(h5, seed=5, nblocks=20, extra_samples=1)
+    out = os.path.join(work, "partial")
+    p = run(ionmsm, ["analyze", h5, "--out", out, "--msd-steps", "5", "--no-plots",
+                     "--bootstrap", "20"], what="partial block")
+    rep = strict_json(os.path.join(out, "report.json"))
+    bs = rep["bootstrap"]
+    check(bs["n_file_blocks"] == 21 and bs["n_blocks"] == 20 and bs["n_merged_blocks"] == 1,
+          "partial block merged: %s" % {k: bs[k] for k in ("n_file_blocks", "n_blocks",
+                                                          "n_merged_blocks")})
+    check(any("1 partial block(s)" in x for x in rep["warnings"]), "partial-block warning")
+
+
 def test_errors(ionmsm, work):
     print("bad input")
     lat = os.path.join(work, "lattice.h5")
@@ -791,6 +977,7 @@ def main():
     test_ring_leak(ionmsm, args.work)
     test_lag_selection(ionmsm, args.work)
     test_bootstrap(ionmsm, args.work)
+    test_warnings(ionmsm, args.work)
     test_errors(ionmsm, args.work)
     print("%d failure(s) in %.1f s" % (len(FAILURES), time.time() - t0))
     return 1 if FAILURES else 0

@@ -135,3 +135,52 @@ TEST(Bootstrap, SameSeedSameValuesOtherSeedOtherDraws) {
   const BootstrapSummary s = summarize_bootstrap(a.lags[0].values[q]);
   EXPECT_GT(s.std, 0.0);
 }
+
+// A final block of one sample ([100 100 100 1]) is summed into its predecessor; a partial first
+// block into its successor; full blocks are left alone. Totals over blocks are unchanged.
+TEST(Bootstrap, PartialBlocksAreMergedIntoANeighbour) {
+  CountsData d = ring_with_blocks(3);
+  CountBlock tail = d.blocks.back();
+  tail.index = 3;
+  tail.n_samples = 1;
+  tail.n_origins = {1};
+  tail.occupancy.assign(kSites, 8);
+  tail.rows = {{{0, 0, {0, 0, 0}, 1}, {5, 6, {0, 0, 0}, 2}}};
+  auto with_tail = d.blocks;
+  with_tail.push_back(tail);
+  std::size_t merged = 0;
+  auto m = ionmsm::merge_partial_blocks(with_tail, merged);
+  ASSERT_EQ(m.size(), 3u);
+  EXPECT_EQ(merged, 1u);
+  EXPECT_EQ(m[2].index, 2);
+  EXPECT_EQ(m[2].n_samples, 101u);
+  EXPECT_EQ(m[2].n_origins[0], 101u);
+  EXPECT_EQ(m[2].occupancy[0], 1008u);
+  EXPECT_EQ(m[2].total(), d.blocks[2].total() + 3u);
+  EXPECT_EQ(m[0].total(), d.blocks[0].total());
+  // (0 -> 0) gains 1 (6 + 1), (5 -> 6) gains 2 (2 + 2)
+  for (const auto& r : m[2].rows[0]) {
+    if (r.from == 0 && r.to == 0) EXPECT_EQ(r.count, 7u);
+    if (r.from == 5 && r.to == 6) EXPECT_EQ(r.count, 4u);
+  }
+  auto head_first = d.blocks;
+  head_first.insert(head_first.begin(), tail);
+  m = ionmsm::merge_partial_blocks(head_first, merged);
+  ASSERT_EQ(m.size(), 3u);
+  EXPECT_EQ(merged, 1u);
+  EXPECT_EQ(m[0].index, 3);  // the merged block keeps the first block's index
+  EXPECT_EQ(m[0].n_samples, 101u);
+  m = ionmsm::merge_partial_blocks(d.blocks, merged);
+  EXPECT_EQ(m.size(), 3u);
+  EXPECT_EQ(merged, 0u);
+  // the bootstrap resamples 3 blocks and says so
+  d.blocks = with_tail;
+  for (auto& r : d.lags[0].rows) r.count += (r.from == 0 && r.to == 0) ? 1 : (r.from == 5 && r.to == 6) ? 2 : 0;
+  BootstrapOptions o;
+  o.n_replicates = 4;
+  const BootstrapResult res = run_bootstrap(d, o);
+  EXPECT_EQ(res.status, BootstrapStatus::Ok);
+  EXPECT_EQ(res.n_blocks, 3u);
+  EXPECT_EQ(res.n_merged_blocks, 1u);
+  EXPECT_NE(res.message.find("1 partial block(s)"), std::string::npos) << res.message;
+}

@@ -217,3 +217,27 @@ TEST(TransportStates, DisconnectedChannelsAndTransientSiteAreWeighted) {
     EXPECT_EQ(res.used_sparse_solver, dense == 0);
   }
 }
+
+// Entries at or below relative * scale become exactly 0; larger ones, and signs, are kept.
+TEST(TransportRoundoff, ZeroBelowRoundoff) {
+  Eigen::Matrix3d m;
+  m << 0.05, 6.2e-17, -1e-12, 6.2e-17, -3.5e-15, 0.0, -1e-12, 0.0, 2e-11;
+  const Eigen::Matrix3d z = ionmsm::zero_below_roundoff(m, 0.05, 1e-10);  // cut 5e-12
+  Eigen::Matrix3d want;
+  want << 0.05, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 2e-11;
+  EXPECT_EQ(z, want);
+  EXPECT_EQ(ionmsm::zero_below_roundoff(Eigen::Matrix3d::Zero(), 0.0), Eigen::Matrix3d::Zero());
+  EXPECT_EQ(ionmsm::zero_below_roundoff(m, 0.05, 0.0), m);  // only exact zeros at relative 0
+  // a matrix of round-off only, against the scale of another (D against D0): all zero
+  EXPECT_EQ(ionmsm::zero_below_roundoff(Eigen::Matrix3d::Constant(1e-17), 0.06),
+            Eigen::Matrix3d::Zero());
+  EXPECT_THROW(ionmsm::zero_below_roundoff(m, 1.0, -1.0), std::invalid_argument);
+  EXPECT_THROW(ionmsm::zero_below_roundoff(m, -1.0), std::invalid_argument);
+  // the exact D of the chain (hops along x only): D_yy, D_zz and every off-diagonal entry are
+  // exactly 0 and f_y, f_z undefined, not round-off
+  const auto stats = ionmsm::build_transport_statistics(make_chain(Chain{}), 0);
+  const auto res = ionmsm::exact_diffusion_tensor(stats, 2.0);
+  for (int a = 0; a < 3; ++a)
+    for (int b = 0; b < 3; ++b)
+      if (a + b > 0) EXPECT_EQ(res.D_tensor(a, b), 0.0) << a << b;
+}

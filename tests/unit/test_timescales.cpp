@@ -2,6 +2,8 @@
 // M(i,j) = P(j -> i). Every expected value is derived by hand or in closed form in a comment.
 #include "ionmsm/timescales.hpp"
 
+#include "ionmsm/leading_spectrum.hpp"
+
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -39,7 +41,11 @@ TEST(MsmTimescales, FlipFlopIsNonPositive) {
       const auto ts = ionmsm::implied_timescales(sp.eigenvalues, 0.5);
       EXPECT_EQ(ts[0].status, TimescaleStatus::Stationary);
       EXPECT_EQ(ts[1].status, TimescaleStatus::NonPositive);
-      EXPECT_TRUE(std::isnan(ts[1].timescale));
+      // |lambda| = 1 has no decay time; |lambda| = 0.8 decays: t = -tau / ln 0.8
+      if (stay == 0.0)
+        EXPECT_TRUE(std::isnan(ts[1].timescale));
+      else
+        EXPECT_NEAR(ts[1].timescale, -0.5 / std::log(0.8), 1e-12);  // lambda2 = -0.8 +- 1e-14
     }
   }
 }
@@ -65,11 +71,95 @@ TEST(MsmTimescales, ThreeCycleIsComplex) {
   EXPECT_EQ(ts[0].status, TimescaleStatus::Stationary);
   for (int k = 1; k < 3; ++k) {
     EXPECT_EQ(ts[k].status, TimescaleStatus::Complex);
-    EXPECT_TRUE(std::isnan(ts[k].timescale));
+    EXPECT_NEAR(ts[k].timescale, -1.0 / std::log(0.5), 1e-13);  // modulus 1/2
   }
   // Not reversible (circulating flux): the symmetric path refuses it.
   EXPECT_THROW(ionmsm::compute_reversible_spectrum(m, Eigen::Vector3d::Constant(1.0 / 3)),
                std::invalid_argument);
+}
+
+
+// Hand-made timescale lists: sets are consecutive, the stationary mode and NaN are skipped.
+TEST(MsmTimescales, DegenerateSets) {
+  Eigen::VectorXcd ev(7);
+  ev << std::complex<double>(1.0, 0.0), std::complex<double>(0.9, 0.01),
+      std::complex<double>(0.9, -0.01), std::complex<double>(0.9, 0.0),
+      std::complex<double>(0.5, 0.0), std::complex<double>(0.0, 0.0),
+      std::complex<double>(0.2, 0.0);
+  const auto ts = ionmsm::implied_timescales(ev, 1.0);
+  const auto sets = ionmsm::degenerate_sets(ts, 0.01);
+  ASSERT_EQ(sets.size(), 3u);
+  EXPECT_EQ(sets[0].first, 1u);
+  EXPECT_EQ(sets[0].multiplicity, 3u);
+  // |0.9 +- 0.01 i| = 0.900056: the three timescales differ by 0.06 %, inside 1 %
+  const double t_pair = -1.0 / std::log(std::abs(ev(1))), t_real = -1.0 / std::log(0.9);
+  EXPECT_NEAR(sets[0].timescale, (2 * t_pair + t_real) / 3, 1e-12);
+  EXPECT_NEAR(sets[0].timescale_spread, t_pair - t_real, 1e-12);
+  EXPECT_NEAR(sets[0].modulus, (2 * std::abs(ev(1)) + 0.9) / 3, 1e-14);
+  EXPECT_EQ(sets[1].first, 4u);
+  EXPECT_EQ(sets[1].multiplicity, 1u);
+  EXPECT_EQ(sets[2].first, 6u);  // lambda = 0 (index 5) has no timescale
+  EXPECT_EQ(ionmsm::degenerate_sets(ts, 0.0).size(), 4u);  // exact ties only: the pair
+  EXPECT_THROW(ionmsm::degenerate_sets(ts, 1.0), std::invalid_argument);
+  EXPECT_THROW(ionmsm::degenerate_sets(ts, -0.1), std::invalid_argument);
+}
+
+
+// Random walk on a periodic L^3 simple cubic lattice (L = 4), staying with probability 1/2 and
+// hopping to each of the 6 neighbours with probability 1/12 per step. Exact eigenvalues
+// lambda(q) = 1/2 + (cos qx + cos qy + cos qz) / 6, q = 2 pi n / L: the slowest set is q one
+// unit along +-x, +-y, +-z (6-fold), lambda = 1/2 + (2 + 0) / 6 = 5/6, t = -1 / ln(5/6) steps.
+// Finite sampling splits the 6-fold set (the non-reversible estimate gives complex pairs);
+// every mode must still have a timescale, and the set must match t within its statistical
+// error, estimated from independent simulations.
+TEST(MsmTimescales, PeriodicCubicWalkDegenerateSlowModes) {
+  const int L = 4, n = L * L * L, walkers = 64, steps = 20000, runs = 6;
+  const double t_exact = -1.0 / std::log(5.0 / 6.0);
+  auto site = [L](int x, int y, int z) {
+    return ((x + L) % L) + L * (((y + L) % L) + L * ((z + L) % L));
+  };
+  std::vector<double> set_t;
+  for (int run = 0; run < runs; ++run) {
+    Rng rng(1000 + static_cast<std::uint64_t>(run));
+    Eigen::MatrixXd c = Eigen::MatrixXd::Zero(n, n);
+    for (int w = 0; w < walkers; ++w) {
+      int x = w % L, y = (w / L) % L, z = w / (L * L);
+      for (int s = 0; s < steps; ++s) {
+        const int from = site(x, y, z);
+        const auto r = rng.below(12);  // 0..5: stay, 6..11: one of the 6 neighbours
+        if (r == 6) ++x;
+        if (r == 7) --x;
+        if (r == 8) ++y;
+        if (r == 9) --y;
+        if (r == 10) ++z;
+        if (r == 11) --z;
+        x = (x + L) % L, y = (y + L) % L, z = (z + L) % L;
+        c(site(x, y, z), from) += 1.0;
+      }
+    }
+    const ionmsm::MarkovModel model =
+        ionmsm::estimate_markov_model(lag_from_matrix(1, c), n, ionmsm::MsmOptions{});
+    const ionmsm::Spectrum sp =
+        ionmsm::leading_spectrum(model, ionmsm::Estimator::NonReversible, 10);
+    const auto ts = ionmsm::implied_timescales(sp.eigenvalues, 1.0);
+    ASSERT_GE(ts.size(), 8u);
+    for (std::size_t k = 1; k <= 6; ++k) {
+      EXPECT_TRUE(std::isfinite(ts[k].timescale)) << "run " << run << " k " << k + 1;
+      EXPECT_GT(ts[k].timescale, 0.0);
+    }
+    const auto sets = ionmsm::degenerate_sets(ts);
+    ASSERT_FALSE(sets.empty());
+    EXPECT_EQ(sets[0].first, 1u) << "run " << run;
+    EXPECT_EQ(sets[0].multiplicity, 6u) << "run " << run;
+    set_t.push_back(sets[0].timescale);
+  }
+  double mean = 0.0, var = 0.0;
+  for (double t : set_t) mean += t / runs;
+  for (double t : set_t) var += (t - mean) * (t - mean) / (runs - 1);
+  const double sem = std::sqrt(var / runs);
+  EXPECT_GT(sem, 0.0);
+  EXPECT_NEAR(mean, t_exact, 4.0 * sem) << "mean " << mean << " sem " << sem;
+  for (double t : set_t) EXPECT_NEAR(t, t_exact, 4.0 * std::sqrt(var)) << t;
 }
 
 
@@ -91,7 +181,10 @@ TEST(MsmTimescales, StatusRules) {
   EXPECT_TRUE(std::isinf(ts[0].timescale) && ts[0].timescale > 0);
   EXPECT_DOUBLE_EQ(ts[2].timescale, -2.0 / std::log(0.9));  // 18.98... in the lag-time unit
   EXPECT_DOUBLE_EQ(ts[5].timescale, -2.0 / std::log(0.5));
-  for (int k : {3, 4, 6, 7, 8}) EXPECT_TRUE(std::isnan(ts[k].timescale)) << k;
+  // flagged modes keep a timescale from their modulus; |lambda| = 0 or > 1 has none
+  EXPECT_DOUBLE_EQ(ts[4].timescale, -2.0 / std::log(0.3));
+  EXPECT_DOUBLE_EQ(ts[6].timescale, -2.0 / std::log(std::abs(ev(6))));
+  for (int k : {3, 7, 8}) EXPECT_TRUE(std::isnan(ts[k].timescale)) << k;
   EXPECT_STREQ(ionmsm::timescale_status_name(TimescaleStatus::NonPositive), "non-positive");
   EXPECT_THROW(ionmsm::implied_timescales(ev, 0.0), std::invalid_argument);
   EXPECT_THROW(ionmsm::implied_timescales(ev, -1.0), std::invalid_argument);
