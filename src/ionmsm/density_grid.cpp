@@ -11,6 +11,8 @@
 #include <system_error>
 #include <vector>
 
+#include "ionmsm/text.hpp"
+
 namespace ionmsm {
 
 std::array<int, 3> DensityGrid::cell(std::size_t index) const {
@@ -39,19 +41,6 @@ namespace {
 
 bool is_space(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\v' || c == '\f'; }
 
-std::vector<std::string> split_ws(const std::string& s) {
-  std::vector<std::string> out;
-  std::size_t i = 0;
-  while (i < s.size()) {
-    while (i < s.size() && is_space(s[i])) ++i;
-    if (i >= s.size()) break;
-    std::size_t j = i;
-    while (j < s.size() && !is_space(s[j])) ++j;
-    out.push_back(s.substr(i, j - i));
-    i = j;
-  }
-  return out;
-}
 
 bool parse_double(const std::string& tok, double& v) {
   const char* first = tok.data();
@@ -139,7 +128,7 @@ std::string item_name(Lines& in, const std::string& line, const std::string& exp
 
 // Parses "ITEM: BOX BOUNDS ..." and its three lines into a Box (periodic boxes only).
 Box parse_box(Lines& in, const std::string& item) {
-  std::vector<std::string> tok = split_ws(item);  // BOX BOUNDS [xy xz yz] b b b
+  std::vector<std::string> tok = text::split_whitespace(item);  // BOX BOUNDS [xy xz yz] b b b
   const bool triclinic = tok.size() == 8 && tok[2] == "xy" && tok[3] == "xz" && tok[4] == "yz";
   if (tok.size() >= 3 && (tok[2] == "abc" || tok[2] == "origin"))
     in.fail("general triclinic boxes are not supported; use LAMMPS' restricted triclinic box");
@@ -154,7 +143,7 @@ Box parse_box(Lines& in, const std::string& item) {
   const std::size_t ncol = triclinic ? 3 : 2;
   for (int d = 0; d < 3; ++d) {
     const std::string line = in.next("a line of box bounds");
-    const std::vector<std::string> t = split_ws(line);
+    const std::vector<std::string> t = text::split_whitespace(line);
     bool ok = t.size() == ncol;
     for (std::size_t k = 0; ok && k < ncol; ++k)
       ok = parse_double(t[k], v[d][k]) && std::isfinite(v[d][k]);
@@ -179,7 +168,7 @@ Box parse_box(Lines& in, const std::string& item) {
 // Reads the "value" line of a single-value item.
 std::int64_t single_integer(Lines& in, const std::string& what) {
   const std::string line = in.next(what);
-  const std::vector<std::string> t = split_ws(line);
+  const std::vector<std::string> t = text::split_whitespace(line);
   std::int64_t v = 0;
   if (t.size() != 1 || !parse_int64(t[0], v)) in.fail("expected " + what + ", got '" + line + "'");
   return v;
@@ -187,7 +176,7 @@ std::int64_t single_integer(Lines& in, const std::string& what) {
 
 std::array<int, 3> parse_grid_size(Lines& in) {
   const std::string line = in.next("the grid size 'Nx Ny Nz'");
-  const std::vector<std::string> t = split_ws(line);
+  const std::vector<std::string> t = text::split_whitespace(line);
   std::array<int, 3> n{0, 0, 0};
   bool ok = t.size() == 3;
   for (int k = 0; ok && k < 3; ++k) {
@@ -204,7 +193,7 @@ std::array<int, 3> parse_grid_size(Lines& in) {
 
 // Reads the cell lines of one snapshot into grid.density (grid.n set).
 void parse_cells(Lines& in, const std::string& item, DensityGrid& grid) {
-  const std::vector<std::string> cols = split_ws(item.substr(std::string("GRID CELLS").size()));
+  const std::vector<std::string> cols = text::split_whitespace(item.substr(std::string("GRID CELLS").size()));
   if (cols.empty() || cols.size() > 2)
     in.fail("expected one density column, or a grid-ID column (compute property/grid ... id) "
             "and a density column, got " + std::to_string(cols.size()) + " columns in 'ITEM: " +
@@ -217,7 +206,7 @@ void parse_cells(Lines& in, const std::string& item, DensityGrid& grid) {
   for (std::size_t i = 0; i < ncell; ++i) {
     const std::string line =
         in.next(std::to_string(ncell) + " grid-cell lines (got " + std::to_string(i) + ")");
-    const std::vector<std::string> t = split_ws(line);
+    const std::vector<std::string> t = text::split_whitespace(line);
     if (t.size() != cols.size() || t[0].rfind("ITEM:", 0) == 0)
       in.fail("expected " + std::to_string(cols.size()) + " value(s) per grid-cell line (" +
               std::to_string(ncell) + " lines), got '" + line + "'");
@@ -247,7 +236,7 @@ DensityGrid parse_snapshot(Lines& in, bool first) {
   std::string name = item_name(in, line, "ITEM: TIMESTEP");
   if (name == "UNITS") {
     if (!first) in.fail("'ITEM: UNITS' may only start the first snapshot");
-    const std::vector<std::string> t = split_ws(in.next("the units style"));
+    const std::vector<std::string> t = text::split_whitespace(in.next("the units style"));
     g.units = t.empty() ? std::string() : t[0];
     name = item_name(in, line = in.next("'ITEM: TIMESTEP'"), "ITEM: TIMESTEP");
   }

@@ -14,6 +14,8 @@
 #include <system_error>
 #include <vector>
 
+#include "ionmsm/text.hpp"
+
 namespace ionmsm {
 
 namespace {
@@ -25,19 +27,6 @@ bool is_space(char c) {
   return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\v' || c == '\f';
 }
 
-std::vector<std::string> split_ws(const std::string& s) {
-  std::vector<std::string> out;
-  std::size_t i = 0;
-  while (i < s.size()) {
-    while (i < s.size() && is_space(s[i])) ++i;
-    if (i >= s.size()) break;
-    std::size_t j = i;
-    while (j < s.size() && !is_space(s[j])) ++j;
-    out.push_back(s.substr(i, j - i));
-    i = j;
-  }
-  return out;
-}
 
 std::string trim(const std::string& s) {
   std::size_t b = 0, e = s.size();
@@ -104,7 +93,7 @@ SitesFile parse_sites_text(const std::string& text, const std::string& name) {
     if (hash != std::string::npos) {
       if (first_content && trim(body.substr(0, hash)).empty()) {
         // Possible tag line "# ionmsm-sites N".
-        const std::vector<std::string> tok = split_ws(body.substr(hash + 1));
+        const std::vector<std::string> tok = text::split_whitespace(body.substr(hash + 1));
         if (!tok.empty() && tok[0] == kSitesTag) {
           if (tok.size() != 2 || tok[1] != std::to_string(kSitesFormatVersion)) {
             const std::string got = tok.size() >= 2 ? tok[1] : std::string("(none)");
@@ -117,7 +106,7 @@ SitesFile parse_sites_text(const std::string& text, const std::string& name) {
       }
       body = body.substr(0, hash);
     }
-    const std::vector<std::string> tok = split_ws(body);
+    const std::vector<std::string> tok = text::split_whitespace(body);
     if (tok.empty()) {
       if (eol == text.size()) break;
       continue;  // comment-only line

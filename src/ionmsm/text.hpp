@@ -3,6 +3,7 @@
 // prints numbers the same way).
 #include <sstream>
 #include <string>
+#include <vector>
 
 namespace ionmsm::text {
 
@@ -30,6 +31,24 @@ inline std::string num(double x, int precision = 4) {
   os.precision(precision);
   os << x;
   return os.str();
+}
+
+/// The whitespace-separated words of `s` (space, tab, CR, LF, VT, FF), in order.
+inline std::vector<std::string> split_whitespace(const std::string& s) {
+  auto space = [](char c) {
+    return c == ' ' || c == '\t' || c == '\r' || c == '\n' || c == '\v' || c == '\f';
+  };
+  std::vector<std::string> out;
+  std::size_t i = 0;
+  while (i < s.size()) {
+    while (i < s.size() && space(s[i])) ++i;
+    if (i >= s.size()) break;
+    std::size_t j = i;
+    while (j < s.size() && !space(s[j])) ++j;
+    out.push_back(s.substr(i, j - i));
+    i = j;
+  }
+  return out;
 }
 
 }  // namespace ionmsm::text
