@@ -416,4 +416,26 @@ EinsteinFit fit_einstein(const MsdCurve& curve, double first_fraction) {
   return fit;
 }
 
+MsdCurve drift_centred(const MsdCurve& curve) {
+  const std::size_t n = curve.time.size();
+  if (curve.msd_tensor.size() != n || curve.mean_displacement.size() != n)
+    fail(cat("drift_centred: inconsistent MSD curve (", n, " times, ", curve.msd_tensor.size(),
+             " tensors, ", curve.mean_displacement.size(), " mean displacements)"));
+  MsdCurve c = curve;
+  c.msd_xx.clear();
+  c.msd_yy.clear();
+  c.msd_zz.clear();
+  c.msd_total.clear();
+  for (std::size_t k = 0; k < n; ++k) {
+    const Eigen::Vector3d& m = curve.mean_displacement[k];
+    c.msd_tensor[k] = curve.msd_tensor[k] - m * m.transpose();
+    c.mean_displacement[k].setZero();
+    c.msd_xx.push_back(c.msd_tensor[k](0, 0));
+    c.msd_yy.push_back(c.msd_tensor[k](1, 1));
+    c.msd_zz.push_back(c.msd_tensor[k](2, 2));
+    c.msd_total.push_back(c.msd_tensor[k].trace());
+  }
+  return c;
+}
+
 }  // namespace ionmsm

@@ -71,6 +71,12 @@ struct MsdCurve {
 /// n_max < 1, a replica count < 1; std::runtime_error if the MsdStart::stationary solve fails.
 MsdCurve propagate_msd(const TransportStatistics& stats, double lag_time, const MsdOptions& options);
 
+/// The covariance of the displacement instead of its second moment: msd_tensor - m m^T with m
+/// the mean displacement (and m set to 0), so that a drift v (m = v t) no longer adds v^2 t^2.
+/// Meaningful for MsdMethod::moments (the folded methods' mean is bounded). Throws
+/// std::invalid_argument for inconsistent array sizes.
+MsdCurve drift_centred(const MsdCurve& curve);
+
 /// "minimum_image", "replicated", "moments".
 const char* msd_method_name(MsdMethod method);
 /// Inverse of msd_method_name; throws std::invalid_argument naming the accepted values.
