@@ -25,6 +25,7 @@ namespace ionmsm::cli {
 
 extern const char kAnalyzeHelp[] =
     "usage: ionmsm analyze FILE.h5 --out DIR [--estimator nonrev|rev] [--lag-steps L]\n"
+    "                      [--its-modes M] [--its-tolerance R]\n"
     "                      [--replicate R1 R2 R3] [--msd-steps N] [--n-eigenvalues K]\n"
     "                      [--transport-counts components|all] [--ck-max-n N] [--no-plots]\n"
     "                      [--plots-required] [--progress]\n"
@@ -34,7 +35,9 @@ extern const char kAnalyzeHelp[] =
     "    why), its eigenvalue spectrum and implied timescales t_k = -tau / ln(lambda_k);\n"
     "  * the Chapman-Kolmogorov test err(n) for every pair of lags tau, n tau in the file;\n"
     "  * every lag: the exact diffusion tensor D of the Markov model, the uncorrelated-hop D0,\n"
-    "    the correlation factor f = D/D0, the drift and an Einstein fit of the propagated MSD;\n"
+    "    f_lag = D/D0, the drift and an Einstein fit of the drift-centred propagated MSD;\n"
+    "  * the tracer correlation factor f_tracer = D(selected lag) / D_hop, D_hop the\n"
+    "    uncorrelated-hop diffusion of the shortest lag;\n"
     "  * one lag (--lag-steps): the MSD propagated n = 1..N lags by minimum image (paper eq. 7),\n"
     "    in a replicated supercell and without folding (moments), and the jump network.\n"
     "\n"
@@ -51,10 +54,15 @@ extern const char kAnalyzeHelp[] =
     "  --estimator E        nonrev (default; eq. 5) or rev (reversible maximum likelihood)\n"
     "                       for the MSMs, spectra, timescales and the CK test; the transport\n"
     "                       quantities always use the counted transitions (eq. 5)\n"
-    "  --lag-steps L        lag (timesteps, one of the file's lags) for the MSD and the jump\n"
-    "                       network; default: the longest lag with counts that spans at least\n"
-    "                       10 independent windows (n_origins * nevery / L >= 10), else the\n"
+    "  --lag-steps L        lag (timesteps, one of the file's lags) for the MSD, the jump\n"
+    "                       network and f_tracer; default: the shortest lag beyond which the\n"
+    "                       slowest --its-modes implied timescales change by at most\n"
+    "                       --its-tolerance (or 2 bootstrap sd) at every longer lag, with a CK\n"
+    "                       error <= 0.1; if no lag qualifies (a warning), the longest lag with\n"
+    "                       >= 10 independent windows (n_origins * nevery / L), else the\n"
     "                       shortest lag with counts\n"
+    "  --its-modes M        slowest timescales the lag selection checks (default 3)\n"
+    "  --its-tolerance R    their largest relative change beyond the lag (default 0.1)\n"
     "  --replicate R1 R2 R3 supercell replicas for the replicated MSD (default 4 4 4; also\n"
     "                       --replicate=R1,R2,R3)\n"
     "  --msd-steps N        MSD propagation steps n = 1..N lags (default 100, N >= 2); also the\n"
@@ -142,7 +150,9 @@ Options parse_options(const std::vector<std::string>& args_in) {
                                    {"--transport-counts", true},
                                    {"--ck-max-n", true},
                                    {"--bootstrap", true},
-                                   {"--seed", true}});
+                                   {"--seed", true},
+                                   {"--its-modes", true},
+                                   {"--its-tolerance", true}});
   require_positional(verb, p, {"FILE.h5"});
   Options o;
   o.input = p.positional[0];
@@ -216,6 +226,18 @@ Options parse_options(const std::vector<std::string>& args_in) {
     const std::int64_t seed = parse_int(verb, "--seed", *v);
     if (seed < 0) throw UsageError(verb + ": --seed must be >= 0, got " + *v);
     o.seed = static_cast<std::uint64_t>(seed);
+  }
+  if (auto v = p.value("--its-modes")) {
+    const std::int64_t m = parse_int(verb, "--its-modes", *v);
+    if (m < 1 || m > 1000) throw UsageError(verb + ": --its-modes must be in [1, 1000], got " + *v);
+    o.its_modes = static_cast<int>(m);
+  }
+  if (auto v = p.value("--its-tolerance")) {
+    char* end = nullptr;
+    const double r = std::strtod(v->c_str(), &end);
+    if (v->empty() || end != v->c_str() + v->size() || !(r > 0.0 && r < 1.0))
+      throw UsageError(verb + ": --its-tolerance must be in (0, 1), got " + *v);
+    o.its_tolerance = r;
   }
   o.plots = !p.has("--no-plots");
   o.plots_required = p.has("--plots-required");
@@ -292,10 +314,17 @@ void print_selected_diffusion(const Context& c, const Analysis& a) {
   for (const auto& t : a.transport.lags) {
     if (t.index != a.selection.index || !t.have) continue;
     const auto& r = t.diffusion;
+    const std::string unit = " " + c.units.length + "^2/" + c.units.per_time;
     os << "  D (exact, lag " << t.lag_steps << "): xx " << f(r.D_tensor(0, 0)) << ", yy "
        << f(r.D_tensor(1, 1)) << ", zz " << f(r.D_tensor(2, 2)) << ", total "
-       << f(r.D_total) << " " << c.units.length << "^2/" << c.units.per_time
-       << "; correlation factor f = " << f(r.correlation_factor_total) << "\n";
+       << f(r.D_total) << unit << "; Einstein fit (drift-centred MSD) " << f(t.einstein.D_total)
+       << "\n";
+    os << "  correlation factors: f_lag = D/D0(tau) = " << f(r.correlation_factor_total);
+    if (const auto& tr = a.transport.tracer)
+      os << ", f_tracer = D/D_hop = " << f(tr->f_total) << " (D_hop " << f(tr->D_hop_total)
+         << unit << " from lag " << tr->hop_lag_steps << ", where "
+         << f(100.0 * tr->site_change_probability) << " % of ions change site per lag)";
+    os << "\n";
     const BootstrapResult& boot = a.bootstrap;
     for (const auto& bl : boot.lags) {
       if (bl.index != a.selection.index) continue;
@@ -317,7 +346,14 @@ void print_summary(const Context& c, const Analysis& a, std::size_t n_tables, bo
   os << "  lags: " << n_ok << " of " << a.lags.lags.size() << " analysed (estimator "
      << estimator_name(c.opt.estimator) << "); MSD and jump network at lag " << a.msd.lag_steps
      << " steps (" << format_number(a.msd.tau) << " " << c.units.time << ")\n";
+  os << "  selected lag (" << lag_rule_name(a.selection.method) << "): " << a.selection.rule
+     << "\n";
+  if (c.cell.status == CellStatus::Applied)
+    os << "  transport cell: the hop-weighted rms cell of the run (the last cell differs from the "
+          "MD projected moments by " << format_number(100.0 * c.cell.relative_mismatch)
+       << " %; report.json transport_cell)\n";
   print_selected_diffusion(c, a);
+  os << "  which D: " << which_d_note() << "\n";
   os << "  wrote report.json, " << kModelFileName << " and " << n_tables << " CSV files";
   if (c.opt.plots)
     os << (plots_ok ? ", " + std::to_string(kNumPlots) + " plots and plots.json"
@@ -350,15 +386,21 @@ void Progress::operator()(const std::string& what) const {
 int run_analyze(const std::vector<std::string>& args) {
   const Options opt = parse_options(args);
   const Progress progress(opt.progress);
-  const CountsData data = read_input(opt);
-  const Context c{data, opt, progress, report_units(data.units, data.timestep_ps)};
+  CountsData data = read_input(opt);
+  // one cell for all transport, consistent with the MD projected MSD (effective_cell.hpp)
+  const Eigen::Matrix3d file_box_h = data.box_h;
+  const EffectiveCell cell = effective_cell(data);
+  data.box_h = cell.box_h;
+  const Context c{data, opt, progress, report_units(data.units, data.timestep_ps), cell,
+                  file_box_h};
 
   Analysis a;
-  a.selection = select_lag(c);
+  check_given_lag(c);
   a.lags = estimate_lags(c);
   a.ck = chapman_kolmogorov(c, a.lags.lags);
-  a.transport = transport_per_lag(c, a.selection.index);
   a.bootstrap = bootstrap(c);
+  a.selection = select_lag(c, a.lags, a.ck, a.bootstrap);
+  a.transport = transport_per_lag(c, a.selection.index);
   a.msd = msd_and_network(c, a.selection.index, a.transport.selected.get());
   a.data_warnings = data_warnings(c, a);
 

@@ -18,6 +18,9 @@
 #include "ionmsm/blocks.hpp"
 #include "ionmsm/bootstrap.hpp"
 #include "ionmsm/counts.hpp"
+#include "ionmsm/effective_cell.hpp"
+#include "ionmsm/hop_diffusion.hpp"
+#include "ionmsm/lag_selection.hpp"
 #include "ionmsm/model_file.hpp"
 #include "ionmsm/msm.hpp"
 #include "ionmsm/transport.hpp"
@@ -25,7 +28,7 @@
 
 namespace ionmsm::cli::analyze {
 
-inline constexpr int kReportFormatVersion = 2;
+inline constexpr int kReportFormatVersion = 3;
 inline constexpr double kEinsteinFitFraction = 0.5;  ///< fit the last half of the MSD
 inline constexpr double kCkMaxFlops = 2e11;  ///< skip a CK test estimated above this (~minutes)
 inline constexpr double kMsdMaxOps = 5e10;   ///< skip a folded MSD estimated above this
@@ -68,6 +71,8 @@ struct Options {
   std::int64_t ck_max_n = 0;              ///< --ck-max-n; 0 = every n
   std::optional<std::int64_t> bootstrap;  ///< --bootstrap N (default: kDefaultBootstrap)
   std::uint64_t seed = 1;                 ///< --seed
+  int its_modes = 3;                      ///< --its-modes: m of the lag selection
+  double its_tolerance = 0.1;             ///< --its-tolerance: relative change of the ITS
 };
 
 /// Progress lines on stderr: with --progress, or on a terminal once 2 s have passed.
@@ -88,6 +93,10 @@ struct Context {
   const Options& opt;
   const Progress& progress;
   ReportUnits units;  ///< the units of the report (length, time, time per step)
+  /// The transport cell (effective_cell.hpp): data.box_h is already H_eff when applied, and
+  /// file_box_h the file's cell of the last sample.
+  EffectiveCell cell;
+  Eigen::Matrix3d file_box_h = Eigen::Matrix3d::Identity();
   double lag_time(std::int64_t lag_steps) const {
     return static_cast<double>(lag_steps) * units.time_per_step;
   }
@@ -95,11 +104,22 @@ struct Context {
 
 // ------------------------------------------------------------------ phase results
 
-/// The lag of the MSD and the jump network.
+/// How the lag was chosen (report "selected_lag.method").
+enum class LagRule { Given, ItsConvergence, Sampling };
+const char* lag_rule_name(LagRule r);  ///< "given", "its_convergence", "sampling"
+
+/// The lag of the MSD, the jump network and f_tracer: by implied-timescale convergence
+/// (lag_selection.hpp), else by the sampling rule, or --lag-steps.
 struct LagSelection {
   std::size_t index = 0;  ///< into CountsData::lags
+  LagRule method = LagRule::Sampling;
   std::string rule;       ///< how it was chosen (report text)
   double independent_windows = 0.0;
+  /// The ITS convergence numbers (computed for every lag, also with --lag-steps); `its_lag`
+  /// maps its entries to indices into CountsData::lags.
+  LagSelectionResult its;
+  std::vector<std::size_t> its_lag;
+  std::vector<std::string> warnings;
 };
 
 /// One lag's MSM: model, spectrum and implied timescales.
@@ -148,13 +168,17 @@ struct TransportResult {
   std::uint64_t one_way_count = 0;  ///< transitions between components, dropped
   std::size_t n_components = 0;     ///< strongly connected components among visited sites
   DiffusionTensorResult diffusion;
-  EinsteinFit einstein;
+  double site_change_probability = 0.0;  ///< hop_diffusion.hpp, from the limiting distribution
+  EinsteinFit einstein;  ///< of the drift-centred moments MSD
+  Eigen::Vector3d msd_drift_velocity = Eigen::Vector3d::Zero();  ///< mean displacement / t, last point
   double fit_t_start = 0.0, fit_t_end = 0.0;
 };
 
 struct TransportPhase {
   std::vector<TransportResult> lags;               ///< every lag with counts
   std::unique_ptr<TransportStatistics> selected;   ///< the selected lag's statistics, if built
+  /// f_tracer = D(selected) / D_hop(shortest lag with counts), when both lags have transport.
+  std::optional<TracerCorrelation> tracer;
   std::vector<std::string> warnings;
 };
 
@@ -186,11 +210,15 @@ struct Analysis {
 
 // ------------------------------------------------------------------ phases (analyze_phases.cpp)
 
-LagSelection select_lag(const Context& c);
 LagsPhase estimate_lags(const Context& c);
 CkPhase chapman_kolmogorov(const Context& c, const std::vector<LagResult>& lags);
 TransportPhase transport_per_lag(const Context& c, std::size_t selected);
 BootstrapResult bootstrap(const Context& c);
+/// Throws the error of a --lag-steps lag that is not in the file or has no counts.
+void check_given_lag(const Context& c);
+/// The lag by ITS convergence (analyze_selection.cpp), after the lags, CK and bootstrap phases.
+LagSelection select_lag(const Context& c, const LagsPhase& lags, const CkPhase& ck,
+                        const BootstrapResult& boot);
 MsdPhase msd_and_network(const Context& c, std::size_t selected,
                          const TransportStatistics* stats);
 
@@ -212,6 +240,20 @@ std::vector<DirectedJump> directed_jumps(const JumpNetwork& net, double tau);
 
 /// report.json (docs/report-schema.md); `args` is the command line after the verb.
 Json report_json(const Context& c, const Analysis& a, const std::vector<std::string>& args);
+
+/// report.json "selected_lag" (analyze_selection.cpp).
+Json selection_json(const Context& c, const LagSelection& s);
+
+/// The MD site-projected MSD per lag with counts (fix msm's /lags/displacement_sq_sum over the
+/// lag's counts; the cell of each later sample), or nothing when the file lacks it
+/// (analyze_which_d.cpp).
+std::optional<MsdCurve> md_projected_curve(const Context& c);
+
+/// report.json "which_D": the exact D, the Einstein fit and the MD MSD slope side by side, and
+/// why the exact D is preferred (analyze_which_d.cpp).
+Json which_d_json(const Context& c, const Analysis& a);
+/// The same explanation in one paragraph for the console.
+std::string which_d_note();
 
 /// Warnings with numbers where the data cannot support the results (analyze_warnings.cpp).
 std::vector<std::string> data_warnings(const Context& c, const Analysis& a);

@@ -1,4 +1,4 @@
-// The phases of `ionmsm analyze` (see analyze.hpp): lag selection, per-lag MSMs, the
+// The phases of `ionmsm analyze` (see analyze.hpp): per-lag MSMs, the
 // Chapman-Kolmogorov test, per-lag transport, the bootstrap, and the MSD curves and jump network
 // of the selected lag. Lags are independent: they run on the worker threads of parallel_for,
 // and results and warnings are kept in lag order so that the report never depends on the
@@ -17,12 +17,6 @@
 namespace ionmsm::cli::analyze {
 
 namespace {
-
-std::string available_lags(const CountsData& d) {
-  std::string s;
-  for (const auto& lc : d.lags) s += (s.empty() ? "" : ", ") + std::to_string(lc.lag_steps);
-  return s.empty() ? "none" : s;
-}
 
 /// The non-empty entries of per-lag warnings, in lag order.
 void append_warnings(std::vector<std::string>& to, const std::vector<std::string>& per_lag) {
@@ -133,11 +127,14 @@ TransportResult transport_lag(const Context& c, const CountsData& no_lags, std::
   t.excluded = stats.excluded_sites;
   t.dropped_count = stats.dropped_count;
   t.diffusion = exact_diffusion_tensor(stats, t.lag_time);
+  t.site_change_probability = site_change_probability(stats, t.diffusion.limiting_distribution);
   MsdOptions mo;
   mo.method = MsdMethod::moments;
   mo.n_max = c.opt.msd_steps;
   const MsdCurve curve = propagate_msd(stats, t.lag_time, mo);
-  t.einstein = fit_einstein(curve, kEinsteinFitFraction);
+  // the Einstein fit of the displacement covariance: a drift would add v^2 t^2 to the MSD
+  t.einstein = fit_einstein(drift_centred(curve), kEinsteinFitFraction);
+  t.msd_drift_velocity = curve.mean_displacement.back() / curve.time.back();
   t.fit_t_start = curve.time[t.einstein.first_point];
   t.fit_t_end = curve.time.back();
   t.have = true;
@@ -154,6 +151,14 @@ double folded_msd_ops(const Context& c, const TransportStatistics& stats, MsdMet
          static_cast<double>(stats.rows.size()) * cells;
 }
 
+/// f_tracer = D(selected) / D_hop(shortest lag with counts) (hop_diffusion.hpp).
+void tracer_factor(TransportPhase& out, const TransportStatistics* shortest) {
+  if (!shortest || !out.selected || out.lags.empty() || !out.lags.front().have) return;
+  for (const auto& t : out.lags)
+    if (t.have && t.lag_steps == out.selected->lag_steps)
+      out.tracer = tracer_correlation(t.diffusion, out.lags.front().diffusion, *shortest);
+}
+
 }  // namespace
 
 const char* transport_counts_name(TransportCounts t) {
@@ -164,7 +169,7 @@ const char* estimator_name(Estimator e) { return e == Estimator::Reversible ? "r
 
 std::vector<std::string> Analysis::warnings() const {
   std::vector<std::string> w;
-  for (const auto* v : {&lags.warnings, &ck.warnings, &transport.warnings})
+  for (const auto* v : {&lags.warnings, &ck.warnings, &selection.warnings, &transport.warnings})
     w.insert(w.end(), v->begin(), v->end());
   if (bootstrap.status == BootstrapStatus::Insufficient ||
       (bootstrap.status == BootstrapStatus::Ok && !bootstrap.message.empty()))
@@ -173,33 +178,6 @@ std::vector<std::string> Analysis::warnings() const {
   w.insert(w.end(), data_warnings.begin(), data_warnings.end());
   w.insert(w.end(), model_warnings.begin(), model_warnings.end());
   return w;
-}
-
-LagSelection select_lag(const Context& c) {
-  const CountsData& data = c.data;
-  LagSelection s;
-  if (c.opt.lag_steps) {
-    const int sel = data.find_lag(*c.opt.lag_steps);
-    const std::string lag = "lag " + std::to_string(*c.opt.lag_steps) + " steps (--lag-steps)";
-    if (sel < 0)
-      throw std::runtime_error(lag + " is not in '" + c.opt.input +
-                               "' (available lags in steps: " + available_lags(data) + ")");
-    if (data.lags[static_cast<std::size_t>(sel)].total() == 0)
-      throw std::runtime_error(lag + " has no counts in '" + c.opt.input + "'");
-    s.index = static_cast<std::size_t>(sel);
-    s.rule = "given (--lag-steps)";
-  } else {
-    std::vector<LagCandidate> cands;
-    for (const auto& lc : data.lags) cands.push_back({lc.lag_steps, lc.n_origins, lc.total()});
-    const LagChoice choice = choose_default_lag(cands, data.nevery);
-    s.index = static_cast<std::size_t>(choice.index);  // >= 0: some lag has counts
-    s.rule = choice.fallback ? "shortest lag with counts (no lag has >= 10 independent windows)"
-                             : "longest lag with counts and >= 10 independent windows "
-                               "(n_origins * nevery / lag_steps)";
-  }
-  const LagCounts& lc = data.lags[s.index];
-  s.independent_windows = independent_windows(lc.n_origins, data.nevery, lc.lag_steps);
-  return s;
 }
 
 LagsPhase estimate_lags(const Context& c) {
@@ -262,6 +240,7 @@ TransportPhase transport_per_lag(const Context& c, std::size_t selected) {
     no_lags.block_steps = 0;
   }
   TransportPhase out;
+  std::unique_ptr<TransportStatistics> shortest;
   out.lags.resize(todo.size());
   std::vector<std::string> warning(todo.size());
   std::mutex progress_mutex;
@@ -275,7 +254,8 @@ TransportPhase transport_per_lag(const Context& c, std::size_t selected) {
     try {
       TransportStatistics stats;
       out.lags[task] = transport_lag(c, no_lags, i, stats);
-      // only one task has the selected lag: no other thread touches out.selected
+      // one task each has the shortest and the selected lag: no other thread touches them
+      if (task == 0) shortest = std::make_unique<TransportStatistics>(stats);
       if (i == selected) out.selected = std::make_unique<TransportStatistics>(std::move(stats));
     } catch (const std::exception& e) {
       TransportResult& t = out.lags[task];
@@ -288,6 +268,7 @@ TransportPhase transport_per_lag(const Context& c, std::size_t selected) {
     }
   });
   append_warnings(out.warnings, warning);
+  tracer_factor(out, shortest.get());
   return out;
 }
 

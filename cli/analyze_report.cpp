@@ -60,8 +60,26 @@ Json input_json(const Context& c) {
   Json ls = Json::array();
   for (const auto& lc : data.lags) ls.push_back(lc.lag_steps);
   inp["lag_steps"] = ls;
-  inp["box"] = {{"origin", vec3(data.box_origin)}, {"h", mat3(data.box_h)}};
+  inp["box"] = {{"origin", vec3(data.box_origin)}, {"h", mat3(c.file_box_h)}};
   return inp;
+}
+
+/// The cell all transport uses (effective_cell.hpp).
+Json transport_cell_json(const Context& c) {
+  const EffectiveCell& e = c.cell;
+  Json j;
+  j["status"] = cell_status_name(e.status);
+  j["h"] = mat3(e.box_h);
+  j["strain"] = mat3(e.strain);
+  j["lag_steps"] = e.lag_steps;
+  j["relative_mismatch"] = json_number(e.relative_mismatch);
+  j["note"] = e.status == CellStatus::Applied
+                  ? "the cell changed during the run: transport uses the hop-weighted rms cell "
+                    "H_eff = S H_last, with which the counted transitions reproduce the MD "
+                    "site-projected second moment (each pair in its own sample's cell) at the "
+                    "shortest lag"
+                  : "transport uses the cell of the last sample (input.box.h)";
+  return j;
 }
 
 Json units_json(const Context& c) {
@@ -94,17 +112,6 @@ Json options_json(const Options& opt) {
   o["ck_max_n"] = opt.ck_max_n > 0 ? Json(opt.ck_max_n) : Json(nullptr);
   o["plots"] = opt.plots;
   return o;
-}
-
-Json selection_json(const Context& c, const LagSelection& s) {
-  const LagCounts& lc = c.data.lags[s.index];
-  Json j;
-  j["rule"] = s.rule;
-  j["lag_steps"] = lc.lag_steps;
-  j["lag_time_ps"] = json_number(c.lag_time(lc.lag_steps));
-  j["independent_windows"] = json_number(s.independent_windows);
-  j["min_independent_windows"] = kMinIndependentWindows;
-  return j;
 }
 
 /// Connectivity and estimator details of one lag's model.
@@ -206,6 +213,48 @@ Json ck_json(const Context& c, const CkPhase& ck) {
   return arr;
 }
 
+/// {xx, yy, zz, trace} of a correlation factor (null where undefined).
+Json factor_json(const Eigen::Vector3d& f, double trace) {
+  return {{"xx", json_number(f[0])}, {"yy", json_number(f[1])}, {"zz", json_number(f[2])},
+          {"trace", json_number(trace)}};
+}
+
+Json factor_status_json(const Eigen::Vector3d& f, double trace) {
+  Json fs;
+  const char* comp[3] = {"xx", "yy", "zz"};
+  for (int a = 0; a < 3; ++a)
+    fs[comp[a]] = std::isfinite(f[a]) ? "ok" : "undefined (no hops along this axis)";
+  fs["trace"] = std::isfinite(trace) ? "ok" : "undefined (no hops)";
+  return fs;
+}
+
+/// f_tracer = D(selected lag) / D_hop(shortest lag) (hop_diffusion.hpp), beside f_lag there.
+Json tracer_json(const Analysis& a) {
+  Json j;
+  if (!a.transport.tracer) {
+    j["status"] = "undefined";
+    j["message"] = "the transport of the shortest or the selected lag could not be computed";
+    return j;
+  }
+  const TracerCorrelation& t = *a.transport.tracer;
+  j["status"] = "ok";
+  j["message"] = "";
+  j["lag_steps"] = t.lag_steps;
+  j["lag_time_ps"] = json_number(t.lag_time);
+  j["hop_lag_steps"] = t.hop_lag_steps;
+  j["hop_lag_time_ps"] = json_number(t.hop_lag_time);
+  j["D_hop_tensor_A2_per_ps"] = mat3(t.D_hop);
+  j["D_hop_total_A2_per_ps"] = json_number(t.D_hop_total);
+  j["f_tracer"] = factor_json(t.f, t.f_total);
+  j["f_tracer_status"] = factor_status_json(t.f, t.f_total);
+  j["site_change_probability"] = json_number(t.site_change_probability);
+  for (const auto& d : a.transport.lags)
+    if (d.have && d.lag_steps == t.lag_steps)
+      j["f_lag"] = factor_json(d.diffusion.correlation_factor,
+                               d.diffusion.correlation_factor_total);
+  return j;
+}
+
 /// Closed communicating classes; single-site classes (sites that never hop, common in short
 /// runs) are only counted, so the list stays short.
 void classes_json(Json& d, const DiffusionTensorResult& r) {
@@ -234,23 +283,17 @@ void diffusion_tensor_json(Json& d, const TransportResult& t) {
   d["D_total_A2_per_ps"] = json_number(r.D_total);
   d["D0_tensor_A2_per_ps"] = mat3(r.D0_tensor);
   d["D0_total_A2_per_ps"] = json_number(r.D0_total);
-  Json f, fs;
-  const char* comp[3] = {"xx", "yy", "zz"};
-  for (int a = 0; a < 3; ++a) {
-    const double v = r.correlation_factor[a];
-    f[comp[a]] = json_number(v);
-    fs[comp[a]] = std::isfinite(v) ? "ok" : "undefined (no hops along this axis)";
-  }
-  f["trace"] = json_number(r.correlation_factor_total);
-  fs["trace"] = std::isfinite(r.correlation_factor_total) ? "ok" : "undefined (no hops)";
-  d["correlation_factor"] = f;
-  d["correlation_factor_status"] = fs;
+  d["f_lag"] = factor_json(r.correlation_factor, r.correlation_factor_total);
+  d["f_lag_status"] = factor_status_json(r.correlation_factor, r.correlation_factor_total);
+  d["site_change_probability"] = json_number(t.site_change_probability);
   const EinsteinFit& e = t.einstein;
   d["D_einstein_A2_per_ps"] = {{"x", json_number(e.D_axes[0])},
                                {"y", json_number(e.D_axes[1])},
                                {"z", json_number(e.D_axes[2])},
                                {"total", json_number(e.D_total)},
                                {"msd_method", "moments"},
+                               {"drift_centred", true},
+                               {"msd_drift_velocity_A_per_ps", vec3(t.msd_drift_velocity)},
                                {"fit_first_point", e.first_point},
                                {"fit_n_points", e.n_points},
                                {"fit_t_start_ps", json_number(t.fit_t_start)},
@@ -315,7 +358,7 @@ Json bootstrap_json(const Context& c, const BootstrapResult& boot) {
     }
     l["timescales_ps"] = ts;
     l["D_A2_per_ps"] = {{"xx", q(K)}, {"yy", q(K + 1)}, {"zz", q(K + 2)}, {"total", q(K + 3)}};
-    l["correlation_factor"] = {{"trace", q(K + 4)}};
+    l["f_lag"] = {{"trace", q(K + 4)}};
     arr.push_back(l);
   }
   b["lags"] = arr;
@@ -362,19 +405,10 @@ Json md_projected_json(const Context& c) {
       md[k] = Json::array();
     return md;
   }
-  std::vector<double> tl, xx, yy, zz, tot;
-  std::vector<std::int64_t> ls;
-  for (const auto& lc : c.data.lags) {
-    const double n = static_cast<double>(lc.total());
-    if (n <= 0.0) continue;
-    const Eigen::Matrix3d q = lc.displacement_sq_sum / n;
-    ls.push_back(lc.lag_steps);
-    tl.push_back(c.lag_time(lc.lag_steps));
-    xx.push_back(q(0, 0));
-    yy.push_back(q(1, 1));
-    zz.push_back(q(2, 2));
-    tot.push_back(q.trace());
-  }
+  const MsdCurve m = *md_projected_curve(c);
+  const std::vector<double>& tl = m.time;
+  const std::vector<double>&xx = m.msd_xx, &yy = m.msd_yy, &zz = m.msd_zz, &tot = m.msd_total;
+  const std::vector<std::int64_t>& ls = m.n_lags;
   md["status"] = "ok";
   md["message"] = "";
   md["lag_steps"] = ls;
@@ -495,6 +529,7 @@ Json report_json(const Context& c, const Analysis& a, const std::vector<std::str
   rep["command"] = cmd;
   rep["input"] = input_json(c);
   rep["units"] = units_json(c);
+  rep["transport_cell"] = transport_cell_json(c);
   rep["estimator"] = estimator_name(c.opt.estimator);
   rep["options"] = options_json(c.opt);
   rep["selected_lag"] = selection_json(c, a.selection);
@@ -507,6 +542,8 @@ Json report_json(const Context& c, const Analysis& a, const std::vector<std::str
   for (const auto& t : a.transport.lags)
     diffusion.push_back(transport_json(t, c.opt.transport_counts));
   rep["diffusion"] = diffusion;
+  rep["tracer_correlation"] = tracer_json(a);
+  rep["which_D"] = which_d_json(c, a);
   rep["bootstrap"] = bootstrap_json(c, a.bootstrap);
   rep["msd"] = msd_json(c, a.msd);
   rep["jump_network"] = jump_network_json(c, a.msd, a.transport.selected.get());

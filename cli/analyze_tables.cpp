@@ -90,7 +90,7 @@ void diffusion_values(std::vector<std::string>& f, const TransportResult& t) {
 std::string diffusion_csv(const Analysis& a) {
   std::string s =
       "lag_steps,lag_time_ps,D_xx,D_xy,D_xz,D_yy,D_yz,D_zz,D_total,"
-      "D0_xx,D0_xy,D0_xz,D0_yy,D0_yz,D0_zz,D0_total,f_xx,f_yy,f_zz,f_trace,"
+      "D0_xx,D0_xy,D0_xz,D0_yy,D0_yz,D0_zz,D0_total,f_lag_xx,f_lag_yy,f_lag_zz,f_lag_trace,"
       "D_einstein_x,D_einstein_y,D_einstein_z,D_einstein_total,drift_x,drift_y,drift_z,"
       "n_active_sites,status\n";
   for (const auto& t : a.transport.lags) {
@@ -144,14 +144,17 @@ std::string jump_network_csv(const Analysis& a) {
 
 std::string bootstrap_csv(const Analysis& a) {
   const BootstrapResult& boot = a.bootstrap;
-  std::string s = "lag_steps,lag_time_ps,quantity,mean,std,low,high,n,n_undefined\n";
+  // k: the mode of a timescale, 1-based over every eigenvalue as in report.json's
+  // lags[].eigenvalues[].k and implied_timescales.csv (k = 1 is the stationary one)
+  std::string s = "lag_steps,lag_time_ps,quantity,k,mean,std,low,high,n,n_undefined\n";
   const std::size_t K = static_cast<std::size_t>(boot.n_timescales);
   for (const auto& bl : boot.lags) {
     for (std::size_t q = 0; q < bl.values.size(); ++q) {
       const BootstrapSummary b = summarize_bootstrap(bl.values[q], kBootstrapCoverage);
-      const std::string name =
-          q < K ? "t" + std::to_string(q + 2) + "_ps" : kBootstrapTransport[q - K];
+      std::string name = q < K ? "t" + std::to_string(q + 2) + "_ps" : kBootstrapTransport[q - K];
+      if (name == "f_trace") name = "f_lag_trace";  // D / D0 at this lag, as in diffusion.csv
       s += csv_join({std::to_string(bl.lag_steps), format_number(bl.lag_time), name,
+                     q < K ? std::to_string(q + 2) : std::string(),
                      format_number(b.mean), format_number(b.std), format_number(b.low),
                      format_number(b.high), std::to_string(b.n), std::to_string(b.n_undefined)});
     }

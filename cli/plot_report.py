@@ -165,6 +165,22 @@ def plot_ck_test(plt, report):
     return fig, series
 
 
+def exact_d_slope(report, comp):
+    """The MSD slope of the exact D at the MSD's lag: 2 D_aa per axis, 6 D_total for the trace
+    (the line the unfolded MSD approaches once it is diffusive); None if undefined."""
+    lag = report.get("msd", {}).get("lag_steps")
+    for d in report.get("diffusion", []):
+        if d.get("lag_steps") != lag or d.get("status") != "ok":
+            continue
+        if comp == "total":
+            v = d.get("D_total_A2_per_ps")
+            return 6 * v if finite(v) else None
+        a = "xyz".index(comp[0])
+        v = d.get("D_tensor_A2_per_ps", [[None] * 3] * 3)[a][a]
+        return 2 * v if finite(v) else None
+    return None
+
+
 def plot_msd(plt, report):
     length, time = units(report)
     msd = report.get("msd", {})
@@ -193,6 +209,11 @@ def plot_msd(plt, report):
             ax.plot([p[0] for p in mpts], [p[1] for p in mpts], "o", color="black", ms=4,
                     label="MD, site-projected (in situ)")
             series.append({"name": "%s/md_projected" % comp, "n_points": len(mpts)})
+        slope = exact_d_slope(report, comp)
+        if slope is not None and t:
+            ax.plot([0, t[-1]], [0, slope * t[-1]], "-", color="tab:red", lw=1, alpha=0.8,
+                    label="exact D: %s t" % ("6 D" if comp == "total" else "2 D"))
+            series.append({"name": "%s/exact_D" % comp, "n_points": 2})
         ax.set_title("MSD %s" % comp)
         ax.set_ylabel("MSD [%s^2]" % length)
         ax.legend(fontsize=7)

@@ -9,7 +9,8 @@ prints lag, D tensor diagonal, D0 diagonal and f of the selected diffusion entry
 
 Which entry of `diffusion[]` is used: the one with `lag_steps` == L if --lag-steps is given;
 otherwise the entry of the lag `ionmsm analyze` selected for the MSD and the jump network
-(`selected_lag.lag_steps`: the longest lag with >= 10 independent windows, see `ionmsm analyze
+(`selected_lag.lag_steps`: the shortest lag with converged implied timescales, else the longest lag
+ with >= 10 independent windows; see `ionmsm analyze
 --help`); otherwise the entry with the longest lag.
 Only the standard library is needed.
 """
@@ -83,7 +84,7 @@ def diffusion(report_path, lag_steps=None):
     e = select_entry(report, lag_steps)
     D = _diag(_first(e, "D_tensor_A2_per_ps", "D_A2_per_ps"))
     D0 = _diag(_first(e, "D0_tensor_A2_per_ps", "D0_A2_per_ps"))
-    f = _first(e, "correlation_factor", "f")
+    f = _first(e, "f_lag", "correlation_factor", "f")  # f_lag since report format 3
     if isinstance(f, dict):
         f = [f.get(a, f.get(a + a)) for a in AXES]
     f = _diag(f) if isinstance(f, list) else [

@@ -705,7 +705,7 @@ def case_li13si4_example():
         D = d["D_tensor_A2_per_ps"]
         if not all(D[i][i] is not None and D[i][i] > 1e-3 for i in range(3)):
             fail(f"lag {d['lag_steps']}: D diagonal {[D[i][i] for i in range(3)]} not > 0")
-    f0 = diff[0]["correlation_factor"]["trace"]
+    f0 = diff[0]["f_lag"]["trace"]
     if not (f0 is not None and 0.0 < f0 <= 1.0):
         fail(f"correlation factor at the shortest lag {f0} not in (0, 1]")
     ok(f"1500 K: D_xx = {diff[0]['D_tensor_A2_per_ps'][0][0]:.3f} ... "

@@ -307,9 +307,10 @@ def read_csv(path):
 def check_common(out, rep, plots):
     """Structure checks shared by every successful run."""
     for key in ["format", "format_version", "ionmsm_version", "input", "units", "estimator",
-                "lags", "ck_test", "diffusion", "msd", "jump_network", "selected_lag", "bootstrap"]:
+                "lags", "ck_test", "diffusion", "msd", "jump_network", "selected_lag", "bootstrap",
+                "tracer_correlation", "which_D"]:
         check(key in rep, "report.json lacks '%s'" % key)
-    check(rep["format"] == "ionmsm-report" and rep["format_version"] == 2, "report tag/version")
+    check(rep["format"] == "ionmsm-report" and rep["format_version"] == 3, "report tag/version")
     for key in ["file", "file_name", "units", "timestep_ps", "nevery", "n_samples", "n_atoms",
                 "nsites"]:
         check(key in rep["input"], "input lacks '%s'" % key)
@@ -395,6 +396,13 @@ def expected_plot_series(rep):
     exp["msd.png"] = {"%s/%s" % (c, m): rep["msd"]["n_steps"]
                       for c in ["xx", "yy", "zz", "total"]
                       for m in ["minimum_image", "replicated", "moments"]}
+    for d in rep["diffusion"]:  # the exact-D line 2 D t (6 D t for the trace)
+        if d["lag_steps"] == rep["msd"]["lag_steps"] and d["status"] == "ok":
+            for a, c in enumerate(["xx", "yy", "zz"]):
+                if d["D_tensor_A2_per_ps"][a][a] is not None:
+                    exp["msd.png"][c + "/exact_D"] = 2
+            if d["D_total_A2_per_ps"] is not None:
+                exp["msd.png"]["total/exact_D"] = 2
     exp["spectrum.png"] = {"lag=%d" % l["lag_steps"]: len(l["eigenvalues"]) for l in ok}
     pairs = {(min(e["from"], e["to"]), max(e["from"], e["to"])) for e in rep["jump_network"]["edges"]}
     exp["jump_network.png"] = {"sites": len(rep["jump_network"]["sites"]), "edges": len(pairs)}
@@ -497,8 +505,27 @@ def test_lattice(ionmsm, work):
     check(rep["units"]["time"] == "ps" and rep["units"]["length"] == "Angstrom", "metal units")
     check(rep["warnings"] == [], "healthy data: no warnings (%s)" % rep["warnings"])
     check(rep["input"]["nsites"] == 60 and rep["input"]["units"] == "metal", "input metadata")
-    check(rep["selected_lag"]["lag_steps"] == 4 * LAT_TAU_STEPS,
-          "default lag = longest lag with counts (got %s)" % rep["selected_lag"]["lag_steps"])
+    # exactly Markov: the timescales are the same at every lag, so they have converged at the
+    # shortest one
+    sel = rep["selected_lag"]
+    check(sel["lag_steps"] == LAT_TAU_STEPS and sel["method"] == "its_convergence" and
+          sel["its_convergence"]["status"] == "converged" and
+          sel["its_convergence"]["n_timescales"] == 3,
+          "default lag = shortest lag with converged timescales (got %s)" % sel)
+    conv = sel["its_convergence"]["lags"]
+    check([c["lag_steps"] for c in conv] == [LAT_TAU_STEPS, 2 * LAT_TAU_STEPS, 4 * LAT_TAU_STEPS]
+          and conv[0]["max_relative_change"] < 1e-9 and conv[0]["n_compared"] == 2 and
+          conv[0]["ck_error"] < 1e-10 and not conv[2]["converged"],
+          "ITS convergence numbers per lag: %s" % conv)
+    tr = rep["tracer_correlation"]
+    check(tr["status"] == "ok" and tr["hop_lag_steps"] == LAT_TAU_STEPS and
+          all(close(tr["f_tracer"][c], 1.0, rel=1e-8) for c in ("xx", "yy", "zz", "trace")) and
+          close(tr["site_change_probability"], 2 * sum(LAT_P) / 100, rel=1e-9),
+          "uncorrelated lattice walk: f_tracer = 1, site change 0.34 per lag (%s)" % tr)
+    wd = rep["which_D"]
+    check(wd["recommended"] == "exact" and close(wd["D_exact_total_A2_per_ps"], sum(d_exact) / 3,
+          rel=1e-8) and wd["D_md_msd_slope_total_A2_per_ps"] is None and "exact D" in wd["note"],
+          "which_D: %s" % wd)
     check([l["status"] for l in rep["lags"]] == ["ok", "ok", "ok", "empty"], "lag statuses")
     for l, n in zip(rep["lags"][:3], (1, 2, 4)):
         check(l["kept_sites"] == 60 and l["dropped_sites"] == [], "lag %d keeps all sites" % n)
@@ -543,7 +570,7 @@ def test_lattice(ionmsm, work):
                 if a != b:
                     check(abs(D[a][b]) < 1e-9, "off-diagonal D = %s" % D[a][b])
             check(close(d["D0_tensor_A2_per_ps"][a][a], d_exact[a], rel=1e-8), "D0 = D")
-        f = d["correlation_factor"]
+        f = d["f_lag"]
         for c in ["xx", "yy", "zz", "trace"]:
             check(f[c] is not None and 0 < f[c] <= 1 + 1e-9 and abs(f[c] - 1) < 1e-8,
                   "f_%s = %s, expected 1 in (0, 1]" % (c, f[c]))
@@ -651,10 +678,16 @@ def test_ring(ionmsm, work):
           "ring D_xx = %s, expected %s" % (d["D_tensor_A2_per_ps"][0][0], dxx))
     check(close(d["D0_tensor_A2_per_ps"][0][0], (p + q) * a * a / (2 * tau), rel=1e-8), "ring D0_xx")
     check(close(d["drift_velocity_A_per_ps"][0], (p - q) * a / tau, rel=1e-8), "ring drift")
-    f = d["correlation_factor"]
+    f = d["f_lag"]
     check(close(f["xx"], 0.9, rel=1e-8) and 0 < f["xx"] <= 1, "ring f_xx = 0.9 (%s)" % f["xx"])
     check(f["yy"] is None and f["zz"] is None and
-          d["correlation_factor_status"]["yy"] != "ok", "f_yy, f_zz undefined -> null + status")
+          d["f_lag_status"]["yy"] != "ok", "f_yy, f_zz undefined -> null + status")
+    # drift: the Einstein fit of the drift-centred MSD recovers the exact D (the raw MSD grows
+    # as 2 D t + v^2 t^2), and the MSD's own drift is reported
+    de = d["D_einstein_A2_per_ps"]
+    check(de["drift_centred"] is True and close(de["x"], dxx, rel=1e-6) and
+          close(de["msd_drift_velocity_A_per_ps"][0], (p - q) * a / tau, rel=1e-8),
+          "ring Einstein fit drift-centred: %s vs D_xx %s" % (de, dxx))
     check(d["D_tensor_A2_per_ps"][1][1] == 0 or abs(d["D_tensor_A2_per_ps"][1][1]) < 1e-12, "D_yy = 0")
     check(any(s.get("label") == "Li1" for s in rep["jump_network"]["sites"]), "site labels")
     for name, want_s in expected_plot_series(rep).items():
@@ -697,17 +730,221 @@ def test_ring_leak(ionmsm, work):
 
 
 def test_lag_selection(ionmsm, work):
-    print("default lag selection (n_origins * nevery / lag_steps >= 10)")
+    print("sampling rule of the lag selection (n_origins * nevery / lag_steps >= 10)")
     # lags 10 and 20 steps, nevery 5: 30 origins give 15 and 7.5 windows, 10 give 5 and 2.5
     for n_origins, lag, rule in [(1000, 20, "longest"), (30, 10, "longest"), (10, 10, "shortest")]:
         h5 = os.path.join(work, "select_%d.h5" % n_origins)
         write_ring_leak(h5, n_origins=n_origins)
         out = os.path.join(work, "select_%d" % n_origins)
-        run(ionmsm, ["analyze", h5, "--out", out, "--msd-steps", "3", "--no-plots"],
-            what="lag selection, %d origins" % n_origins)
+        # --its-modes 1000: every mode, and the fast ones are never resolved (t < tau), so
+        # the convergence cannot be judged and the sampling rule applies
+        run(ionmsm, ["analyze", h5, "--out", out, "--msd-steps", "3", "--no-plots",
+                     "--its-modes", "1000"], what="lag selection, %d origins" % n_origins)
         sel = strict_json(os.path.join(out, "report.json"))["selected_lag"]
-        check(sel["lag_steps"] == lag and sel["rule"].startswith(rule),
+        check(sel["lag_steps"] == lag and sel["method"] == "sampling" and
+              sel["its_convergence"]["status"] == "too few lags" and
+              sel["rule"].startswith("fewer than 2 lags resolve") and (rule + " lag") in sel["rule"],
               "%d origins: selected %s, expected lag %d by the %s rule" % (n_origins, sel, lag, rule))
+
+
+FLICKER_N, FLICKER_H, FLICKER_E, FLICKER_A = 16, 0.1, 0.2, 2.0
+
+
+def write_flicker(path, lags):
+    """A symmetric walk on a ring of 16 sites along x (spacing 2 A; hop to each neighbour with
+    probability h = 0.1 per step of 1 fs) seen through an assignment that flickers: every sample
+    independently reports a neighbour of the true site with probability e/2 = 0.1 each. The
+    counts are the exact expectations C(tau) = E^T diag(pi) P^tau E (1e10 pairs), with the
+    minimum-image shift. The slowest pair of modes (q = 2 pi / 16) has the implied timescale
+    t(tau) = t_inf / (1 + 2 |ln eps_q| t_inf / tau) = t_inf / (1 + 2 / tau) (steps; here
+    eps_q = lambda_q = 1 - 2h (1 - cos q), t_inf = 65.2 steps): 33 % of t_inf at 1 step, 80 %
+    at 8, 89 % at 16, 96 % at 48 (unit test LagSelection.FlickeringRingWalk... derives it).
+    The next pair (q = 4 pi / 16, t_inf = 16.6 steps) is resolved (t > tau) only up to 8 steps."""
+    n = FLICKER_N
+    P = np.zeros((n, n))
+    E = np.zeros((n, n))
+    for i in range(n):
+        P[i, i] = 1 - 2 * FLICKER_H
+        P[i, (i + 1) % n] = P[i, (i - 1) % n] = FLICKER_H
+        E[i, i] = 1 - FLICKER_E
+        E[i, (i + 1) % n] = E[i, (i - 1) % n] = FLICKER_E / 2
+    n_samples, n_atoms, scale = 10 ** 9, 10, 1e10
+    lag_rows = []
+    for L in lags:
+        C = E.T @ np.linalg.matrix_power(P, L) @ E / n
+        rows = []
+        for i in range(n):
+            for j in range(n):
+                c = int(round(scale * C[i, j]))
+                if c > 0:
+                    d = (j - i + n // 2) % n - n // 2          # minimum image, in sites
+                    rows.append((i, j, (i + d - j) // n, 0, 0, c))
+        lag_rows.append((L, n_samples - L, rows))
+    write_counts(path, units="metal", timestep=0.001, timestep_ps=0.001, nevery=1,
+                 n_samples=n_samples, n_atoms=n_atoms,
+                 box_h=np.diag([FLICKER_A * n, 10.0, 10.0]), origin=[0, 0, 0],
+                 frac=[(i / n, 0.5, 0.5) for i in range(n)],
+                 occupancy=[n_samples * n_atoms // n] * n, lags=lag_rows)
+
+
+def test_its_selection(ionmsm, work):
+    """The lag chosen by ITS convergence sits at the start of the plateau; when no lag
+    qualifies, a warning and the sampling rule."""
+    print("lag selection by implied-timescale convergence (flickering ring walk)")
+    h5 = os.path.join(work, "flicker.h5")
+    write_flicker(h5, [1, 2, 4, 8, 16, 32, 48])
+    q = 2 * math.pi / FLICKER_N
+    t_inf = -0.001 / math.log(1 - 2 * FLICKER_H * (1 - math.cos(q)))   # ps
+    out = os.path.join(work, "flicker_m2")
+    p = run(ionmsm, ["analyze", h5, "--out", out, "--its-modes", "2", "--msd-steps", "5",
+                     "--no-plots"], what="flicker, 2 modes")
+    rep = strict_json(os.path.join(out, "report.json"))
+    check_common(out, rep, plots=False)
+    sel = rep["selected_lag"]
+    conv = sel["its_convergence"]
+    check(sel["method"] == "its_convergence" and sel["lag_steps"] == 16 and
+          conv["status"] == "converged" and conv["n_timescales"] == 2,
+          "flicker: selected lag 16 at the plateau (%s)" % {k: sel[k] for k in sel if k != "its_convergence"})
+    t = {l["lag_steps"]: l["implied_timescales_ps"][1] for l in rep["lags"]}
+    for L in (1, 8, 16, 48):  # the closed form of write_flicker
+        check(close(t[L], t_inf / (1 + 2.0 / L), rel=1e-6), "flicker t2(%d) = %s" % (L, t[L]))
+    check(t[16] > 0.85 * t_inf > t[8], "lag 16 on the plateau, lag 8 below it")
+    byl = {c["lag_steps"]: c for c in conv["lags"]}
+    check(byl[16]["converged"] and not byl[8]["converged"] and
+          close(byl[16]["max_relative_change"], t[48] / t[16] - 1, rel=1e-9) and
+          byl[16]["ck_ok"] and byl[16]["ck_error"] < 0.1,
+          "per-lag numbers behind the rule: %s / %s" % (byl[8], byl[16]))
+    check(not any("not converged" in w for w in rep["warnings"]), "converged: no ITS warning")
+    check("selected lag (its_convergence)" in p.stdout, "console says why: %r" % p.stdout)
+    # --lag-steps still overrides, and the numbers are still reported
+    out = os.path.join(work, "flicker_given")
+    run(ionmsm, ["analyze", h5, "--out", out, "--its-modes", "2", "--lag-steps", "4",
+                 "--msd-steps", "5", "--no-plots"], what="flicker, --lag-steps")
+    sel = strict_json(os.path.join(out, "report.json"))["selected_lag"]
+    check(sel["method"] == "given" and sel["lag_steps"] == 4 and
+          sel["its_convergence"]["selected_lag_steps"] == 16, "--lag-steps overrides: %s" % sel)
+    # the default 3 modes: the third is resolved only up to 8 steps, where the first two have
+    # not converged: no lag qualifies -> warning, and the sampling rule (longest lag)
+    out = os.path.join(work, "flicker_m3")
+    p = run(ionmsm, ["analyze", h5, "--out", out, "--msd-steps", "5", "--no-plots"],
+            what="flicker, 3 modes")
+    rep = strict_json(os.path.join(out, "report.json"))
+    sel = rep["selected_lag"]
+    check(sel["method"] == "sampling" and sel["lag_steps"] == 48 and
+          sel["its_convergence"]["status"] == "not converged" and
+          sel["rule"].startswith("implied timescales not converged at any lag; longest lag"),
+          "no lag qualifies: sampling rule (%s)" % {k: sel[k] for k in sel if k != "its_convergence"})
+    needle = "implied timescales not converged at any lag"
+    check(any(w.startswith(needle) and "sampling rule" in w for w in rep["warnings"]) and
+          needle in p.stderr, "ITS-not-converged warning: %s" % rep["warnings"])
+    # thin lags (only the biased ones): not converged either
+    h5 = os.path.join(work, "flicker_short.h5")
+    write_flicker(h5, [1, 2, 4])
+    out = os.path.join(work, "flicker_short")
+    p = run(ionmsm, ["analyze", h5, "--out", out, "--its-modes", "2", "--msd-steps", "5",
+                     "--no-plots"], what="flicker, short lags")
+    rep = strict_json(os.path.join(out, "report.json"))
+    check(rep["selected_lag"]["method"] == "sampling" and
+          any(w.startswith(needle) for w in rep["warnings"]),
+          "short lags: ITS not converged (%s)" % rep["warnings"])
+
+
+def test_k_meaning(ionmsm, work):
+    """k is the mode of an eigenvalue, 1-based over every eigenvalue (k = 1 stationary), in
+    report.json (lags[].eigenvalues, bootstrap timescales), implied_timescales.csv and
+    bootstrap.csv alike: the bootstrap mean of t_k agrees with the point estimate of the same k."""
+    print("one meaning of k")
+    h5 = os.path.join(work, "ring_k.h5")
+    write_ring_blocks(h5, seed=9, nblocks=40, block_samples=200)
+    out = os.path.join(work, "ring_k")
+    run(ionmsm, ["analyze", h5, "--out", out, "--no-plots", "--bootstrap", "50",
+                 "--msd-steps", "5"], what="k meaning")
+    rep = strict_json(os.path.join(out, "report.json"))
+    lag = rep["lags"][0]
+    check([e["k"] for e in lag["eigenvalues"]] == list(range(1, len(lag["eigenvalues"]) + 1)),
+          "report k = 1, 2, ...")
+    its = read_csv(os.path.join(out, "implied_timescales.csv"))
+    check([int(r["k"]) for r in its] == [e["k"] for e in lag["eigenvalues"]], "CSV k = report k")
+    rows = [r for r in read_csv(os.path.join(out, "bootstrap.csv")) if r["quantity"].startswith("t")]
+    bk = {t["k"]: t for t in rep["bootstrap"]["lags"][0]["timescales_ps"]}
+    check(len(rows) == len(bk) > 0, "bootstrap.csv has every bootstrapped timescale")
+    for r in rows:
+        k = int(r["k"])
+        point = lag["implied_timescales_ps"][k - 1]
+        check(r["quantity"] == "t%d_ps" % k and close(float(r["mean"]), bk[k]["mean"], rel=1e-6),
+              "bootstrap.csv row %s matches report k=%d" % (r, k))
+        check(abs(bk[k]["mean"] - point) < 4 * bk[k]["std"] + 1e-12,
+              "k=%d: bootstrap mean %s vs point %s (sd %s)" % (k, bk[k]["mean"], point, bk[k]["std"]))
+
+
+def write_npt(path, seed=4, n=4, a0=3.0, natoms=30, n_samples=4000, lags=(1, 4, 16)):
+    """Uncorrelated walkers on a simple cubic lattice (n^3 sites, spacing a0 s(t)) in a cell that
+    breathes as under NPT: H(t) = s(t) a0 n I with s(t) = 1 + 0.08 sin(2 pi t / 400 + phase),
+    the last sample at the maximum s = 1.08. Per sample a walker stays (0.7) or hops to one of
+    6 neighbours (0.05 each). Like fix msm, the file stores the LAST cell in /box/h, and the
+    site-projected moments /lags/displacement_* with each pair in the cell of its later sample.
+    Returns s(t)."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(n_samples)
+    phase = math.pi / 2 - 2 * math.pi * (n_samples - 1) / 400
+    s = 1 + 0.08 * np.sin(2 * math.pi * t / 400 + phase)
+    u = rng.random((n_samples - 1, natoms))
+    axis = np.minimum((u / 0.1).astype(int), 2)
+    sign = np.where(u - 0.1 * axis < 0.05, 1, -1)
+    steps = np.zeros((n_samples - 1, natoms, 3), dtype=np.int64)
+    hop = u < 0.3
+    for ax in range(3):
+        steps[:, :, ax] = np.where(hop & (axis == ax), sign, 0)
+    pos = np.concatenate([rng.integers(0, n, (1, natoms, 3)), steps]).cumsum(axis=0)
+    site = ((pos[..., 0] % n) * n + pos[..., 1] % n) * n + pos[..., 2] % n
+    cell = pos // n
+    frac = [((i // (n * n)) / n, (i // n % n) / n, (i % n) / n) for i in range(n ** 3)]
+    lag_rows, dsum, dsq = [], [], []
+    for L in lags:
+        a, b = site[:-L].ravel(), site[L:].ravel()
+        sh = (cell[L:] - cell[:-L]).reshape(-1, 3)
+        keys, cnt = np.unique(np.column_stack([a, b, sh]), axis=0, return_counts=True)
+        lag_rows.append((L, n_samples - L,
+                         [tuple(int(x) for x in k) + (int(c),) for k, c in zip(keys, cnt)]))
+        d = (pos[L:] - pos[:-L]) * (a0 * s[L:])[:, None, None]   # cell of the later sample
+        d = d.reshape(-1, 3)
+        dsum.append(d.sum(axis=0))
+        dsq.append(d.T @ d)
+    write_counts(path, units="metal", timestep=0.001, timestep_ps=0.001, nevery=1,
+                 n_samples=n_samples, n_atoms=natoms, box_h=np.eye(3) * a0 * n * s[-1],
+                 origin=[0, 0, 0], frac=frac,
+                 occupancy=np.bincount(site.ravel(), minlength=n ** 3).tolist(), lags=lag_rows)
+    with h5py.File(path, "a") as f:
+        f["lags"].create_dataset("displacement_sum", data=np.array(dsum))
+        f["lags"].create_dataset("displacement_sq_sum", data=np.array(dsq))
+    return s
+
+
+def test_npt_cell(ionmsm, work):
+    """Under a changing cell, transport uses the effective (hop-weighted rms) cell, so the exact
+    D agrees with the slope of the MD projected MSD; the last cell would be 16 % off."""
+    print("breathing (NPT-like) cell: transport cell consistent with the projected MSD")
+    h5 = os.path.join(work, "npt.h5")
+    s = write_npt(h5)
+    out = os.path.join(work, "npt")
+    p = run(ionmsm, ["analyze", h5, "--out", out, "--msd-steps", "20", "--no-plots",
+                     "--lag-steps", "4"], what="npt")
+    rep = strict_json(os.path.join(out, "report.json"))
+    check_common(out, rep, plots=False)
+    tc = rep["transport_cell"]
+    want = math.sqrt(float(np.mean(s[1:] ** 2))) / s[-1]     # rms cell over the last one
+    check(tc["status"] == "applied" and tc["lag_steps"] == 1 and
+          all(abs(tc["strain"][a][a] / want - 1) < 0.01 for a in range(3)),
+          "effective cell strain %s, expected about %.4f" % (tc["strain"], want))
+    check(rep["input"]["box"]["h"][0][0] == 4 * 3.0 * s[-1], "input.box is the file's last cell")
+    wd = rep["which_D"]
+    d_exact, d_md = wd["D_exact_total_A2_per_ps"], wd["D_md_msd_slope_total_A2_per_ps"]
+    d_true = 0.05 * 9.0 / 0.001 * float(np.mean(s ** 2))   # p a^2 / dt in the mean cell
+    check(abs(d_exact / d_md - 1) < 0.04 and abs(d_exact / d_true - 1) < 0.05,
+          "exact D %s vs MD projected MSD slope %s (true %s)" % (d_exact, d_md, d_true))
+    md = rep["msd"]["md_projected"]
+    check(md["status"] == "ok" and len(md["total"]) == 3, "projected MSD present")
+    check("transport cell" in p.stdout, "console names the transport cell")
 
 
 def expect_error(ionmsm, args, out, what, needle=None):
@@ -901,7 +1138,7 @@ def test_warnings(ionmsm, work):
         check(needle in p.stderr, "thin data: stderr lacks '%s'" % needle)
     d = rep["diffusion"][0]
     check(d["D_tensor_A2_per_ps"][1][1] == 0 and d["D_tensor_A2_per_ps"][2][2] == 0 and
-          d["correlation_factor"]["yy"] is None, "round-off printed as 0 (D_yy = %s)"
+          d["f_lag"]["yy"] is None, "round-off printed as 0 (D_yy = %s)"
           % d["D_tensor_A2_per_ps"][1][1])
     # the bootstrap mean of D_xx is far below the point estimate: most replicates have D = 0
     b = rep["bootstrap"]["lags"][0]["D_A2_per_ps"]["xx"]
@@ -976,6 +1213,9 @@ def main():
     test_ring(ionmsm, args.work)
     test_ring_leak(ionmsm, args.work)
     test_lag_selection(ionmsm, args.work)
+    test_its_selection(ionmsm, args.work)
+    test_k_meaning(ionmsm, args.work)
+    test_npt_cell(ionmsm, args.work)
     test_bootstrap(ionmsm, args.work)
     test_warnings(ionmsm, args.work)
     test_errors(ionmsm, args.work)
