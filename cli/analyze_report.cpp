@@ -110,6 +110,8 @@ Json options_json(const Options& opt) {
   o["msd_start"] = "occupancy";
   o["transport_counts"] = transport_counts_name(opt.transport_counts);
   o["ck_max_n"] = opt.ck_max_n > 0 ? Json(opt.ck_max_n) : Json(nullptr);
+  o["its_modes"] = opt.its_modes;
+  o["its_tolerance"] = json_number(opt.its_tolerance);
   o["plots"] = opt.plots;
   return o;
 }
@@ -228,6 +230,12 @@ Json factor_status_json(const Eigen::Vector3d& f, double trace) {
   return fs;
 }
 
+/// j[name] = the factor, j[name + "_status"] = its statuses.
+void put_factor(Json& j, const std::string& name, const Eigen::Vector3d& f, double trace) {
+  j[name] = factor_json(f, trace);
+  j[name + "_status"] = factor_status_json(f, trace);
+}
+
 /// f_tracer = D(selected lag) / D_hop(shortest lag) (hop_diffusion.hpp), beside f_lag there.
 Json tracer_json(const Analysis& a) {
   Json j;
@@ -245,8 +253,7 @@ Json tracer_json(const Analysis& a) {
   j["hop_lag_time_ps"] = json_number(t.hop_lag_time);
   j["D_hop_tensor_A2_per_ps"] = mat3(t.D_hop);
   j["D_hop_total_A2_per_ps"] = json_number(t.D_hop_total);
-  j["f_tracer"] = factor_json(t.f, t.f_total);
-  j["f_tracer_status"] = factor_status_json(t.f, t.f_total);
+  put_factor(j, "f_tracer", t.f, t.f_total);
   j["site_change_probability"] = json_number(t.site_change_probability);
   for (const auto& d : a.transport.lags)
     if (d.have && d.lag_steps == t.lag_steps)
@@ -283,8 +290,7 @@ void diffusion_tensor_json(Json& d, const TransportResult& t) {
   d["D_total_A2_per_ps"] = json_number(r.D_total);
   d["D0_tensor_A2_per_ps"] = mat3(r.D0_tensor);
   d["D0_total_A2_per_ps"] = json_number(r.D0_total);
-  d["f_lag"] = factor_json(r.correlation_factor, r.correlation_factor_total);
-  d["f_lag_status"] = factor_status_json(r.correlation_factor, r.correlation_factor_total);
+  put_factor(d, "f_lag", r.correlation_factor, r.correlation_factor_total);
   d["site_change_probability"] = json_number(t.site_change_probability);
   const EinsteinFit& e = t.einstein;
   d["D_einstein_A2_per_ps"] = {{"x", json_number(e.D_axes[0])},

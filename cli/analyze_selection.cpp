@@ -67,6 +67,8 @@ void its_convergence(const Context& c, const LagsPhase& lags, const CkPhase& ck,
   ItsConvergenceOptions o;
   o.n_timescales = c.opt.its_modes;
   o.relative_tolerance = c.opt.its_tolerance;
+  if (c.data.first_step >= 0 && c.data.last_step > c.data.first_step)
+    o.max_timescale = c.lag_time(c.data.last_step - c.data.first_step);  // the run
   s.its = select_lag_by_its(in, o);
 }
 
@@ -75,8 +77,8 @@ std::string its_rule(const LagSelectionResult& r) {
   return "implied timescales converged: the shortest lag beyond which the " +
          std::to_string(r.n_timescales) + " slowest timescales change by at most " +
          g(100.0 * o.relative_tolerance) + " % (or " + g(o.sd_tolerance) +
-         " combined bootstrap sd) at every longer lag that resolves them, with a CK error <= " +
-         g(o.max_ck_error);
+         " combined bootstrap sd) at every longer lag that resolves them (at least " +
+         std::to_string(o.min_compared) + "), with a CK error <= " + g(o.max_ck_error);
 }
 
 /// Why no lag qualified, with the closest one.
@@ -142,6 +144,13 @@ LagSelection select_lag(const Context& c, const LagsPhase& lags, const CkPhase& 
   const bool converged = r.status == LagSelectionStatus::Converged ||
                          r.status == LagSelectionStatus::ConvergedCkFailed;
   if (r.status == LagSelectionStatus::NotConverged) s.warnings.push_back(not_converged_warning(r));
+  if (r.status == LagSelectionStatus::TooFewLags && r.lags.size() >= 2)
+    s.warnings.push_back(
+        "implied timescales not converged at any lag: at most one of the " +
+        std::to_string(r.lags.size()) + " lags resolves the " + std::to_string(r.n_timescales) +
+        " slowest timescales (each longer than the lag and shorter than the run), so their "
+        "convergence cannot be checked; the lag was chosen by the sampling rule instead: run "
+        "longer or add lags");
   if (c.opt.lag_steps) {
     s.index = given_lag(c);
     s.method = LagRule::Given;
@@ -159,8 +168,9 @@ LagSelection select_lag(const Context& c, const LagsPhase& lags, const CkPhase& 
   } else {
     sampling_rule(c.data, s);
     s.rule = std::string(r.status == LagSelectionStatus::TooFewLags
-                             ? "fewer than 2 lags resolve the slowest implied timescales, so "
-                               "their convergence cannot be judged; "
+                             ? "fewer than 2 lags resolve the slowest implied timescales (each "
+                               "longer than the lag and shorter than the run), so their "
+                               "convergence cannot be judged; "
                              : "implied timescales not converged at any lag; ") + s.rule;
   }
   const LagCounts& lc = c.data.lags[s.index];
@@ -188,6 +198,8 @@ Json selection_json(const Context& c, const LagSelection& s) {
   its["relative_tolerance"] = json_number(r.options.relative_tolerance);
   its["sd_tolerance"] = json_number(r.options.sd_tolerance);
   its["max_ck_error"] = json_number(r.options.max_ck_error);
+  its["max_timescale_ps"] = json_number(r.options.max_timescale);  // null: no run length
+  its["min_compared"] = r.options.min_compared;
   its["selected_lag_steps"] =
       r.index >= 0 ? Json(r.lags[static_cast<std::size_t>(r.index)].lag_steps) : Json(nullptr);
   Json lags = Json::array();

@@ -124,6 +124,14 @@ def plot_implied_timescales(plt, report):
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_ylim(lo, hi)
+        sel = report.get("selected_lag", {})
+        if finite(sel.get("lag_time_ps")):   # drawn, not a series: no data of its own
+            ax.axvline(sel["lag_time_ps"], color="tab:red", lw=1, ls=":",
+                       label="selected lag (%s)" % sel.get("method", "?"))
+        run = sel.get("its_convergence", {}).get("max_timescale_ps")
+        if finite(run) and lo < run:   # above it a process is slower than the run
+            ax.axhline(run, color="0.4", lw=1, ls="-.", label="t = run length")
+            ax.set_ylim(lo, max(hi, 2 * run))
     ax.set_xlabel("lag time [%s]" % time)
     ax.set_ylabel("implied timescale t_k [%s]" % time)
     ax.set_title("Implied timescales (%s estimator)" % report.get("estimator", "?"))

@@ -20,6 +20,8 @@ void check_input(const std::vector<LagItsInput>& lags, const ItsConvergenceOptio
     throw std::invalid_argument("select_lag_by_its: sd_tolerance must be finite and > 0");
   if (!(o.max_ck_error > 0.0))
     throw std::invalid_argument("select_lag_by_its: max_ck_error must be > 0");
+  if (!(o.max_timescale > 0.0) || o.min_compared < 1)
+    throw std::invalid_argument("select_lag_by_its: max_timescale must be > 0, min_compared >= 1");
   for (std::size_t i = 0; i < lags.size(); ++i) {
     if (!(lags[i].lag_time > 0.0) || !std::isfinite(lags[i].lag_time))
       throw std::invalid_argument("select_lag_by_its: lag " + std::to_string(lags[i].lag_steps) +
@@ -29,11 +31,11 @@ void check_input(const std::vector<LagItsInput>& lags, const ItsConvergenceOptio
   }
 }
 
-/// t_k at lag l when it resolves mode k (finite and longer than the lag), else NaN.
-double resolved_timescale(const LagItsInput& l, std::size_t k) {
+/// t_k at lag l when it resolves mode k (longer than the lag, shorter than max_timescale).
+double resolved_timescale(const LagItsInput& l, std::size_t k, double max_timescale) {
   if (k >= l.timescales.size()) return std::nan("");
   const double t = l.timescales[k];
-  return std::isfinite(t) && t > l.lag_time ? t : std::nan("");
+  return std::isfinite(t) && t > l.lag_time && t < max_timescale ? t : std::nan("");
 }
 
 double sd_of(const LagItsInput& l, std::size_t k) {
@@ -50,13 +52,13 @@ LagConvergence compare_with_longer(const std::vector<LagItsInput>& lags, std::si
   c.ck_error = li.ck_error;
   c.ck_ok = !std::isfinite(li.ck_error) || li.ck_error <= o.max_ck_error;
   c.resolved = true;
-  for (std::size_t k = 0; k < m; ++k) c.resolved = c.resolved && std::isfinite(resolved_timescale(li, k));
+  for (std::size_t k = 0; k < m; ++k) c.resolved = c.resolved && std::isfinite(resolved_timescale(li, k, o.max_timescale));
   if (!c.resolved) return c;
   bool all_converged = true;
   for (std::size_t j = i + 1; j < lags.size(); ++j) {
     bool compared = false;
     for (std::size_t k = 0; k < m; ++k) {
-      const double tj = resolved_timescale(lags[j], k);
+      const double tj = resolved_timescale(lags[j], k, o.max_timescale);
       if (!std::isfinite(tj)) continue;
       compared = true;
       const double ti = li.timescales[k];
@@ -75,7 +77,7 @@ LagConvergence compare_with_longer(const std::vector<LagItsInput>& lags, std::si
     }
     c.n_compared += compared;
   }
-  c.converged = all_converged && c.n_compared > 0;
+  c.converged = all_converged && c.n_compared >= o.min_compared;
   return c;
 }
 

@@ -5,14 +5,14 @@
 //
 // Rule. For lag i (lags in increasing order) and each of the m slowest relaxation timescales
 // t_k (k = 2 .. m+1, descending), compare t_k(i) with t_k(j) at every longer lag j that still
-// resolves that mode (t_k(j) > tau_j, i.e. |lambda_k| > 1/e; beyond that the eigenvalue is
-// lost in the noise and its timescale meaningless):
+// resolves that mode (tau_j < t_k(j) < max_timescale: |lambda_k| > 1/e, else the eigenvalue is
+// lost in the noise; and shorter than the run, else the data cannot resolve the process):
 //   change_kj = |t_k(j) - t_k(i)|,
 //   converged when change_kj <= relative_tolerance * t_k(i)
 //              or, where bootstrap standard deviations exist at both lags,
 //                  change_kj <= sd_tolerance * sqrt(sd_k(i)^2 + sd_k(j)^2).
-// Lag i qualifies when it resolves all m modes itself (finite, t_k(i) > tau_i), is compared
-// with at least one longer lag, and every change is converged. The selected lag is the
+// Lag i qualifies when it resolves all m modes itself, is compared with at least min_compared
+// longer lags (a plateau needs more than one point beyond it), and every change is converged. The selected lag is the
 // shortest qualifying lag whose CK error is at most max_ck_error (or untested); if every
 // qualifying lag fails the CK check, the shortest qualifying one (status ConvergedCkFailed).
 #include <cstddef>
@@ -39,6 +39,10 @@ struct ItsConvergenceOptions {
   double relative_tolerance = 0.1;  ///< (0, 1)
   double sd_tolerance = 2.0;        ///< > 0: changes within this many combined sd are noise
   double max_ck_error = 0.1;        ///< > 0
+  /// Timescales at or above this are not resolved (the run length: a process slower than the
+  /// run is not sampled); +infinity: no limit.
+  double max_timescale = std::numeric_limits<double>::infinity();
+  std::size_t min_compared = 2;     ///< >= 1
 };
 
 enum class LagSelectionStatus {
@@ -54,7 +58,7 @@ const char* lag_selection_status_name(LagSelectionStatus status);
 struct LagConvergence {
   std::int64_t lag_steps = 0;
   double lag_time = 0.0;
-  bool resolved = false;        ///< m finite timescales, each longer than the lag
+  bool resolved = false;        ///< m timescales, each longer than the lag, shorter than the run
   std::size_t n_compared = 0;   ///< longer lags compared (with at least one resolved mode)
   /// max over modes and longer lags of change_kj / t_k(i); NaN when nothing was compared
   double max_relative_change = std::numeric_limits<double>::quiet_NaN();

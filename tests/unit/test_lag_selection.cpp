@@ -31,11 +31,11 @@ LagItsInput lag(std::int64_t steps, std::vector<double> t, std::vector<double> s
   return l;
 }
 
-// t = 50, 80, 95, 100, 100 at lags 1, 2, 4, 8, 16 (one mode): from lag 4 every later value is
+// t = 50, 80, 95, 100, 100, 100 at lags 1 ... 32 (one mode): from lag 4 every later value is
 // within 10 % (100 / 95 - 1 = 5.3 %), from lag 2 not (100 / 80 - 1 = 25 %).
 TEST(LagSelection, ShortestLagBeyondWhichTimescalesStayWithinTolerance) {
-  std::vector<LagItsInput> in = {lag(1, {50}), lag(2, {80}), lag(4, {95}), lag(8, {100}),
-                                 lag(16, {100})};
+  std::vector<LagItsInput> in = {lag(1, {50}),   lag(2, {80}),   lag(4, {95}),
+                                 lag(8, {100}), lag(16, {100}), lag(32, {100})};
   ionmsm::ItsConvergenceOptions o;
   o.n_timescales = 1;
   const auto r = ionmsm::select_lag_by_its(in, o);
@@ -43,8 +43,11 @@ TEST(LagSelection, ShortestLagBeyondWhichTimescalesStayWithinTolerance) {
   EXPECT_EQ(r.index, 2);
   EXPECT_NEAR(r.lags[1].max_relative_change, 0.25, 1e-12);
   EXPECT_NEAR(r.lags[2].max_relative_change, 100.0 / 95.0 - 1.0, 1e-12);
-  EXPECT_EQ(r.lags[2].n_compared, 2u);
-  EXPECT_FALSE(r.lags[4].converged);  // nothing longer to compare with
+  EXPECT_EQ(r.lags[2].n_compared, 3u);
+  // one longer lag is not a plateau (min_compared = 2): lag 16 does not qualify
+  EXPECT_EQ(r.lags[4].max_relative_change, 0.0);
+  EXPECT_FALSE(r.lags[4].converged);
+  EXPECT_FALSE(r.lags[5].converged);  // nothing longer to compare with
   // a tighter tolerance moves the choice to lag 8 (exactly flat beyond)
   o.relative_tolerance = 0.01;
   EXPECT_EQ(ionmsm::select_lag_by_its(in, o).index, 3);
@@ -67,18 +70,23 @@ TEST(LagSelection, ChangesWithinTheBootstrapErrorCountAsConverged) {
 // The CK check skips a qualifying lag whose error is too large; if all fail, the shortest.
 TEST(LagSelection, ResolutionAndCkCheck) {
   std::vector<LagItsInput> in = {lag(1, {10}, {}, 0.5), lag(2, {10}, {}, 0.05),
-                                 lag(4, {10}, {}, 0.5), lag(16, {12})};
+                                 lag(4, {10}, {}, 0.5), lag(8, {10}), lag(16, {12})};
   ionmsm::ItsConvergenceOptions o;
   o.n_timescales = 1;
   auto r = ionmsm::select_lag_by_its(in, o);
   EXPECT_EQ(r.status, LagSelectionStatus::Converged);
   EXPECT_EQ(r.index, 1);  // lag 1 converged but CK 0.5 > 0.1
-  EXPECT_FALSE(r.lags[3].resolved);  // 12 < 16 steps
-  EXPECT_EQ(r.lags[0].n_compared, 2u);
+  EXPECT_FALSE(r.lags[4].resolved);  // 12 < 16 steps
+  EXPECT_EQ(r.lags[0].n_compared, 3u);
   in[1].ck_error = 0.3;
   r = ionmsm::select_lag_by_its(in, o);
   EXPECT_EQ(r.status, LagSelectionStatus::ConvergedCkFailed);
   EXPECT_EQ(r.index, 0);
+  // timescales as long as the run (max_timescale) are not resolved by the data either
+  o.max_timescale = 10.0;
+  r = ionmsm::select_lag_by_its(in, o);
+  EXPECT_EQ(r.status, LagSelectionStatus::TooFewLags);
+  EXPECT_FALSE(r.lags[0].resolved);
 }
 
 TEST(LagSelection, NotConvergedTooFewLagsAndBadInput) {
