@@ -1,7 +1,8 @@
 #pragma once
 // HDF5 helpers shared by the counts file reader, writer and checker (internal to the core
-// library: only .cpp files of src/ionmsm include this header). Owning handles close every HDF5
-// object on every path, also when an exception leaves the scope.
+// library: only .cpp files of src/ionmsm include this header): error handling, owning handles
+// (they close every HDF5 object on every path, also when an exception leaves the scope), types,
+// and writers of groups, datasets and attributes (hdf5_util.cpp).
 #include <hdf5.h>
 
 #include <cctype>
@@ -9,6 +10,7 @@
 #include <stdexcept>
 #include <string>
 #include <type_traits>
+#include <vector>
 
 namespace ionmsm::hdf5_util {
 
@@ -152,5 +154,50 @@ inline bool hdf5_checksum_error() {
   H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, walker, &found);
   return found;
 }
+
+// ------------------------------------------------------------------------------- writing
+
+/// Creation properties of a dataset of shape dims[0 .. rank): every dataset with at least one
+/// element is chunked and carries HDF5's Fletcher-32 checksum filter; large ones are also
+/// compressed (hdf5_util.cpp). Variable-length strings cannot take the checksum filter (HDF5
+/// refuses it): checksum = false.
+Handle dataset_create_plist(int rank, const hsize_t* dims, bool checksum = true);
+
+Handle make_group(hid_t parent, const char* name);
+
+/// Writes a 1-D (cols == 0) or 2-D (rows x cols) dataset from contiguous row-major data.
+template <class T>
+void write_dataset(hid_t parent, const char* name, const T* data, hsize_t rows, hsize_t cols = 0) {
+  const int rank = cols == 0 ? 1 : 2;
+  const hsize_t dims[2] = {rows, cols};
+  Handle space = checked(H5Screate_simple(rank, dims, nullptr), H5Sclose,
+                         std::string("cannot create dataspace for '") + name + "'");
+  Handle plist = dataset_create_plist(rank, dims);
+  Handle dset = checked(H5Dcreate2(parent, name, file_type<T>(), space, H5P_DEFAULT, plist,
+                                   H5P_DEFAULT),
+                        H5Dclose, std::string("cannot create dataset '") + name + "'");
+  const hsize_t n = rows * (cols == 0 ? 1 : cols);
+  if (n > 0 && H5Dwrite(dset, native_type<T>(), H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0)
+    h5fail(std::string("cannot write dataset '") + name + "'");
+}
+
+template <class T>
+void write_dataset(hid_t parent, const char* name, const std::vector<T>& v, hsize_t cols = 0) {
+  const hsize_t rows = cols == 0 ? v.size() : v.size() / cols;
+  write_dataset(parent, name, v.data(), rows, cols);
+}
+
+void write_string_dataset(hid_t parent, const char* name, const std::vector<std::string>& v);
+
+template <class T>
+void write_attribute(hid_t obj, const char* name, T value) {
+  Handle space = checked(H5Screate(H5S_SCALAR), H5Sclose, "cannot create dataspace");
+  Handle attr = checked(H5Acreate2(obj, name, file_type<T>(), space, H5P_DEFAULT, H5P_DEFAULT),
+                        H5Aclose, std::string("cannot create attribute '") + name + "'");
+  if (H5Awrite(attr, native_type<T>(), &value) < 0)
+    h5fail(std::string("cannot write attribute '") + name + "'");
+}
+
+void write_attribute(hid_t obj, const char* name, const std::string& value);
 
 }  // namespace ionmsm::hdf5_util
