@@ -68,20 +68,8 @@ class Reader {
     if (!type.valid() || H5Tget_class(type) != H5T_STRING)
       fail(std::string("root attribute '") + name + "' is not a string");
     std::string out;
-    if (H5Tis_variable_str(type) > 0) {
-      char* p = nullptr;
-      if (H5Aread(attr, type, &p) < 0) h5fail_here(std::string("cannot read attribute '") + name + "'");
-      if (p) {
-        out = p;
-        H5free_memory(p);
-      }
-    } else {
-      const std::size_t size = H5Tget_size(type);
-      std::vector<char> buf(size + 1, '\0');
-      if (H5Aread(attr, type, buf.data()) < 0)
-        h5fail_here(std::string("cannot read attribute '") + name + "'");
-      out = trim_fixed(buf.data(), size);
-    }
+    if (!read_string_value(attr, type, out))
+      h5fail_here(std::string("cannot read attribute '") + name + "'");
     return out;
   }
 
@@ -185,13 +173,6 @@ class Reader {
     } catch (const H5Failure& e) {
       fail(e.what());
     }
-  }
-
-  static std::string trim_fixed(const char* p, std::size_t size) {
-    std::size_t len = 0;
-    while (len < size && p[len] != '\0') ++len;
-    while (len > 0 && p[len - 1] == ' ') --len;  // H5T_STR_SPACEPAD
-    return std::string(p, len);
   }
 
   hsize_t check_shape(hid_t dset, const std::string& name, long long rows, hsize_t cols) const {

@@ -68,4 +68,39 @@ void write_attribute(hid_t obj, const char* name, const std::string& value) {
   if (H5Awrite(attr, type, &p) < 0) h5fail(std::string("cannot write attribute '") + name + "'");
 }
 
+std::string trim_fixed(const char* p, std::size_t size) {
+  std::size_t len = 0;
+  while (len < size && p[len] != '\0') ++len;
+  while (len > 0 && p[len - 1] == ' ') --len;  // H5T_STR_SPACEPAD
+  return std::string(p, len);
+}
+
+bool read_string_value(hid_t attr, hid_t type, std::string& out) {
+  out.clear();
+  if (H5Tis_variable_str(type) > 0) {
+    char* p = nullptr;
+    if (H5Aread(attr, type, &p) < 0) return false;
+    if (p) {
+      out = p;
+      H5free_memory(p);
+    }
+    return true;
+  }
+  const std::size_t size = H5Tget_size(type);
+  std::vector<char> buf(size + 1, '\0');
+  if (H5Aread(attr, type, buf.data()) < 0) return false;
+  out = trim_fixed(buf.data(), size);
+  return true;
+}
+
+std::string read_string_attribute(hid_t obj, const char* name) {
+  Handle attr = checked(H5Aopen(obj, name, H5P_DEFAULT), H5Aclose,
+                        std::string("missing attribute '") + name + "'");
+  Handle type(H5Aget_type(attr), H5Tclose);
+  std::string out;
+  if (!type.valid() || H5Tget_class(type) != H5T_STRING || !read_string_value(attr, type, out))
+    h5fail(std::string("attribute '") + name + "' is not a string");
+  return out;
+}
+
 }  // namespace ionmsm::hdf5_util
