@@ -1,12 +1,16 @@
 #pragma once
 // Internal to spectrum.cpp and spectrum_reversible.cpp: ordering of eigenvalues, option
-// checks, Krylov sizes and the Spectra driver shared by the general and the reversible route.
+// checks, Krylov sizes and the Spectra driver (run_krylov) shared by the general and the
+// reversible route.
 #include <Eigen/Dense>
 #include <Eigen/Sparse>
 #include <algorithm>
 #include <cmath>
 #include <complex>
+#include <exception>
 #include <numeric>
+#include <string>
+#include <utility>
 #include <vector>
 
 #include "ionmsm/msm_checks.hpp"
@@ -189,6 +193,117 @@ void run_spectra(Solver& eigs, const SpectrumOptions& o, bool vectors, Index& nc
     values = eigs.eigenvalues();
     if (vectors) vecs = eigs.eigenvectors();
   }
+}
+
+// How the sparse Krylov driver (run_krylov) ended.
+enum class KrylovOutcome {
+  Finished,       // a solver ran to its end (converged or not: see KrylovRun::success)
+  TrialRejected,  // SparseMode::Auto trial rejected and no shift-invert fallback requested
+  Failed          // a solver threw (KrylovRun::error)
+};
+
+// What run_krylov found: the eigenvalues (unsorted) and, when requested, their eigenvectors as
+// columns; real for the symmetrised reversible route, complex for the general one.
+template <typename Values, typename Vectors>
+struct KrylovRun {
+  Values values;
+  Vectors vectors;
+  Index nconv = 0;     // converged eigenvalues of the last solver
+  bool success = false;
+  int restarts = 0;    // restarts of the last solver
+  const char* solver = "";
+  SparseMode mode_used = SparseMode::ShiftInvert;
+  KrylovOutcome outcome = KrylovOutcome::Finished;
+  std::string error;
+};
+
+// Keeps the k trial eigenpairs at positions `chosen` (see closest_to_shift).
+template <typename Values, typename Vectors>
+void keep_chosen(KrylovRun<Values, Vectors>& run, const std::vector<Index>& chosen, int k,
+                 bool vectors, Index n) {
+  Values values_k(k);
+  Vectors vectors_k(vectors ? n : 0, vectors ? k : 0);
+  for (Index i = 0; i < k; ++i) {
+    values_k(i) = run.values(chosen[static_cast<std::size_t>(i)]);
+    if (vectors) vectors_k.col(i) = run.vectors.col(chosen[static_cast<std::size_t>(i)]);
+  }
+  run.values = std::move(values_k);
+  run.vectors = std::move(vectors_k);
+  run.nconv = k;
+}
+
+// The largest-modulus step: `largest(kt, options, run)` computes kt eigenpairs of largest
+// modulus. Without a trial (SparseMode::LargestModulus) kt = k and its result is final. As the
+// Auto trial, kt is a few more than k (auto_trial_k) with at most sparse_auto_restarts
+// restarts, and the result is accepted (true) only when closest_to_shift proves k of them are
+// those shift-invert at sigma = 1 + sparse_shift would return; a throwing trial is rejected.
+template <typename Values, typename Vectors, typename Largest>
+bool largest_modulus_step(KrylovRun<Values, Vectors>& run, const SpectrumOptions& options,
+                          int k, int ncv, Index n, int min_gap, bool trial, bool vectors,
+                          Largest& largest) {
+  SpectrumOptions o = options;
+  if (trial) o.sparse_max_restarts = std::min(o.sparse_max_restarts, o.sparse_auto_restarts);
+  const int kt = trial ? auto_trial_k(k, ncv, n, min_gap) : k;
+  try {
+    largest(kt, o, run);
+  } catch (const std::exception&) {
+    if (!trial) throw;
+    run.success = false;  // a failed trial only means: shift-invert
+  }
+  run.mode_used = SparseMode::LargestModulus;
+  if (!trial) return true;
+  std::vector<Index> chosen;
+  if (!(run.success && run.nconv == kt &&
+        closest_to_shift(Eigen::VectorXcd(run.values.template cast<std::complex<double>>()), k,
+                         1.0 + options.sparse_shift, options.tie_tolerance, chosen)))
+    return false;
+  keep_chosen(run, chosen, k, vectors, n);
+  return true;
+}
+
+// The sparse Krylov driver of compute_spectrum and compute_reversible_spectrum: the largest-
+// modulus step (SparseMode::LargestModulus, or the Auto trial when `trial`), then, unless it
+// was final, `shift_invert(run)`: the k eigenvalues closest to sigma = 1 + sparse_shift, i.e.
+// the largest of 1 / (lambda - sigma). min_gap: Spectra's limit k <= n - min_gap.
+template <typename Values, typename Vectors, typename Largest, typename ShiftInvert>
+KrylovRun<Values, Vectors> run_krylov(const SpectrumOptions& options, int k, int ncv, Index n,
+                                      int min_gap, bool trial, bool vectors, Largest largest,
+                                      ShiftInvert shift_invert) {
+  KrylovRun<Values, Vectors> run;
+  try {
+    bool done = false;
+    if (options.sparse_mode == SparseMode::LargestModulus || trial)
+      done = largest_modulus_step(run, options, k, ncv, n, min_gap, trial, vectors, largest);
+    if (!done && options.sparse_mode == SparseMode::Auto && !options.sparse_auto_fallback) {
+      run.mode_used = SparseMode::ShiftInvert;
+      run.outcome = KrylovOutcome::TrialRejected;
+      return run;
+    }
+    if (!done) {
+      run.values.resize(0);
+      run.vectors.resize(0, 0);
+      run.nconv = 0;
+      run.success = false;
+      shift_invert(run);
+      run.mode_used = SparseMode::ShiftInvert;
+    }
+  } catch (const std::exception& e) {
+    run.outcome = KrylovOutcome::Failed;
+    run.error = e.what();
+  }
+  return run;
+}
+
+// Spectrum::message of a failed or not converged run_krylov.
+template <typename Values, typename Vectors>
+std::string krylov_message(const KrylovRun<Values, Vectors>& run, int k) {
+  if (run.outcome == KrylovOutcome::TrialRejected)
+    return "Auto trial rejected (no shift-invert fallback requested)";
+  if (run.outcome == KrylovOutcome::Failed)
+    return std::string("Spectra ") + run.solver + " failed: " + run.error;
+  return std::string("Spectra ") + run.solver + ": " + std::to_string(run.nconv) + " of " +
+         std::to_string(k) + " eigenvalues converged after " + std::to_string(run.restarts) +
+         " restarts; raise sparse_max_restarts or sparse_ncv, or use the dense method";
 }
 
 #endif  // IONMSM_HAVE_SPECTRA
