@@ -54,131 +54,161 @@ std::string lag_name(const LagCounts& lc) { return "lag " + str(lc.lag_steps) + 
 
 }  // namespace
 
-void CountsData::validate() const {
-  auto fail = [](const std::string& what) {
-    throw std::invalid_argument("invalid counts data: " + what);
-  };
-  const std::size_t n = nsites();
+namespace {
+
+[[noreturn]] void invalid(const std::string& what) {
+  throw std::invalid_argument("invalid counts data: " + what);
+}
+
+/// Time step and units, sampling, box and sites.
+void validate_header(const CountsData& d) {
+  const std::size_t n = d.nsites();
   if (n > static_cast<std::size_t>(std::numeric_limits<SiteIndex>::max()))
-    fail("too many sites (" + str(n) + ")");
-  if (!(std::isfinite(timestep) && timestep >= 0.0))
-    fail("timestep must be finite and >= 0, got " + str(timestep));
-  if (!(std::isfinite(timestep_ps) && timestep_ps >= 0.0))
-    fail("timestep_ps must be finite and >= 0, got " + str(timestep_ps));
-  if (!units.empty()) {
+    invalid("too many sites (" + str(n) + ")");
+  if (!(std::isfinite(d.timestep) && d.timestep >= 0.0))
+    invalid("timestep must be finite and >= 0, got " + str(d.timestep));
+  if (!(std::isfinite(d.timestep_ps) && d.timestep_ps >= 0.0))
+    invalid("timestep_ps must be finite and >= 0, got " + str(d.timestep_ps));
+  if (!d.units.empty()) {
     double unit = 0.0;
     try {
-      unit = time_unit_in_ps(units);
+      unit = time_unit_in_ps(d.units);
     } catch (const std::invalid_argument& e) {
-      fail(e.what());
+      invalid(e.what());
     }
-    const double expect = timestep * unit;
-    if (std::abs(timestep_ps - expect) > 1e-9 * std::abs(expect))
-      fail("timestep_ps = " + str(timestep_ps) + " does not match timestep " + str(timestep) +
-           " in units '" + units + "' (expected " + str(expect) + ")");
+    const double expect = d.timestep * unit;
+    if (std::abs(d.timestep_ps - expect) > 1e-9 * std::abs(expect))
+      invalid("timestep_ps = " + str(d.timestep_ps) + " does not match timestep " +
+              str(d.timestep) + " in units '" + d.units + "' (expected " + str(expect) + ")");
   }
-  if (nevery < 1) fail("nevery must be >= 1, got " + str(nevery));
-  if (n_atoms < 0) fail("n_atoms must be >= 0, got " + str(n_atoms));
-  if (n_samples > 0) {
-    if (first_step < 0 || last_step < first_step)
-      fail("sampled steps must satisfy 0 <= first_step <= last_step, got first_step = " +
-           str(first_step) + ", last_step = " + str(last_step));
+  if (d.nevery < 1) invalid("nevery must be >= 1, got " + str(d.nevery));
+  if (d.n_atoms < 0) invalid("n_atoms must be >= 0, got " + str(d.n_atoms));
+  if (d.n_samples > 0) {
+    if (d.first_step < 0 || d.last_step < d.first_step)
+      invalid("sampled steps must satisfy 0 <= first_step <= last_step, got first_step = " +
+              str(d.first_step) + ", last_step = " + str(d.last_step));
   }
-  if (!box_origin.allFinite()) fail("box origin has a non-finite component");
-  if (!box_h.allFinite()) fail("box matrix h has a non-finite entry");
-  if (!(std::abs(box_h.determinant()) > 0.0)) fail("box matrix h is singular");
+  if (!d.box_origin.allFinite()) invalid("box origin has a non-finite component");
+  if (!d.box_h.allFinite()) invalid("box matrix h has a non-finite entry");
+  if (!(std::abs(d.box_h.determinant()) > 0.0)) invalid("box matrix h is singular");
   for (std::size_t i = 0; i < n; ++i)
-    if (!site_fractional[i].allFinite())
-      fail("site " + str(i) + " has a non-finite fractional coordinate");
-  if (!site_labels.empty() && site_labels.size() != n)
-    fail("site_labels has " + str(site_labels.size()) + " entries for " + str(n) +
-         " sites (must be empty or one per site)");
-  if (occupancy.size() != n)
-    fail("occupancy has " + str(occupancy.size()) + " entries for " + str(n) + " sites");
+    if (!d.site_fractional[i].allFinite())
+      invalid("site " + str(i) + " has a non-finite fractional coordinate");
+  if (!d.site_labels.empty() && d.site_labels.size() != n)
+    invalid("site_labels has " + str(d.site_labels.size()) + " entries for " + str(n) +
+            " sites (must be empty or one per site)");
+  if (d.occupancy.size() != n)
+    invalid("occupancy has " + str(d.occupancy.size()) + " entries for " + str(n) + " sites");
+}
 
-  if (!history.empty() && history != "full" && history != "multitau")
-    fail("history must be 'full' or 'multitau', got '" + history + "'");
-  if (history == "multitau" && history_m < 1)
-    fail("multitau history needs M >= 1, got " + str(history_m));
-  if (doubles_per_atom < 0) fail("doubles_per_atom must be >= 0, got " + str(doubles_per_atom));
-  if (!assign.empty() && assign != "nearest" && assign != "core")
-    fail("assign must be 'nearest' or 'core', got '" + assign + "'");
-  if (assign == "core" && !(std::isfinite(core_radius) && core_radius > 0.0))
-    fail("core radius must be finite and > 0, got " + str(core_radius));
-  for (std::size_t i = 0; i < lags.size(); ++i) {
-    const LagCounts& lc = lags[i];
-    if (has_levels && (lc.level < 0 || lc.level > 62 ||
-                       lc.lag_steps % nevery != 0 ||
-                       (lc.lag_steps / nevery) % (std::int64_t{1} << lc.level) != 0))
-      fail(lag_name(lc) + ": level " + str(lc.level) + " does not divide the lag in samples");
-    if (has_displacement &&
+/// History (full / multitau M) and assignment (nearest / core radius).
+void validate_modes(const CountsData& d) {
+  if (!d.history.empty() && d.history != "full" && d.history != "multitau")
+    invalid("history must be 'full' or 'multitau', got '" + d.history + "'");
+  if (d.history == "multitau" && d.history_m < 1)
+    invalid("multitau history needs M >= 1, got " + str(d.history_m));
+  if (d.doubles_per_atom < 0)
+    invalid("doubles_per_atom must be >= 0, got " + str(d.doubles_per_atom));
+  if (!d.assign.empty() && d.assign != "nearest" && d.assign != "core")
+    invalid("assign must be 'nearest' or 'core', got '" + d.assign + "'");
+  if (d.assign == "core" && !(std::isfinite(d.core_radius) && d.core_radius > 0.0))
+    invalid("core radius must be finite and > 0, got " + str(d.core_radius));
+}
+
+/// Lags strictly increasing multiples of nevery (with their level and displacement sums);
+/// rows inside [0, n) x [0, n), non-zero and strictly sorted.
+void validate_lags(const CountsData& d) {
+  const std::size_t n = d.nsites();
+  for (std::size_t i = 0; i < d.lags.size(); ++i) {
+    const LagCounts& lc = d.lags[i];
+    if (d.has_levels && (lc.level < 0 || lc.level > 62 || lc.lag_steps % d.nevery != 0 ||
+                         (lc.lag_steps / d.nevery) % (std::int64_t{1} << lc.level) != 0))
+      invalid(lag_name(lc) + ": level " + str(lc.level) + " does not divide the lag in samples");
+    if (d.has_displacement &&
         (!lc.displacement_sum.allFinite() || !lc.displacement_sq_sum.allFinite()))
-      fail(lag_name(lc) + ": non-finite displacement sums");
-    if (lc.lag_steps <= 0) fail("lag_steps must be positive, got " + str(lc.lag_steps));
-    if (lc.lag_steps % nevery != 0)
-      fail("lag_steps " + str(lc.lag_steps) + " is not a multiple of nevery = " + str(nevery));
-    if (i > 0 && lc.lag_steps <= lags[i - 1].lag_steps)
-      fail("lags must be strictly increasing, got " + str(lags[i - 1].lag_steps) + " then " +
-           str(lc.lag_steps));
-    if (lc.n_origins > n_samples)
-      fail(lag_name(lc) + ": n_origins = " + str(lc.n_origins) + " exceeds n_samples = " +
-           str(n_samples));
+      invalid(lag_name(lc) + ": non-finite displacement sums");
+    if (lc.lag_steps <= 0) invalid("lag_steps must be positive, got " + str(lc.lag_steps));
+    if (lc.lag_steps % d.nevery != 0)
+      invalid("lag_steps " + str(lc.lag_steps) + " is not a multiple of nevery = " +
+              str(d.nevery));
+    if (i > 0 && lc.lag_steps <= d.lags[i - 1].lag_steps)
+      invalid("lags must be strictly increasing, got " + str(d.lags[i - 1].lag_steps) +
+              " then " + str(lc.lag_steps));
+    if (lc.n_origins > d.n_samples)
+      invalid(lag_name(lc) + ": n_origins = " + str(lc.n_origins) + " exceeds n_samples = " +
+              str(d.n_samples));
     for (std::size_t k = 0; k < lc.rows.size(); ++k) {
       const TransitionCount& r = lc.rows[k];
       if (r.from < 0 || static_cast<std::size_t>(r.from) >= n || r.to < 0 ||
           static_cast<std::size_t>(r.to) >= n)
-        fail(lag_name(lc) + ", row " + str(k) + ": site indices (" + str(r.from) + ", " +
-             str(r.to) + ") outside [0, " + str(n) + ")");
-      if (r.count == 0) fail(lag_name(lc) + ", row " + str(k) + ": count is 0");
+        invalid(lag_name(lc) + ", row " + str(k) + ": site indices (" + str(r.from) + ", " +
+                str(r.to) + ") outside [0, " + str(n) + ")");
+      if (r.count == 0) invalid(lag_name(lc) + ", row " + str(k) + ": count is 0");
       if (k > 0 && !row_less(lc.rows[k - 1], r))
-        fail(lag_name(lc) + ", row " + str(k) +
-             ": rows are not strictly sorted by (from, to, shift)");
+        invalid(lag_name(lc) + ", row " + str(k) +
+                ": rows are not strictly sorted by (from, to, shift)");
     }
   }
-  if (block_steps < 0) fail("block_steps must be >= 0, got " + str(block_steps));
-  if (block_steps == 0 && !blocks.empty())
-    fail(str(blocks.size()) + " blocks but block_steps = 0 (no blocks)");
-  if (block_steps > 0) {
-    if (block_steps % nevery != 0)
-      fail("block_steps " + str(block_steps) + " is not a multiple of nevery = " + str(nevery));
-    CountBlock sum = empty_block(n, lags.size());
-    for (std::size_t b = 0; b < blocks.size(); ++b) {
-      const CountBlock& blk = blocks[b];
-      const std::string name = "block " + str(b) + " (index " + str(blk.index) + ")";
-      if (blk.occupancy.size() != n || blk.n_origins.size() != lags.size() ||
-          blk.rows.size() != lags.size())
-        fail(name + ": shape " + str(blk.occupancy.size()) + " sites x " +
-             str(blk.n_origins.size()) + " lags, expected " + str(n) + " x " + str(lags.size()));
-      for (std::size_t l = 0; l < blk.rows.size(); ++l)
-        for (std::size_t k = 0; k < blk.rows[l].size(); ++k) {
-          const TransitionCount& r = blk.rows[l][k];
-          if (r.from < 0 || static_cast<std::size_t>(r.from) >= n || r.to < 0 ||
-              static_cast<std::size_t>(r.to) >= n)
-            fail(name + ", lag index " + str(l) + ", row " + str(k) + ": site outside [0, " +
-                 str(n) + ")");
-          if (r.count == 0) fail(name + ", lag index " + str(l) + ", row " + str(k) + ": count is 0");
-          if (k > 0 && !row_less(blk.rows[l][k - 1], r))
-            fail(name + ", lag index " + str(l) + ": rows are not strictly sorted");
-        }
-      accumulate(sum, blk);
+}
+
+/// One block: its shape (sites x lags) and rows as for the totals.
+void validate_block(const CountBlock& blk, std::size_t b, std::size_t n, std::size_t nlags) {
+  const std::string name = "block " + str(b) + " (index " + str(blk.index) + ")";
+  if (blk.occupancy.size() != n || blk.n_origins.size() != nlags || blk.rows.size() != nlags)
+    invalid(name + ": shape " + str(blk.occupancy.size()) + " sites x " +
+            str(blk.n_origins.size()) + " lags, expected " + str(n) + " x " + str(nlags));
+  for (std::size_t l = 0; l < blk.rows.size(); ++l)
+    for (std::size_t k = 0; k < blk.rows[l].size(); ++k) {
+      const TransitionCount& r = blk.rows[l][k];
+      if (r.from < 0 || static_cast<std::size_t>(r.from) >= n || r.to < 0 ||
+          static_cast<std::size_t>(r.to) >= n)
+        invalid(name + ", lag index " + str(l) + ", row " + str(k) + ": site outside [0, " +
+                str(n) + ")");
+      if (r.count == 0)
+        invalid(name + ", lag index " + str(l) + ", row " + str(k) + ": count is 0");
+      if (k > 0 && !row_less(blk.rows[l][k - 1], r))
+        invalid(name + ", lag index " + str(l) + ": rows are not strictly sorted");
     }
-    // the blocks partition the counts: they must sum to the totals exactly
-    const CountBlock tot = totals_block(*this);
-    if (sum.n_samples != tot.n_samples)
-      fail("blocks hold " + str(sum.n_samples) + " samples, the totals " + str(tot.n_samples));
-    if (sum.occupancy != tot.occupancy) fail("the blocks' occupancies do not sum to the totals");
-    for (std::size_t l = 0; l < lags.size(); ++l) {
-      if (sum.n_origins[l] != tot.n_origins[l])
-        fail(lag_name(lags[l]) + ": the blocks hold " + str(sum.n_origins[l]) +
-             " origins, the totals " + str(tot.n_origins[l]));
-      bool same = sum.rows[l].size() == tot.rows[l].size();
-      for (std::size_t k = 0; same && k < sum.rows[l].size(); ++k)
-        same = !row_less(sum.rows[l][k], tot.rows[l][k]) &&
-               !row_less(tot.rows[l][k], sum.rows[l][k]) &&
-               sum.rows[l][k].count == tot.rows[l][k].count;
-      if (!same) fail(lag_name(lags[l]) + ": the blocks' counts do not sum to the totals");
-    }
+}
+
+/// The blocks partition the counts: each valid, and together exactly the totals.
+void validate_blocks(const CountsData& d) {
+  if (d.block_steps < 0) invalid("block_steps must be >= 0, got " + str(d.block_steps));
+  if (d.block_steps == 0 && !d.blocks.empty())
+    invalid(str(d.blocks.size()) + " blocks but block_steps = 0 (no blocks)");
+  if (d.block_steps == 0) return;
+  if (d.block_steps % d.nevery != 0)
+    invalid("block_steps " + str(d.block_steps) + " is not a multiple of nevery = " +
+            str(d.nevery));
+  CountBlock sum = empty_block(d.nsites(), d.lags.size());
+  for (std::size_t b = 0; b < d.blocks.size(); ++b) {
+    validate_block(d.blocks[b], b, d.nsites(), d.lags.size());
+    accumulate(sum, d.blocks[b]);
   }
+  const CountBlock tot = totals_block(d);
+  if (sum.n_samples != tot.n_samples)
+    invalid("blocks hold " + str(sum.n_samples) + " samples, the totals " + str(tot.n_samples));
+  if (sum.occupancy != tot.occupancy) invalid("the blocks' occupancies do not sum to the totals");
+  for (std::size_t l = 0; l < d.lags.size(); ++l) {
+    if (sum.n_origins[l] != tot.n_origins[l])
+      invalid(lag_name(d.lags[l]) + ": the blocks hold " + str(sum.n_origins[l]) +
+              " origins, the totals " + str(tot.n_origins[l]));
+    bool same = sum.rows[l].size() == tot.rows[l].size();
+    for (std::size_t k = 0; same && k < sum.rows[l].size(); ++k)
+      same = !row_less(sum.rows[l][k], tot.rows[l][k]) &&
+             !row_less(tot.rows[l][k], sum.rows[l][k]) &&
+             sum.rows[l][k].count == tot.rows[l][k].count;
+    if (!same) invalid(lag_name(d.lags[l]) + ": the blocks' counts do not sum to the totals");
+  }
+}
+
+}  // namespace
+
+void CountsData::validate() const {
+  validate_header(*this);
+  validate_modes(*this);
+  validate_lags(*this);
+  validate_blocks(*this);
 }
 
 void check_appendable(const CountsData& old, const CountsData& now) {

@@ -258,8 +258,8 @@ void read_blocks(const Reader& rd, CountsData& d) {
   }
 }
 
-CountsData read_contents(const Reader& rd) {
-  CountsData d;
+/// Root attributes (the optional ones of newer format-1 writers only when present).
+void read_root_attributes(const Reader& rd, CountsData& d) {
   d.ionmsm_version = rd.read_string_attribute("ionmsm_version");
   d.lammps_version = rd.read_string_attribute("lammps_version");
   d.command = rd.read_string_attribute("command");
@@ -271,7 +271,6 @@ CountsData read_contents(const Reader& rd) {
   d.last_step = rd.read_number_attribute<std::int64_t>("last_step");
   d.n_atoms = rd.read_number_attribute<std::int64_t>("n_atoms");
   d.n_samples = rd.read_number_attribute<std::uint64_t>("n_samples");
-  // optional attributes (newer writers of format version 1)
   if (rd.has_attribute("history")) {
     d.history = rd.read_string_attribute("history");
     if (rd.has_attribute("history_m")) d.history_m = rd.read_number_attribute<std::int64_t>("history_m");
@@ -282,34 +281,73 @@ CountsData read_contents(const Reader& rd) {
   if (rd.has_attribute("core_radius")) d.core_radius = rd.read_number_attribute<double>("core_radius");
   if (rd.has_attribute("n_outside_core"))
     d.n_outside_core = rd.read_number_attribute<std::uint64_t>("n_outside_core");
+}
 
-  {
-    const auto origin = rd.read_dataset<double>("/box/origin", 3, 0);
-    const auto h = rd.read_dataset<double>("/box/h", 3, 3);
-    for (int i = 0; i < 3; ++i) {
-      d.box_origin[i] = origin[static_cast<std::size_t>(i)];
-      for (int j = 0; j < 3; ++j) d.box_h(i, j) = h[static_cast<std::size_t>(3 * i + j)];
-    }
+void read_box_and_sites(const Reader& rd, CountsData& d) {
+  const auto origin = rd.read_dataset<double>("/box/origin", 3, 0);
+  const auto h = rd.read_dataset<double>("/box/h", 3, 3);
+  for (int i = 0; i < 3; ++i) {
+    d.box_origin[i] = origin[static_cast<std::size_t>(i)];
+    for (int j = 0; j < 3; ++j) d.box_h(i, j) = h[static_cast<std::size_t>(3 * i + j)];
   }
+  hsize_t n = 0;
+  const auto frac = rd.read_dataset<double>("/sites/fractional", -1, 3, &n);
+  d.site_fractional.resize(static_cast<std::size_t>(n));
+  for (std::size_t i = 0; i < d.site_fractional.size(); ++i)
+    d.site_fractional[i] = Eigen::Vector3d(frac[3 * i], frac[3 * i + 1], frac[3 * i + 2]);
+  d.occupancy = rd.read_dataset<std::uint64_t>("/sites/occupancy", static_cast<long long>(n), 0);
+  if (rd.exists("/sites/labels"))
+    d.site_labels = rd.read_string_dataset("/sites/labels", static_cast<long long>(n));
+}
 
-  {
-    hsize_t n = 0;
-    const auto frac = rd.read_dataset<double>("/sites/fractional", -1, 3, &n);
-    d.site_fractional.resize(static_cast<std::size_t>(n));
-    for (std::size_t i = 0; i < d.site_fractional.size(); ++i)
-      d.site_fractional[i] = Eigen::Vector3d(frac[3 * i], frac[3 * i + 1], frac[3 * i + 2]);
-    d.occupancy = rd.read_dataset<std::uint64_t>("/sites/occupancy", static_cast<long long>(n), 0);
-    if (rd.exists("/sites/labels"))
-      d.site_labels = rd.read_string_dataset("/sites/labels", static_cast<long long>(n));
+/// The /counts columns of all lags.
+struct CountColumns {
+  std::vector<std::int32_t> lag_index, from, to, shift;
+  std::vector<std::uint64_t> count;
+  long long rows = 0;
+};
+
+CountColumns read_count_columns(const Reader& rd) {
+  CountColumns c;
+  hsize_t m = 0;
+  c.lag_index = rd.read_dataset<std::int32_t>("/counts/lag_index", -1, 0, &m);
+  c.rows = static_cast<long long>(m);
+  c.from = rd.read_dataset<std::int32_t>("/counts/from", c.rows, 0);
+  c.to = rd.read_dataset<std::int32_t>("/counts/to", c.rows, 0);
+  c.shift = rd.read_dataset<std::int32_t>("/counts/shift", c.rows, 3);
+  c.count = rd.read_dataset<std::uint64_t>("/counts/count", c.rows, 0);
+  return c;
+}
+
+/// Rows [begin, end) of /counts into lag i; each must carry lag_index i.
+void read_lag_rows(const Reader& rd, const CountColumns& c, std::size_t i, std::int64_t begin,
+                   std::int64_t end, LagCounts& lc) {
+  if (begin > end)
+    rd.fail("/lags/row_offset decreases at lag index " + std::to_string(i) + " (" +
+            std::to_string(begin) + " > " + std::to_string(end) + ")");
+  lc.rows.resize(static_cast<std::size_t>(end - begin));
+  for (std::int64_t k = begin; k < end; ++k) {
+    const auto kk = static_cast<std::size_t>(k);
+    if (c.lag_index[kk] != static_cast<std::int32_t>(i))
+      rd.fail("/counts/lag_index[" + std::to_string(k) + "] = " + std::to_string(c.lag_index[kk]) +
+              " but /lags/row_offset puts that row in lag index " + std::to_string(i));
+    TransitionCount& r = lc.rows[static_cast<std::size_t>(k - begin)];
+    r.from = c.from[kk];
+    r.to = c.to[kk];
+    r.shift = {c.shift[3 * kk], c.shift[3 * kk + 1], c.shift[3 * kk + 2]};
+    r.count = c.count[kk];
   }
+}
 
+/// /lags and /counts: per lag its steps, origins, optional level and displacement sums, and
+/// its rows; the stored total of each lag must match its rows.
+void read_lags(const Reader& rd, CountsData& d) {
   hsize_t nlags = 0;
   const auto lag_steps = rd.read_dataset<std::int64_t>("/lags/lag_steps", -1, 0, &nlags);
   const auto L = static_cast<long long>(nlags);
   const auto n_origins = rd.read_dataset<std::uint64_t>("/lags/n_origins", L, 0);
   const auto totals = rd.read_dataset<std::uint64_t>("/lags/total_counts", L, 0);
   const auto offsets = rd.read_dataset<std::int64_t>("/lags/row_offset", L + 1, 0);
-
   std::vector<std::int32_t> levels;
   if (rd.exists("/lags/level")) {
     levels = rd.read_dataset<std::int32_t>("/lags/level", L, 0);
@@ -321,18 +359,10 @@ CountsData read_contents(const Reader& rd) {
     dsq = rd.read_dataset3x3("/lags/displacement_sq_sum", L);
     d.has_displacement = true;
   }
-
-  hsize_t m = 0;
-  const auto lag_index = rd.read_dataset<std::int32_t>("/counts/lag_index", -1, 0, &m);
-  const auto M = static_cast<long long>(m);
-  const auto from = rd.read_dataset<std::int32_t>("/counts/from", M, 0);
-  const auto to = rd.read_dataset<std::int32_t>("/counts/to", M, 0);
-  const auto shift = rd.read_dataset<std::int32_t>("/counts/shift", M, 3);
-  const auto count = rd.read_dataset<std::uint64_t>("/counts/count", M, 0);
-
-  if (offsets[0] != 0 || offsets[static_cast<std::size_t>(L)] != M)
+  const CountColumns c = read_count_columns(rd);
+  if (offsets[0] != 0 || offsets[static_cast<std::size_t>(L)] != c.rows)
     rd.fail("/lags/row_offset must start at 0 and end at the number of rows in /counts (" +
-            std::to_string(M) + "), got " + std::to_string(offsets[0]) + " ... " +
+            std::to_string(c.rows) + "), got " + std::to_string(offsets[0]) + " ... " +
             std::to_string(offsets[static_cast<std::size_t>(L)]));
   d.lags.resize(static_cast<std::size_t>(nlags));
   for (std::size_t i = 0; i < d.lags.size(); ++i) {
@@ -346,27 +376,19 @@ CountsData read_contents(const Reader& rd) {
         for (int b = 0; b < 3; ++b)
           lc.displacement_sq_sum(a, b) = dsq[9 * i + static_cast<std::size_t>(3 * a + b)];
     }
-    const std::int64_t begin = offsets[i], end = offsets[i + 1];
-    if (begin > end)
-      rd.fail("/lags/row_offset decreases at lag index " + std::to_string(i) + " (" +
-              std::to_string(begin) + " > " + std::to_string(end) + ")");
-    lc.rows.resize(static_cast<std::size_t>(end - begin));
-    for (std::int64_t k = begin; k < end; ++k) {
-      const auto kk = static_cast<std::size_t>(k);
-      if (lag_index[kk] != static_cast<std::int32_t>(i))
-        rd.fail("/counts/lag_index[" + std::to_string(k) + "] = " + std::to_string(lag_index[kk]) +
-                " but /lags/row_offset puts that row in lag index " + std::to_string(i));
-      TransitionCount& r = lc.rows[static_cast<std::size_t>(k - begin)];
-      r.from = from[kk];
-      r.to = to[kk];
-      r.shift = {shift[3 * kk], shift[3 * kk + 1], shift[3 * kk + 2]};
-      r.count = count[kk];
-    }
+    read_lag_rows(rd, c, i, offsets[i], offsets[i + 1], lc);
     if (lc.total() != totals[i])
       rd.fail("/lags/total_counts[" + std::to_string(i) + "] = " + std::to_string(totals[i]) +
               " but the rows of lag " + std::to_string(lc.lag_steps) + " steps sum to " +
               std::to_string(lc.total()));
   }
+}
+
+CountsData read_contents(const Reader& rd) {
+  CountsData d;
+  read_root_attributes(rd, d);
+  read_box_and_sites(rd, d);
+  read_lags(rd, d);
   if (rd.has_attribute("block_steps")) {
     d.block_steps = rd.read_number_attribute<std::int64_t>("block_steps");
     if (d.block_steps > 0) read_blocks(rd, d);

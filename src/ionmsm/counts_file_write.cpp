@@ -58,8 +58,9 @@ void write_blocks(hid_t file, const CountsData& d) {
   write_dataset(g, "count", count);
 }
 
-void write_contents(hid_t file, const CountsData& d) {
-  // root attributes
+/// Root attributes: format tag and version, provenance, units and sampling, optional history,
+/// memory and assignment attributes.
+void write_root_attributes(hid_t file, const CountsData& d) {
   write_attribute(file, "format", std::string(kCountsFormatTag));
   write_attribute(file, "format_version", static_cast<std::int32_t>(kCountsFormatVersion));
   write_attribute(file, "ionmsm_version", d.ionmsm_version);
@@ -91,7 +92,10 @@ void write_contents(hid_t file, const CountsData& d) {
                     occ > 0 ? static_cast<double>(d.n_outside_core) / static_cast<double>(occ)
                             : 0.0);
   }
+}
 
+/// /box (origin, h row-major) and /sites (fractional, cartesian, labels if any, occupancy).
+void write_box_and_sites(hid_t file, const CountsData& d) {
   {
     Handle box = make_group(file, "box");
     write_dataset(box, "origin", d.box_origin.data(), 3);
@@ -100,94 +104,106 @@ void write_contents(hid_t file, const CountsData& d) {
       for (int j = 0; j < 3; ++j) h[static_cast<std::size_t>(3 * i + j)] = d.box_h(i, j);
     write_dataset(box, "h", h, 3);
   }
+  Handle sites = make_group(file, "sites");
+  const std::size_t n = d.nsites();
+  std::vector<double> buf(3 * n);
+  for (std::size_t i = 0; i < n; ++i)
+    for (int k = 0; k < 3; ++k) buf[3 * i + static_cast<std::size_t>(k)] = d.site_fractional[i][k];
+  write_dataset(sites, "fractional", buf, 3);
+  const auto cart = d.site_cartesian();
+  for (std::size_t i = 0; i < n; ++i)
+    for (int k = 0; k < 3; ++k) buf[3 * i + static_cast<std::size_t>(k)] = cart[i][k];
+  write_dataset(sites, "cartesian", buf, 3);
+  const bool any_label = std::any_of(d.site_labels.begin(), d.site_labels.end(),
+                                     [](const std::string& s) { return !s.empty(); });
+  if (any_label) write_string_dataset(sites, "labels", d.site_labels);
+  write_dataset(sites, "occupancy", d.occupancy);
+}
 
-  {
-    Handle sites = make_group(file, "sites");
-    const std::size_t n = d.nsites();
-    std::vector<double> buf(3 * n);
-    for (std::size_t i = 0; i < n; ++i)
-      for (int k = 0; k < 3; ++k) buf[3 * i + static_cast<std::size_t>(k)] = d.site_fractional[i][k];
-    write_dataset(sites, "fractional", buf, 3);
-    const auto cart = d.site_cartesian();
-    for (std::size_t i = 0; i < n; ++i)
-      for (int k = 0; k < 3; ++k) buf[3 * i + static_cast<std::size_t>(k)] = cart[i][k];
-    write_dataset(sites, "cartesian", buf, 3);
-    const bool any_label = std::any_of(d.site_labels.begin(), d.site_labels.end(),
-                                       [](const std::string& s) { return !s.empty(); });
-    if (any_label) write_string_dataset(sites, "labels", d.site_labels);
-    write_dataset(sites, "occupancy", d.occupancy);
+/// /lags/displacement_sum (L x 3) and /lags/displacement_sq_sum (L x 3 x 3).
+void write_displacements(hid_t lags, const CountsData& d) {
+  std::vector<double> sum, sq;
+  for (const auto& lc : d.lags) {
+    for (int a = 0; a < 3; ++a) sum.push_back(lc.displacement_sum[a]);
+    for (int a = 0; a < 3; ++a)
+      for (int b = 0; b < 3; ++b) sq.push_back(lc.displacement_sq_sum(a, b));
   }
+  write_dataset(lags, "displacement_sum", sum, 3);
+  const hsize_t dims[3] = {static_cast<hsize_t>(d.lags.size()), 3, 3};
+  Handle space = checked(H5Screate_simple(3, dims, nullptr), H5Sclose,
+                         "cannot create dataspace for 'displacement_sq_sum'");
+  Handle plist = dataset_create_plist(3, dims);
+  Handle dset = checked(H5Dcreate2(lags, "displacement_sq_sum", H5T_IEEE_F64LE, space,
+                                   H5P_DEFAULT, plist, H5P_DEFAULT),
+                        H5Dclose, "cannot create dataset 'displacement_sq_sum'");
+  if (!sq.empty() &&
+      H5Dwrite(dset, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, sq.data()) < 0)
+    h5fail("cannot write dataset 'displacement_sq_sum'");
+}
 
-  const std::size_t nlags = d.lags.size();
+/// /lags: per lag its steps, origins, total count and first row in /counts (row_offset, L + 1
+/// entries), plus the optional levels and displacement sums.
+void write_lags(hid_t file, const CountsData& d) {
+  Handle lags = make_group(file, "lags");
+  std::vector<std::int64_t> lag_steps, row_offset{0};
+  std::vector<std::uint64_t> n_origins, totals;
+  for (const auto& lc : d.lags) {
+    lag_steps.push_back(lc.lag_steps);
+    n_origins.push_back(lc.n_origins);
+    totals.push_back(lc.total());
+    row_offset.push_back(row_offset.back() + static_cast<std::int64_t>(lc.rows.size()));
+  }
+  write_dataset(lags, "lag_steps", lag_steps);
+  write_dataset(lags, "n_origins", n_origins);
+  write_dataset(lags, "total_counts", totals);
+  write_dataset(lags, "row_offset", row_offset);
+  if (d.has_levels) {
+    std::vector<std::int32_t> level;
+    for (const auto& lc : d.lags) level.push_back(lc.level);
+    write_dataset(lags, "level", level);
+  }
+  if (d.has_displacement) write_displacements(lags, d);
+}
+
+/// /counts: the rows of all lags, one column per dataset (lag_index, from, to, shift, count);
+/// one column buffer at a time, so that large files need little extra memory.
+void write_count_rows(hid_t file, const CountsData& d) {
   std::size_t m = 0;
   for (const auto& lc : d.lags) m += lc.rows.size();
-  {
-    Handle lags = make_group(file, "lags");
-    std::vector<std::int64_t> lag_steps, row_offset{0};
-    std::vector<std::uint64_t> n_origins, totals;
-    for (const auto& lc : d.lags) {
-      lag_steps.push_back(lc.lag_steps);
-      n_origins.push_back(lc.n_origins);
-      totals.push_back(lc.total());
-      row_offset.push_back(row_offset.back() + static_cast<std::int64_t>(lc.rows.size()));
-    }
-    write_dataset(lags, "lag_steps", lag_steps);
-    write_dataset(lags, "n_origins", n_origins);
-    write_dataset(lags, "total_counts", totals);
-    write_dataset(lags, "row_offset", row_offset);
-    if (d.has_levels) {
-      std::vector<std::int32_t> level;
-      for (const auto& lc : d.lags) level.push_back(lc.level);
-      write_dataset(lags, "level", level);
-    }
-    if (d.has_displacement) {
-      std::vector<double> sum, sq;
-      for (const auto& lc : d.lags) {
-        for (int a = 0; a < 3; ++a) sum.push_back(lc.displacement_sum[a]);
-        for (int a = 0; a < 3; ++a)
-          for (int b = 0; b < 3; ++b) sq.push_back(lc.displacement_sq_sum(a, b));
-      }
-      write_dataset(lags, "displacement_sum", sum, 3);
-      const hsize_t dims[3] = {static_cast<hsize_t>(d.lags.size()), 3, 3};
-      Handle space = checked(H5Screate_simple(3, dims, nullptr), H5Sclose,
-                             "cannot create dataspace for 'displacement_sq_sum'");
-      Handle plist = dataset_create_plist(3, dims);
-      Handle dset = checked(H5Dcreate2(lags, "displacement_sq_sum", H5T_IEEE_F64LE, space,
-                                       H5P_DEFAULT, plist, H5P_DEFAULT),
-                            H5Dclose, "cannot create dataset 'displacement_sq_sum'");
-      if (!sq.empty() &&
-          H5Dwrite(dset, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, sq.data()) < 0)
-        h5fail("cannot write dataset 'displacement_sq_sum'");
-    }
-  }
-  {
-    Handle counts = make_group(file, "counts");
-    std::vector<std::int32_t> col(m), shift(3 * m);
-    std::size_t k = 0;
-    for (std::size_t i = 0; i < nlags; ++i)
-      for (std::size_t r = 0; r < d.lags[i].rows.size(); ++r) col[k++] = static_cast<std::int32_t>(i);
-    write_dataset(counts, "lag_index", col);
-    k = 0;
-    for (const auto& lc : d.lags)
-      for (const auto& r : lc.rows) col[k++] = r.from;
-    write_dataset(counts, "from", col);
-    k = 0;
-    for (const auto& lc : d.lags)
-      for (const auto& r : lc.rows) col[k++] = r.to;
-    write_dataset(counts, "to", col);
-    k = 0;
-    for (const auto& lc : d.lags)
-      for (const auto& r : lc.rows)
-        for (int c = 0; c < 3; ++c) shift[k++] = r.shift[static_cast<std::size_t>(c)];
-    write_dataset(counts, "shift", shift, 3);
-    std::vector<std::int32_t>().swap(col);
-    std::vector<std::int32_t>().swap(shift);
-    std::vector<std::uint64_t> cnt(m);
-    k = 0;
-    for (const auto& lc : d.lags)
-      for (const auto& r : lc.rows) cnt[k++] = r.count;
-    write_dataset(counts, "count", cnt);
-  }
+  Handle counts = make_group(file, "counts");
+  std::vector<std::int32_t> col(m), shift(3 * m);
+  std::size_t k = 0;
+  for (std::size_t i = 0; i < d.lags.size(); ++i)
+    for (std::size_t r = 0; r < d.lags[i].rows.size(); ++r) col[k++] = static_cast<std::int32_t>(i);
+  write_dataset(counts, "lag_index", col);
+  k = 0;
+  for (const auto& lc : d.lags)
+    for (const auto& r : lc.rows) col[k++] = r.from;
+  write_dataset(counts, "from", col);
+  k = 0;
+  for (const auto& lc : d.lags)
+    for (const auto& r : lc.rows) col[k++] = r.to;
+  write_dataset(counts, "to", col);
+  k = 0;
+  for (const auto& lc : d.lags)
+    for (const auto& r : lc.rows)
+      for (int c = 0; c < 3; ++c) shift[k++] = r.shift[static_cast<std::size_t>(c)];
+  write_dataset(counts, "shift", shift, 3);
+  std::vector<std::int32_t>().swap(col);
+  std::vector<std::int32_t>().swap(shift);
+  std::vector<std::uint64_t> cnt(m);
+  k = 0;
+  for (const auto& lc : d.lags)
+    for (const auto& r : lc.rows) cnt[k++] = r.count;
+  write_dataset(counts, "count", cnt);
+}
+
+/// The whole file, in the order of docs/file-format.md.
+void write_contents(hid_t file, const CountsData& d) {
+  write_root_attributes(file, d);
+  write_box_and_sites(file, d);
+  write_lags(file, d);
+  write_count_rows(file, d);
   if (d.block_steps > 0) write_blocks(file, d);
 }
 
