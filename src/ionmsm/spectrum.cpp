@@ -62,7 +62,12 @@ Spectrum dense_general_spectrum(const Eigen::MatrixXd& m, const SpectrumOptions&
 
 #ifdef IONMSM_HAVE_SPECTRA
 
-using GeneralRun = KrylovRun<Eigen::VectorXcd, Eigen::MatrixXcd>;
+using GeneralProd = Spectra::SparseGenMatProd<double>;
+using GeneralShift = Spectra::SparseGenRealShiftSolve<double>;
+using GeneralRoute = KrylovRoute<Eigen::VectorXcd, Eigen::MatrixXcd, GeneralProd,
+                                 Spectra::GenEigsSolver<GeneralProd>, GeneralShift,
+                                 Spectra::GenEigsRealShiftSolver<GeneralShift>, 2>;
+using GeneralRun = RouteRun<GeneralRoute>;
 
 // The k leading eigenvalues of a general sparse matrix (k <= n - 2) with right vectors if
 // requested, through run_krylov on A itself (GenEigsSolver, GenEigsRealShiftSolver).
@@ -72,22 +77,9 @@ Spectrum sparse_general_spectrum(const SpMat& m, const SpectrumOptions& options,
   const Index n = a.rows();
   const int ncv = krylov_size(options, k, 2, n);
   const bool vectors = options.right_vectors;
-  auto largest = [&](int kt, const SpectrumOptions& o, GeneralRun& r) {
-    r.solver = "GenEigsSolver";
-    Spectra::SparseGenMatProd<double> op(a);
-    Spectra::GenEigsSolver<Spectra::SparseGenMatProd<double>> eigs(op, kt, ncv);
-    run_spectra(eigs, o, vectors, r.nconv, r.success, r.restarts, r.values, r.vectors);
-  };
-  auto shift_invert = [&](GeneralRun& r) {
-    r.solver = "GenEigsRealShiftSolver";
-    Spectra::SparseGenRealShiftSolve<double> op(a);
-    Spectra::GenEigsRealShiftSolver<Spectra::SparseGenRealShiftSolve<double>> eigs(
-        op, k, ncv, 1.0 + options.sparse_shift);
-    run_spectra(eigs, options, vectors, r.nconv, r.success, r.restarts, r.values, r.vectors);
-  };
   const bool trial = options.sparse_mode == SparseMode::Auto && !uniform_columns(a);
-  const GeneralRun run = run_krylov<Eigen::VectorXcd, Eigen::MatrixXcd>(
-      options, k, ncv, n, 2, trial, vectors, largest, shift_invert);
+  const GeneralRun run = run_krylov<GeneralRoute>(
+      a, options, k, ncv, trial, vectors, {"GenEigsSolver", "GenEigsRealShiftSolver"});
   Spectrum out;
   out.method_used = SpectrumMethod::Sparse;
   out.sparse_restarts = run.restarts;

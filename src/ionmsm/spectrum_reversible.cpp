@@ -127,7 +127,11 @@ Eigen::VectorXd reversible_input(const Matrix& m, const Eigen::VectorXd& station
 
 #ifdef IONMSM_HAVE_SPECTRA
 
-using SymmetricRun = KrylovRun<Eigen::VectorXd, Eigen::MatrixXd>;
+using SymmetricProd = Spectra::SparseSymMatProd<double>;
+using SymmetricRoute = KrylovRoute<Eigen::VectorXd, Eigen::MatrixXd, SymmetricProd,
+                                   Spectra::SymEigsSolver<SymmetricProd>, SymShiftInvertOp,
+                                   Spectra::SymEigsShiftSolver<SymShiftInvertOp>, 1>;
+using SymmetricRun = RouteRun<SymmetricRoute>;
 
 // The k leading eigenvalues of a reversible sparse M (k <= n - 1) through run_krylov on its
 // symmetrisation S = D^{-1/2} M D^{1/2}, D = diag(pi), made exactly symmetric as (S + S^T)/2
@@ -145,21 +149,9 @@ Spectrum sparse_reversible_spectrum(const SpMat& m, const Eigen::VectorXd& pi,
   s.makeCompressed();
   const int ncv = krylov_size(options, k, 1, n);
   const bool vectors = options.right_vectors || options.left_vectors;
-  auto largest = [&](int kt, const SpectrumOptions& o, SymmetricRun& r) {
-    r.solver = "SymEigsSolver";
-    Spectra::SparseSymMatProd<double> op(s);
-    Spectra::SymEigsSolver<Spectra::SparseSymMatProd<double>> eigs(op, kt, ncv);
-    run_spectra(eigs, o, vectors, r.nconv, r.success, r.restarts, r.values, r.vectors);
-  };
-  auto shift_invert = [&](SymmetricRun& r) {
-    r.solver = "SymEigsShiftSolver";
-    SymShiftInvertOp op(s);
-    Spectra::SymEigsShiftSolver<SymShiftInvertOp> eigs(op, k, ncv, 1.0 + options.sparse_shift);
-    run_spectra(eigs, options, vectors, r.nconv, r.success, r.restarts, r.values, r.vectors);
-  };
   const bool trial = options.sparse_mode == SparseMode::Auto && !uniform_columns(m);
-  const SymmetricRun run = run_krylov<Eigen::VectorXd, Eigen::MatrixXd>(
-      options, k, ncv, n, 1, trial, vectors, largest, shift_invert);
+  const SymmetricRun run = run_krylov<SymmetricRoute>(
+      s, options, k, ncv, trial, vectors, {"SymEigsSolver", "SymEigsShiftSolver"});
   Spectrum out;
   if (run.outcome == KrylovOutcome::Finished && run.values.size() > 0)
     out = finish_symmetric(run.values, vectors ? &run.vectors : nullptr, sq, options,

@@ -180,21 +180,6 @@ inline bool uniform_columns(const SpMat& m) {
   return true;
 }
 
-// init + compute + collect; eigenvalue/vector types follow the solver (real or complex).
-template <typename Solver, typename Values, typename Vectors>
-void run_spectra(Solver& eigs, const SpectrumOptions& o, bool vectors, Index& nconv,
-                 bool& success, int& restarts, Values& values, Vectors& vecs) {
-  eigs.init();
-  nconv = eigs.compute(Spectra::SortRule::LargestMagn, o.sparse_max_restarts, o.sparse_tolerance,
-                       Spectra::SortRule::LargestMagn);
-  success = eigs.info() == Spectra::CompInfo::Successful;
-  restarts = static_cast<int>(eigs.num_iterations());
-  if (nconv > 0) {
-    values = eigs.eigenvalues();
-    if (vectors) vecs = eigs.eigenvectors();
-  }
-}
-
 // How the sparse Krylov driver (run_krylov) ended.
 enum class KrylovOutcome {
   Finished,       // a solver ran to its end (converged or not: see KrylovRun::success)
@@ -217,6 +202,28 @@ struct KrylovRun {
   std::string error;
 };
 
+// Runs the Spectra solver `Solver` on the operator Op(matrix) (built here: a shift-invert
+// operator factorises on construction, which may throw) with the solver's arguments `args`
+// (nev, ncv[, sigma]): init + compute + collect into `run`; eigenvalue / vector types follow
+// the solver (real or complex).
+template <typename Op, typename Solver, typename Matrix, typename Values, typename Vectors,
+          typename... Args>
+void run_solver(const char* name, const Matrix& matrix, const SpectrumOptions& o, bool vectors,
+                KrylovRun<Values, Vectors>& run, Args... args) {
+  run.solver = name;
+  Op op(matrix);
+  Solver eigs(op, args...);
+  eigs.init();
+  run.nconv = eigs.compute(Spectra::SortRule::LargestMagn, o.sparse_max_restarts,
+                           o.sparse_tolerance, Spectra::SortRule::LargestMagn);
+  run.success = eigs.info() == Spectra::CompInfo::Successful;
+  run.restarts = static_cast<int>(eigs.num_iterations());
+  if (run.nconv > 0) {
+    run.values = eigs.eigenvalues();
+    if (vectors) run.vectors = eigs.eigenvectors();
+  }
+}
+
 // Keeps the k trial eigenpairs at positions `chosen` (see closest_to_shift).
 template <typename Values, typename Vectors>
 void keep_chosen(KrylovRun<Values, Vectors>& run, const std::vector<Index>& chosen, int k,
@@ -232,20 +239,44 @@ void keep_chosen(KrylovRun<Values, Vectors>& run, const std::vector<Index>& chos
   run.nconv = k;
 }
 
-// The largest-modulus step: `largest(kt, options, run)` computes kt eigenpairs of largest
-// modulus. Without a trial (SparseMode::LargestModulus) kt = k and its result is final. As the
-// Auto trial, kt is a few more than k (auto_trial_k) with at most sparse_auto_restarts
-// restarts, and the result is accepted (true) only when closest_to_shift proves k of them are
-// those shift-invert at sigma = 1 + sparse_shift would return; a throwing trial is rejected.
-template <typename Values, typename Vectors, typename Largest>
-bool largest_modulus_step(KrylovRun<Values, Vectors>& run, const SpectrumOptions& options,
-                          int k, int ncv, Index n, int min_gap, bool trial, bool vectors,
-                          Largest& largest) {
+// A route through run_krylov: Values / Vectors (real for the symmetrised reversible matrix,
+// complex for a general one), the matrix-product operator Prod with its largest-modulus solver
+// Largest, the shift-invert operator Shift with its solver ShiftInvert, and Spectra's limit
+// k <= n - kMinGap.
+template <typename ValuesT, typename VectorsT, typename ProdT, typename LargestT,
+          typename ShiftT, typename ShiftInvertT, int kMinGapV>
+struct KrylovRoute {
+  using Values = ValuesT;
+  using Vectors = VectorsT;
+  using Prod = ProdT;
+  using Largest = LargestT;
+  using Shift = ShiftT;
+  using ShiftInvert = ShiftInvertT;
+  static constexpr int kMinGap = kMinGapV;
+};
+
+template <typename Route>
+using RouteRun = KrylovRun<typename Route::Values, typename Route::Vectors>;
+
+// The solver names of a route, for messages.
+struct KrylovNames {
+  const char* largest;
+  const char* shift_invert;
+};
+
+// The largest-modulus step: kt eigenpairs of largest modulus. Without a trial
+// (SparseMode::LargestModulus) kt = k and its result is final. As the Auto trial, kt is a few
+// more than k (auto_trial_k) with at most sparse_auto_restarts restarts, and the result is
+// accepted (true) only when closest_to_shift proves k of them are those shift-invert at
+// sigma = 1 + sparse_shift would return; a throwing trial is rejected.
+template <typename Route>
+bool largest_modulus_step(RouteRun<Route>& run, const SpMat& a, const SpectrumOptions& options,
+                          int k, int ncv, bool trial, bool vectors, const char* name) {
   SpectrumOptions o = options;
   if (trial) o.sparse_max_restarts = std::min(o.sparse_max_restarts, o.sparse_auto_restarts);
-  const int kt = trial ? auto_trial_k(k, ncv, n, min_gap) : k;
+  const int kt = trial ? auto_trial_k(k, ncv, a.rows(), Route::kMinGap) : k;
   try {
-    largest(kt, o, run);
+    run_solver<typename Route::Prod, typename Route::Largest>(name, a, o, vectors, run, kt, ncv);
   } catch (const std::exception&) {
     if (!trial) throw;
     run.success = false;  // a failed trial only means: shift-invert
@@ -257,23 +288,22 @@ bool largest_modulus_step(KrylovRun<Values, Vectors>& run, const SpectrumOptions
         closest_to_shift(Eigen::VectorXcd(run.values.template cast<std::complex<double>>()), k,
                          1.0 + options.sparse_shift, options.tie_tolerance, chosen)))
     return false;
-  keep_chosen(run, chosen, k, vectors, n);
+  keep_chosen(run, chosen, k, vectors, a.rows());
   return true;
 }
 
-// The sparse Krylov driver of compute_spectrum and compute_reversible_spectrum: the largest-
-// modulus step (SparseMode::LargestModulus, or the Auto trial when `trial`), then, unless it
-// was final, `shift_invert(run)`: the k eigenvalues closest to sigma = 1 + sparse_shift, i.e.
-// the largest of 1 / (lambda - sigma). min_gap: Spectra's limit k <= n - min_gap.
-template <typename Values, typename Vectors, typename Largest, typename ShiftInvert>
-KrylovRun<Values, Vectors> run_krylov(const SpectrumOptions& options, int k, int ncv, Index n,
-                                      int min_gap, bool trial, bool vectors, Largest largest,
-                                      ShiftInvert shift_invert) {
-  KrylovRun<Values, Vectors> run;
+// The sparse Krylov driver of compute_spectrum and compute_reversible_spectrum on the matrix
+// a: the largest-modulus step (SparseMode::LargestModulus, or the Auto trial when `trial`),
+// then, unless it was final, shift-invert: the k eigenvalues closest to
+// sigma = 1 + sparse_shift, i.e. the largest of 1 / (lambda - sigma).
+template <typename Route>
+RouteRun<Route> run_krylov(const SpMat& a, const SpectrumOptions& options, int k, int ncv,
+                           bool trial, bool vectors, KrylovNames names) {
+  RouteRun<Route> run;
   try {
     bool done = false;
     if (options.sparse_mode == SparseMode::LargestModulus || trial)
-      done = largest_modulus_step(run, options, k, ncv, n, min_gap, trial, vectors, largest);
+      done = largest_modulus_step<Route>(run, a, options, k, ncv, trial, vectors, names.largest);
     if (!done && options.sparse_mode == SparseMode::Auto && !options.sparse_auto_fallback) {
       run.mode_used = SparseMode::ShiftInvert;
       run.outcome = KrylovOutcome::TrialRejected;
@@ -284,7 +314,8 @@ KrylovRun<Values, Vectors> run_krylov(const SpectrumOptions& options, int k, int
       run.vectors.resize(0, 0);
       run.nconv = 0;
       run.success = false;
-      shift_invert(run);
+      run_solver<typename Route::Shift, typename Route::ShiftInvert>(
+          names.shift_invert, a, options, vectors, run, k, ncv, 1.0 + options.sparse_shift);
       run.mode_used = SparseMode::ShiftInvert;
     }
   } catch (const std::exception& e) {
