@@ -333,28 +333,31 @@ CkModel make_ck_model(std::int64_t lag_steps, const Matrix& m, const std::vector
   return c;
 }
 
+const std::vector<std::size_t>& ck_sites(const LagTransitionMatrix& t) { return t.sites; }
+const std::vector<std::size_t>& ck_sites(const MarkovModel& t) { return t.connectivity.kept; }
+
+/// Both overloads of chapman_kolmogorov_test: every model validated, then ck_run.
+template <class Model>
+std::vector<CkRecord> ck_models(const std::vector<Model>& models, const CkOptions& options) {
+  const char* fn = "chapman_kolmogorov_test";
+  if (options.max_n < 0) fail(fn, "max_n must be >= 0");
+  std::vector<CkModel> ms;
+  ms.reserve(models.size());
+  for (const Model& t : models)
+    ms.push_back(make_ck_model(t.lag_steps, t.transition_matrix, ck_sites(t), fn));
+  return ck_run(ms, options);
+}
+
 }  // namespace
 
 std::vector<CkRecord> chapman_kolmogorov_test(const std::vector<LagTransitionMatrix>& models,
                                               const CkOptions& options) {
-  const char* fn = "chapman_kolmogorov_test";
-  if (options.max_n < 0) fail(fn, "max_n must be >= 0");
-  std::vector<CkModel> ms;
-  ms.reserve(models.size());
-  for (const LagTransitionMatrix& t : models)
-    ms.push_back(make_ck_model(t.lag_steps, t.transition_matrix, t.sites, fn));
-  return ck_run(ms, options);
+  return ck_models(models, options);
 }
 
 std::vector<CkRecord> chapman_kolmogorov_test(const std::vector<MarkovModel>& models,
                                               const CkOptions& options) {
-  const char* fn = "chapman_kolmogorov_test";
-  if (options.max_n < 0) fail(fn, "max_n must be >= 0");
-  std::vector<CkModel> ms;
-  ms.reserve(models.size());
-  for (const MarkovModel& t : models)
-    ms.push_back(make_ck_model(t.lag_steps, t.transition_matrix, t.connectivity.kept, fn));
-  return ck_run(ms, options);
+  return ck_models(models, options);
 }
 
 }  // namespace ionmsm

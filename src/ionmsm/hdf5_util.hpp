@@ -104,23 +104,26 @@ inline Handle checked(hid_t id, Handle::Closer close, const std::string& what) {
   return Handle(id, close);
 }
 
+/// The HDF5 type of T in memory (native) or in the file (little-endian).
 template <class T>
-hid_t native_type() {
-  if constexpr (std::is_same_v<T, double>) return H5T_NATIVE_DOUBLE;
-  else if constexpr (std::is_same_v<T, std::int32_t>) return H5T_NATIVE_INT32;
-  else if constexpr (std::is_same_v<T, std::int64_t>) return H5T_NATIVE_INT64;
-  else if constexpr (std::is_same_v<T, std::uint64_t>) return H5T_NATIVE_UINT64;
+hid_t hdf5_type(bool in_file) {
+  using std::is_same_v;
+  if constexpr (is_same_v<T, double>) return in_file ? H5T_IEEE_F64LE : H5T_NATIVE_DOUBLE;
+  else if constexpr (is_same_v<T, std::int32_t>) return in_file ? H5T_STD_I32LE : H5T_NATIVE_INT32;
+  else if constexpr (is_same_v<T, std::int64_t>) return in_file ? H5T_STD_I64LE : H5T_NATIVE_INT64;
+  else if constexpr (is_same_v<T, std::uint64_t>)
+    return in_file ? H5T_STD_U64LE : H5T_NATIVE_UINT64;
   else static_assert(sizeof(T) == 0, "unsupported element type");
 }
 
-/// The little-endian type the file stores for T.
+template <class T>
+hid_t native_type() {
+  return hdf5_type<T>(false);
+}
+
 template <class T>
 hid_t file_type() {
-  if constexpr (std::is_same_v<T, double>) return H5T_IEEE_F64LE;
-  else if constexpr (std::is_same_v<T, std::int32_t>) return H5T_STD_I32LE;
-  else if constexpr (std::is_same_v<T, std::int64_t>) return H5T_STD_I64LE;
-  else if constexpr (std::is_same_v<T, std::uint64_t>) return H5T_STD_U64LE;
-  else static_assert(sizeof(T) == 0, "unsupported element type");
+  return hdf5_type<T>(true);
 }
 
 inline Handle vlen_string_type() {

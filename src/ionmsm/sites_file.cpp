@@ -173,12 +173,7 @@ SitesFile parse_sites_text(const std::string& text, const std::string& name) {
 }
 
 SitesFile read_sites_file(const std::string& path) {
-  std::ifstream in(path, std::ios::in | std::ios::binary);
-  if (!in) throw std::invalid_argument("cannot open sites file '" + path + "'");
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  if (in.bad()) throw std::invalid_argument("cannot read sites file '" + path + "'");
-  return parse_sites_text(ss.str(), path);
+  return parse_sites_text(text::read_file(path, "sites file"), path);
 }
 
 std::string check_cartesian_sites(const std::vector<Eigen::Vector3d>& cartesian,
