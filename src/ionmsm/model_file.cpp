@@ -26,7 +26,7 @@ namespace {
 
 using namespace hdf5_util;
 
-/// A model file dataset (HDF5's default layout, as since format version 1).
+/// A model file dataset: HDF5's default layout (no chunking, no checksum filter).
 template <class T>
 void put(hid_t parent, const std::string& name, const std::vector<T>& v, hsize_t cols = 0) {
   write_dataset(parent, name.c_str(), v, cols, Storage::Contiguous);
