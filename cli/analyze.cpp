@@ -291,14 +291,11 @@ std::string write_outputs(const std::string& out_dir,
 }
 
 PlotRun plot(const std::string& report_path, const std::string& out_dir) {
-  std::string script;
+  const char* script = "";
 #ifdef IONMSM_PLOT_SCRIPT
   script = IONMSM_PLOT_SCRIPT;
 #endif
-  if (const char* e = std::getenv("IONMSM_PLOT_SCRIPT"); e && *e) script = e;
-  std::string python = "/usr/bin/python3";
-  if (const char* e = std::getenv("IONMSM_PYTHON"); e && *e) python = e;
-  return run_plot_script(python, script, report_path, out_dir);
+  return run_configured_plot_script(script, "IONMSM_PLOT_SCRIPT", report_path, out_dir);
 }
 
 std::string short_number(double v) {

@@ -10,6 +10,7 @@
 #include <charconv>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -170,6 +171,15 @@ PlotRun run_plot_script(const std::string& python, const std::string& script,
   else
     r.message = "plot script failed";
   return r;
+}
+
+PlotRun run_configured_plot_script(const char* compiled_script, const char* script_env,
+                                   const std::string& input, const std::string& out_dir) {
+  std::string script = compiled_script;
+  if (const char* e = std::getenv(script_env); e && *e) script = e;
+  std::string python = "/usr/bin/python3";
+  if (const char* e = std::getenv("IONMSM_PYTHON"); e && *e) python = e;
+  return run_plot_script(python, script, input, out_dir);
 }
 
 }  // namespace ionmsm::cli::analyze

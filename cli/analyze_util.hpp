@@ -68,4 +68,10 @@ struct PlotRun {
 PlotRun run_plot_script(const std::string& python, const std::string& script,
                         const std::string& report_json, const std::string& out_dir);
 
+/// run_plot_script with the configured script and interpreter: the script from environment
+/// variable `script_env` if set and not empty, else `compiled_script` (the path compiled in,
+/// "" if none); the interpreter from IONMSM_PYTHON if set and not empty, else /usr/bin/python3.
+PlotRun run_configured_plot_script(const char* compiled_script, const char* script_env,
+                                   const std::string& input, const std::string& out_dir);
+
 }  // namespace ionmsm::cli::analyze

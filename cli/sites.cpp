@@ -111,18 +111,16 @@ std::string projection_text(const DensityGrid& g, const SiteDiscovery& r, const 
 
 std::string plot(const DensityGrid& g, const SiteDiscovery& r, const std::string& title,
                  const std::string& png) {
-  std::string script;
+  const char* script = "";
 #ifdef IONMSM_SITES_PLOT_SCRIPT
   script = IONMSM_SITES_PLOT_SCRIPT;
 #endif
-  if (const char* e = std::getenv("IONMSM_SITES_PLOT_SCRIPT"); e && *e) script = e;
-  std::string python = "/usr/bin/python3";
-  if (const char* e = std::getenv("IONMSM_PYTHON"); e && *e) python = e;
   std::filesystem::path dir = std::filesystem::path(png).parent_path();
   const std::string data =
       (dir / ("." + std::filesystem::path(png).filename().string() + ".data.tmp")).string();
   analyze::write_file_atomic(data, projection_text(g, r, title));
-  const analyze::PlotRun run = analyze::run_plot_script(python, script, data, png);
+  const analyze::PlotRun run =
+      analyze::run_configured_plot_script(script, "IONMSM_SITES_PLOT_SCRIPT", data, png);
   std::error_code ec;
   std::filesystem::remove(data, ec);
   return run.ok ? std::string() : run.message;

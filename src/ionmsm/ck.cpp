@@ -9,6 +9,7 @@
 #include <numeric>
 #include <string>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "ionmsm/msm_checks.hpp"
@@ -151,111 +152,148 @@ bool ck_two_norm_matrix_free(const SpMat& sampled, const SpMat* base, int n, dou
 
 #endif  // IONMSM_HAVE_SPECTRA
 
+// ------------------------------------------------------------------ one (tau, n tau) pair
+// On the sites C kept at both lags, with both models restricted to C and renormalised
+// (columns without weight inside C dropped, until stable):
+//     err = ||M(n tau) - M(tau)^n||_2 / ||M(n tau)||_2.
+
+/// The sites kept at both lags and their positions in each model.
+struct CommonSites {
+  std::vector<std::size_t> sites, ia, ib;
+};
+
+CommonSites common_sites(const CkModel& a, const CkModel& b) {
+  CommonSites c;
+  std::size_t x = 0, y = 0;
+  while (x < a.sites.size() && y < b.sites.size()) {
+    if (a.sites[x] < b.sites[y]) {
+      ++x;
+    } else if (b.sites[y] < a.sites[x]) {
+      ++y;
+    } else {
+      c.sites.push_back(a.sites[x]);
+      c.ia.push_back(x++);
+      c.ib.push_back(y++);
+    }
+  }
+  return c;
+}
+
+/// Both models restricted to the common sites: ma, mb column-stochastic on the sites left in c
+/// after dropping, until stable, every column with no weight inside the set in either model.
+void restrict_to_common(const CkModel& a, const CkModel& b, CommonSites& c, SpMat& ma,
+                        SpMat& mb) {
+  for (;;) {
+    const Index k = static_cast<Index>(c.sites.size());
+    ma = restrict_to_sites(a.m, c.ia);
+    mb = restrict_to_sites(b.m, c.ib);
+    const Eigen::VectorXd sa = column_sums(ma), sb = column_sums(mb);
+    std::vector<std::size_t> keep;
+    for (Index j = 0; j < k; ++j)
+      if (sa(j) > 0.0 && sb(j) > 0.0) keep.push_back(static_cast<std::size_t>(j));
+    if (static_cast<Index>(keep.size()) == k) {
+      for (Index j = 0; j < k; ++j) {
+        for (SpMat::InnerIterator it(ma, j); it; ++it) it.valueRef() = it.value() / sa(j);
+        for (SpMat::InnerIterator it(mb, j); it; ++it) it.valueRef() = it.value() / sb(j);
+      }
+      return;
+    }
+    CommonSites kept;
+    for (std::size_t j : keep) {
+      kept.sites.push_back(c.sites[j]);
+      kept.ia.push_back(c.ia[j]);
+      kept.ib.push_back(c.ib[j]);
+    }
+    c = std::move(kept);
+  }
+}
+
+#ifdef IONMSM_HAVE_SPECTRA
+/// Matrix-free: ||S||_2 and ||S - M^n||_2 / ||S||_2 by Lanczos (S = mb, M = ma); ||S||_2 >= 1
+/// for a column-stochastic S (1^T S = 1^T), so S needs no rescaling.
+void ck_error_matrix_free(const SpMat& ma, const SpMat& mb, int n, const CkOptions& options,
+                          CkRecord& rec) {
+  rec.matrix_free = true;
+  double s_norm = 0.0, a_norm = 0.0;
+  rec.converged =
+      ck_two_norm_matrix_free(mb, nullptr, 0, 1.0, options.lanczos_tolerance, s_norm) &&
+      s_norm > 0.0 &&
+      ck_two_norm_matrix_free(mb, &ma, n, 1.0 / s_norm, options.lanczos_tolerance, a_norm);
+  rec.err = rec.converged ? a_norm / s_norm : kNaN;
+}
+#endif
+
+/// M(tau)^n of one base lag, kept while the common sites stay the same (the next n of the same
+/// base then costs n - power_n products).
+struct PowerCache {
+  std::vector<std::size_t> sites;
+  Eigen::MatrixXd base, power;
+  int power_n = 0;
+};
+
+/// Dense: ||S - M^n||_2 / ||S||_2 (S = mb, M = ma).
+double ck_error_dense(const SpMat& ma, const SpMat& mb, int n,
+                      const std::vector<std::size_t>& sites, PowerCache& cache,
+                      const CkOptions& options) {
+  const Eigen::MatrixXd da(ma), db(mb);
+  if (cache.power_n == 0 || sites != cache.sites) {
+    cache.sites = sites;
+    cache.base = da;
+    cache.power = da;
+    cache.power_n = 1;
+  }
+  Eigen::MatrixXd next;
+  while (cache.power_n < n) {
+    next.noalias() = cache.power * cache.base;
+    cache.power.swap(next);
+    ++cache.power_n;
+  }
+  return matrix_two_norm(db - cache.power, options.dense_svd_max) /
+         matrix_two_norm(db, options.dense_svd_max);
+}
+
+/// The records of base lag ms[a]: every later lag n tau with 2 <= n (<= max_n if set).
+std::vector<CkRecord> ck_base_lag(const std::vector<CkModel>& ms, std::size_t a,
+                                  const CkOptions& options) {
+  std::vector<CkRecord> out;
+  const std::int64_t tau = ms[a].lag;
+  PowerCache cache;
+  for (std::size_t b = a + 1; b < ms.size(); ++b) {
+    if (ms[b].lag % tau != 0) continue;
+    const std::int64_t n64 = ms[b].lag / tau;
+    if (n64 < 2 || (options.max_n > 0 && n64 > options.max_n)) continue;
+    const int n = static_cast<int>(n64);
+    CommonSites common = common_sites(ms[a], ms[b]);
+    SpMat ma, mb;
+    restrict_to_common(ms[a], ms[b], common, ma, mb);
+    CkRecord rec;
+    rec.lag_steps = tau;
+    rec.n = n;
+    rec.n_sites = common.sites.size();
+    if (common.sites.empty()) {
+      rec.err = kNaN;
+#ifdef IONMSM_HAVE_SPECTRA
+    } else if (common.sites.size() > options.dense_max_sites && common.sites.size() >= 3) {
+      ck_error_matrix_free(ma, mb, n, options, rec);
+#endif
+    } else {
+      rec.err = ck_error_dense(ma, mb, n, common.sites, cache, options);
+    }
+    out.push_back(rec);
+  }
+  return out;
+}
+
 std::vector<CkRecord> ck_run(std::vector<CkModel>& ms, const CkOptions& options) {
   const char* fn = "chapman_kolmogorov_test";
   std::sort(ms.begin(), ms.end(), [](const CkModel& a, const CkModel& b) { return a.lag < b.lag; });
   for (std::size_t k = 1; k < ms.size(); ++k)
     if (ms[k].lag == ms[k - 1].lag) fail(fn, "lag " + std::to_string(ms[k].lag) + " given twice");
-
   // The base lags are independent: up to two threads, each base lag's records kept apart and
   // concatenated in lag order (the result does not depend on the scheduling; the first error in
   // base-lag order is rethrown).
   std::vector<std::vector<CkRecord>> per_base(ms.size());
-  auto run_base = [&](std::size_t a) {
-    std::vector<CkRecord>& out = per_base[a];
-    const std::int64_t tau = ms[a].lag;
-    std::vector<std::size_t> cached_sites;
-    Eigen::MatrixXd base, power;
-    int power_n = 0;
-    for (std::size_t b = a + 1; b < ms.size(); ++b) {
-      if (ms[b].lag % tau != 0) continue;
-      const std::int64_t n64 = ms[b].lag / tau;
-      if (n64 < 2 || (options.max_n > 0 && n64 > options.max_n)) continue;
-      const int n = static_cast<int>(n64);
-      // Common set: positions of the shared sites in both models.
-      std::vector<std::size_t> common, ia, ib;
-      {
-        std::size_t x = 0, y = 0;
-        while (x < ms[a].sites.size() && y < ms[b].sites.size()) {
-          if (ms[a].sites[x] < ms[b].sites[y]) {
-            ++x;
-          } else if (ms[b].sites[y] < ms[a].sites[x]) {
-            ++y;
-          } else {
-            common.push_back(ms[a].sites[x]);
-            ia.push_back(x++);
-            ib.push_back(y++);
-          }
-        }
-      }
-      SpMat ma, mb;
-      for (;;) {  // drop columns with no weight left inside the common set, until stable
-        const Index k = static_cast<Index>(common.size());
-        ma = restrict_to_sites(ms[a].m, ia);
-        mb = restrict_to_sites(ms[b].m, ib);
-        const Eigen::VectorXd sa = column_sums(ma), sb = column_sums(mb);
-        std::vector<std::size_t> keep;
-        for (Index j = 0; j < k; ++j)
-          if (sa(j) > 0.0 && sb(j) > 0.0) keep.push_back(static_cast<std::size_t>(j));
-        if (static_cast<Index>(keep.size()) == k) {
-          for (Index j = 0; j < k; ++j) {
-            for (SpMat::InnerIterator it(ma, j); it; ++it) it.valueRef() = it.value() / sa(j);
-            for (SpMat::InnerIterator it(mb, j); it; ++it) it.valueRef() = it.value() / sb(j);
-          }
-          break;
-        }
-        std::vector<std::size_t> c2, ia2, ib2;
-        for (std::size_t j : keep) {
-          c2.push_back(common[j]);
-          ia2.push_back(ia[j]);
-          ib2.push_back(ib[j]);
-        }
-        common.swap(c2);
-        ia.swap(ia2);
-        ib.swap(ib2);
-      }
-      CkRecord rec;
-      rec.lag_steps = tau;
-      rec.n = n;
-      rec.n_sites = common.size();
-      if (common.empty()) {
-        rec.err = kNaN;
-        out.push_back(rec);
-        continue;
-      }
-#ifdef IONMSM_HAVE_SPECTRA
-      if (common.size() > options.dense_max_sites && common.size() >= 3) {
-        rec.matrix_free = true;
-        double s_norm = 0.0, a_norm = 0.0;
-        // ||S||_2 >= 1 for a column-stochastic S (1^T S = 1^T): no rescaling needed
-        rec.converged =
-            ck_two_norm_matrix_free(mb, nullptr, 0, 1.0, options.lanczos_tolerance, s_norm) &&
-            s_norm > 0.0 &&
-            ck_two_norm_matrix_free(mb, &ma, n, 1.0 / s_norm, options.lanczos_tolerance, a_norm);
-        rec.err = rec.converged ? a_norm / s_norm : kNaN;
-        out.push_back(rec);
-        continue;
-      }
-#endif
-      const Eigen::MatrixXd da(ma), db(mb);
-      if (power_n == 0 || common != cached_sites) {
-        cached_sites = common;
-        base = da;
-        power = da;
-        power_n = 1;
-      }
-      Eigen::MatrixXd next;
-      while (power_n < n) {
-        next.noalias() = power * base;
-        power.swap(next);
-        ++power_n;
-      }
-      rec.err = matrix_two_norm(db - power, options.dense_svd_max) /
-                matrix_two_norm(db, options.dense_svd_max);
-      out.push_back(rec);
-    }
-  };
-  parallel_for(ms.size(), [&](std::size_t a, int) { run_base(a); });
+  parallel_for(ms.size(), [&](std::size_t a, int) { per_base[a] = ck_base_lag(ms, a, options); });
   std::vector<CkRecord> out;
   for (auto& v : per_base) out.insert(out.end(), v.begin(), v.end());
   return out;
@@ -295,28 +333,31 @@ CkModel make_ck_model(std::int64_t lag_steps, const Matrix& m, const std::vector
   return c;
 }
 
+const std::vector<std::size_t>& ck_sites(const LagTransitionMatrix& t) { return t.sites; }
+const std::vector<std::size_t>& ck_sites(const MarkovModel& t) { return t.connectivity.kept; }
+
+/// Both overloads of chapman_kolmogorov_test: every model validated, then ck_run.
+template <class Model>
+std::vector<CkRecord> ck_models(const std::vector<Model>& models, const CkOptions& options) {
+  const char* fn = "chapman_kolmogorov_test";
+  if (options.max_n < 0) fail(fn, "max_n must be >= 0");
+  std::vector<CkModel> ms;
+  ms.reserve(models.size());
+  for (const Model& t : models)
+    ms.push_back(make_ck_model(t.lag_steps, t.transition_matrix, ck_sites(t), fn));
+  return ck_run(ms, options);
+}
+
 }  // namespace
 
 std::vector<CkRecord> chapman_kolmogorov_test(const std::vector<LagTransitionMatrix>& models,
                                               const CkOptions& options) {
-  const char* fn = "chapman_kolmogorov_test";
-  if (options.max_n < 0) fail(fn, "max_n must be >= 0");
-  std::vector<CkModel> ms;
-  ms.reserve(models.size());
-  for (const LagTransitionMatrix& t : models)
-    ms.push_back(make_ck_model(t.lag_steps, t.transition_matrix, t.sites, fn));
-  return ck_run(ms, options);
+  return ck_models(models, options);
 }
 
 std::vector<CkRecord> chapman_kolmogorov_test(const std::vector<MarkovModel>& models,
                                               const CkOptions& options) {
-  const char* fn = "chapman_kolmogorov_test";
-  if (options.max_n < 0) fail(fn, "max_n must be >= 0");
-  std::vector<CkModel> ms;
-  ms.reserve(models.size());
-  for (const MarkovModel& t : models)
-    ms.push_back(make_ck_model(t.lag_steps, t.transition_matrix, t.connectivity.kept, fn));
-  return ck_run(ms, options);
+  return ck_models(models, options);
 }
 
 }  // namespace ionmsm

@@ -289,12 +289,7 @@ DensityGrid parse_dump_grid_text(const std::string& text, const std::string& nam
 }
 
 DensityGrid read_dump_grid(const std::string& path) {
-  std::ifstream f(path, std::ios::in | std::ios::binary);
-  if (!f) throw std::invalid_argument("cannot open density grid file '" + path + "'");
-  std::ostringstream ss;
-  ss << f.rdbuf();
-  if (f.bad()) throw std::invalid_argument("cannot read density grid file '" + path + "'");
-  return parse_dump_grid_text(ss.str(), path);
+  return parse_dump_grid_text(text::read_file(path, "density grid file"), path);
 }
 
 }  // namespace ionmsm

@@ -10,6 +10,7 @@
 #include <exception>
 #include <limits>
 #include <numeric>
+#include <sstream>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -181,126 +182,100 @@ const char* reversible_mle_status_name(ReversibleMleStatus status) {
 
 namespace {
 
-ReversibleMleResult<SpMat> reversible_core(const SpMat& counts_in,
-                                           const ReversibleMleOptions& opt) {
-  const char* fn = "reversible_mle";
+// ----------------------------------------------------------------------- reversible MLE
+// reversible_core = options check -> fixed-point problem (S, c) -> fixed point pi (plain or
+// Anderson-accelerated) -> transition matrix from pi -> message. Formulas: estimators.hpp.
+
+void check_reversible_options(const ReversibleMleOptions& opt, const char* fn) {
   if (!(opt.tolerance > 0.0) || !std::isfinite(opt.tolerance))
     fail(fn, "tolerance must be finite and > 0, got " + num(opt.tolerance));
   if (opt.max_iterations < 1)
     fail(fn, "max_iterations must be >= 1, got " + std::to_string(opt.max_iterations));
   if (opt.anderson_depth < 0)
     fail(fn, "anderson_depth must be >= 0, got " + std::to_string(opt.anderson_depth));
+}
+
+/// The fixed-point problem of the counts C: S = C + C^T (bitwise symmetric) and c = column
+/// sums of C (transitions out of each site).
+struct ReversibleProblem {
+  SpMat s;
+  Eigen::VectorXd c_out;
+  Index n = 0;
+};
+
+/// Breadth-first search from site 0 over the graph of the symmetric S: it must reach all sites.
+void check_connected(const SpMat& s, Index n, const char* fn) {
+  std::vector<char> seen(static_cast<std::size_t>(n), 0);
+  std::vector<Index> queue{0};
+  seen[0] = 1;
+  for (std::size_t q = 0; q < queue.size(); ++q)
+    for (SpMat::InnerIterator it(s, queue[q]); it; ++it)
+      if (!seen[static_cast<std::size_t>(it.row())]) {
+        seen[static_cast<std::size_t>(it.row())] = 1;
+        queue.push_back(it.row());
+      }
+  if (static_cast<Index>(queue.size()) != n)
+    fail(fn, "the count graph is not connected (" + std::to_string(queue.size()) + " of " +
+                 std::to_string(n) +
+                 " sites reachable from site 0): restrict to largest_connected_set first");
+}
+
+/// Checks the counts (every site left at least once, S connected) and builds S and c.
+ReversibleProblem reversible_problem(const SpMat& counts_in, const char* fn) {
   check_counts(counts_in, fn);
-  const Index n = counts_in.rows();
-  if (n == 0) fail(fn, "empty count matrix");
+  ReversibleProblem pb;
+  pb.n = counts_in.rows();
+  if (pb.n == 0) fail(fn, "empty count matrix");
   SpMat c = counts_in;
   c.prune(0.0);
   c.makeCompressed();
-
-  const Eigen::VectorXd c_out = column_sums(c);  // transitions out of each site
-  for (Index j = 0; j < n; ++j)
-    if (!(c_out(j) > 0.0))
+  pb.c_out = column_sums(c);
+  for (Index j = 0; j < pb.n; ++j)
+    if (!(pb.c_out(j) > 0.0))
       fail(fn, "site " + std::to_string(j) + " (column " + std::to_string(j) +
                    ") has no outgoing counts: restrict to largest_connected_set first");
-  SpMat s = c + SpMat(c.transpose());  // symmetric part (times 2), bitwise symmetric
-  s.makeCompressed();
+  pb.s = c + SpMat(c.transpose());
+  pb.s.makeCompressed();
+  check_connected(pb.s, pb.n, fn);
+  return pb;
+}
 
-  {  // the graph of S must be connected
-    std::vector<char> seen(static_cast<std::size_t>(n), 0);
-    std::vector<Index> queue{0};
-    seen[0] = 1;
-    for (std::size_t q = 0; q < queue.size(); ++q)
-      for (SpMat::InnerIterator it(s, queue[q]); it; ++it)
-        if (!seen[static_cast<std::size_t>(it.row())]) {
-          seen[static_cast<std::size_t>(it.row())] = 1;
-          queue.push_back(it.row());
-        }
-    if (static_cast<Index>(queue.size()) != n)
-      fail(fn, "the count graph is not connected (" + std::to_string(queue.size()) + " of " +
-                   std::to_string(n) +
-                   " sites reachable from site 0): restrict to largest_connected_set first");
+/// One fixed-point update out = F(p) / sum F(p), F(p)_i = sum_j S(i,j) / (q_i + q_j) with
+/// q = c / p (q: scratch). False on a non-finite or non-positive result.
+bool fixed_point_update(const ReversibleProblem& pb, const Eigen::VectorXd& p,
+                        Eigen::VectorXd& q, Eigen::VectorXd& out) {
+  q = pb.c_out.cwiseQuotient(p);
+  out.setZero(pb.n);
+  for (Index j = 0; j < pb.n; ++j)
+    for (SpMat::InnerIterator it(pb.s, j); it; ++it)
+      out(it.row()) += it.value() / (q(it.row()) + q(j));
+  const double sum = out.sum();
+  if (!std::isfinite(sum) || !(sum > 0.0)) return false;
+  out /= sum;
+  return out.allFinite() && out.minCoeff() > 0.0;
+}
+
+/// Anderson acceleration (type II) of the update F on y = log p:
+///     y <- g - dG gamma,  gamma = argmin_gamma ||f - dF gamma||_2,
+/// with g = log F(p), f = g - y, and dF / dG the differences of the last `depth` residuals f /
+/// values g (a ring buffer; restarted when the change grows 100-fold or a step fails).
+class AndersonMixer {
+ public:
+  AndersonMixer(int depth, Index n) : depth_(depth) {
+    d_f_.resize(n, depth);
+    d_g_.resize(n, depth);
   }
 
-  ReversibleMleResult<SpMat> r;
-  r.tolerance = opt.tolerance;
-  r.max_iterations = opt.max_iterations;
-  r.status = ReversibleMleStatus::NotConverged;
-
-  Eigen::VectorXd q(n);
-  // One fixed-point update F(p), normalised; false on a non-finite / non-positive result.
-  auto update = [&](const Eigen::VectorXd& p, Eigen::VectorXd& out) {
-    q = c_out.cwiseQuotient(p);
-    out.setZero(n);
-    for (Index j = 0; j < n; ++j)
-      for (SpMat::InnerIterator it(s, j); it; ++it)
-        out(it.row()) += it.value() / (q(it.row()) + q(j));
-    const double sum = out.sum();
-    if (!std::isfinite(sum) || !(sum > 0.0)) return false;
-    out /= sum;
-    return out.allFinite() && out.minCoeff() > 0.0;
-  };
-
-  Eigen::VectorXd pi = column_sums(s);  // exact fixed point for symmetric counts
-  pi /= pi.sum();
-  Eigen::VectorXd p = pi, fp(n);
-  // Anderson acceleration (type II) on y = log p: y <- g - dG gamma with
-  // gamma = argmin ||f - dF gamma||_2, g = log F(p), f = g - y, and dF / dG the differences of
-  // the last `depth` residuals / updates (ring buffer).
-  const int depth = opt.anderson_depth;
-  Eigen::MatrixXd d_f, d_g;
-  if (depth > 0) {
-    d_f.resize(n, depth);
-    d_g.resize(n, depth);
-  }
-  Eigen::VectorXd y, g, f, f_prev, g_prev;
-  int hist = 0, head = 0;
-  bool have_prev = false;
-  double prev_change = std::numeric_limits<double>::infinity();
-  for (int it_count = 1; it_count <= opt.max_iterations; ++it_count) {
-    if (!update(p, fp)) {
-      r.status = ReversibleMleStatus::NumericalFailure;
-      break;
-    }
-    double change = 0.0;
-    for (Index i = 0; i < n; ++i) change = std::max(change, std::abs(fp(i) - p(i)) / fp(i));
-    if (!std::isfinite(change)) {
-      r.status = ReversibleMleStatus::NumericalFailure;
-      break;
-    }
-    pi = fp;
-    r.iterations = it_count;
-    r.final_change = change;
-    if (change <= opt.tolerance) {
-      r.status = ReversibleMleStatus::Converged;
-      break;
-    }
-    if (depth == 0) {
-      p.swap(fp);
-      continue;
-    }
-    y = p.array().log();
-    g = fp.array().log();
-    f = g - y;
-    if (change > 100.0 * prev_change) {
-      hist = head = 0;  // the last accelerated step went badly: restart the history
-    } else if (have_prev) {
-      const int slot = hist < depth ? hist : head;
-      d_f.col(slot) = f - f_prev;
-      d_g.col(slot) = g - g_prev;
-      if (hist < depth) {
-        ++hist;
-      } else {
-        head = (head + 1) % depth;
-      }
-    }
-    f_prev = f;
-    g_prev = g;
-    have_prev = true;
-    prev_change = change;
+  /// The next iterate p from p and fp = F(p) whose max relative change was `change`.
+  void step(Eigen::VectorXd& p, const Eigen::VectorXd& fp, double change) {
+    const Eigen::VectorXd y = p.array().log();
+    const Eigen::VectorXd g = fp.array().log();
+    const Eigen::VectorXd f = g - y;
+    remember(f, g, change);
     Eigen::VectorXd y_next = g;
-    if (hist > 0) {
-      const Eigen::VectorXd gamma = d_f.leftCols(hist).colPivHouseholderQr().solve(f);
-      y_next.noalias() -= d_g.leftCols(hist) * gamma;
+    if (hist_ > 0) {
+      const Eigen::VectorXd gamma = d_f_.leftCols(hist_).colPivHouseholderQr().solve(f);
+      y_next.noalias() -= d_g_.leftCols(hist_) * gamma;
     }
     bool ok = y_next.allFinite();
     if (ok) {
@@ -311,22 +286,94 @@ ReversibleMleResult<SpMat> reversible_core(const SpMat& counts_in,
     }
     if (!ok) {  // fall back to the plain update
       p = fp;
-      hist = head = 0;
+      hist_ = head_ = 0;
     }
   }
 
-  // X(i,j) = S(i,j) / (c_i/pi_i + c_j/pi_j) (bitwise symmetric), M = X column-normalised.
-  q = c_out.cwiseQuotient(pi);
-  SpMat x = s;
-  for (Index j = 0; j < n; ++j)
+ private:
+  /// Adds the differences to the previous f and g to the history.
+  void remember(const Eigen::VectorXd& f, const Eigen::VectorXd& g, double change) {
+    if (change > 100.0 * prev_change_) {
+      hist_ = head_ = 0;  // the last accelerated step went badly: restart the history
+    } else if (have_prev_) {
+      const int slot = hist_ < depth_ ? hist_ : head_;
+      d_f_.col(slot) = f - f_prev_;
+      d_g_.col(slot) = g - g_prev_;
+      if (hist_ < depth_) {
+        ++hist_;
+      } else {
+        head_ = (head_ + 1) % depth_;
+      }
+    }
+    f_prev_ = f;
+    g_prev_ = g;
+    have_prev_ = true;
+    prev_change_ = change;
+  }
+
+  int depth_;
+  Eigen::MatrixXd d_f_, d_g_;
+  Eigen::VectorXd f_prev_, g_prev_;
+  int hist_ = 0, head_ = 0;
+  bool have_prev_ = false;
+  double prev_change_ = std::numeric_limits<double>::infinity();
+};
+
+/// Iterates F from pi = row sums of S (normalised; exact for symmetric counts) until the max
+/// relative change max_i |F(p)_i - p_i| / F(p)_i <= tolerance; fills the status, iterations and
+/// final change of `info` and returns the last F(p).
+Eigen::VectorXd solve_fixed_point(const ReversibleProblem& pb, const ReversibleMleOptions& opt,
+                                  EstimatorInfo& info) {
+  const Index n = pb.n;
+  info.status = ReversibleMleStatus::NotConverged;
+  Eigen::VectorXd pi = column_sums(pb.s);
+  pi /= pi.sum();
+  Eigen::VectorXd p = pi, fp(n), q(n);
+  AndersonMixer mixer(opt.anderson_depth, opt.anderson_depth > 0 ? n : 0);
+  for (int it_count = 1; it_count <= opt.max_iterations; ++it_count) {
+    if (!fixed_point_update(pb, p, q, fp)) {
+      info.status = ReversibleMleStatus::NumericalFailure;
+      break;
+    }
+    double change = 0.0;
+    for (Index i = 0; i < n; ++i) change = std::max(change, std::abs(fp(i) - p(i)) / fp(i));
+    if (!std::isfinite(change)) {
+      info.status = ReversibleMleStatus::NumericalFailure;
+      break;
+    }
+    pi = fp;
+    info.iterations = it_count;
+    info.final_change = change;
+    if (change <= opt.tolerance) {
+      info.status = ReversibleMleStatus::Converged;
+      break;
+    }
+    if (opt.anderson_depth == 0)
+      p.swap(fp);
+    else
+      mixer.step(p, fp, change);
+  }
+  return pi;
+}
+
+/// X(i,j) = S(i,j) / (c_i/pi_i + c_j/pi_j) (bitwise symmetric); M = X column-normalised and
+/// the stationary vector = column sums of X, normalised.
+void reversible_transition_matrix(const ReversibleProblem& pb, const Eigen::VectorXd& pi,
+                                  ReversibleMleResult<SpMat>& r) {
+  const Eigen::VectorXd q = pb.c_out.cwiseQuotient(pi);
+  SpMat x = pb.s;
+  for (Index j = 0; j < pb.n; ++j)
     for (SpMat::InnerIterator it(x, j); it; ++it)
       it.valueRef() = it.value() / (q(it.row()) + q(j));
   const Eigen::VectorXd xs = column_sums(x);
-  for (Index j = 0; j < n; ++j)
+  for (Index j = 0; j < pb.n; ++j)
     for (SpMat::InnerIterator it(x, j); it; ++it) it.valueRef() = it.value() / xs(j);
   r.transition_matrix = std::move(x);
   r.stationary = xs / xs.sum();
+}
 
+/// EstimatorInfo::message of the reversible MLE: what happened and, if not converged, what to do.
+std::string reversible_message(const EstimatorInfo& r) {
   std::ostringstream msg;
   msg.precision(3);
   switch (r.status) {
@@ -349,7 +396,19 @@ ReversibleMleResult<SpMat> reversible_core(const SpMat& counts_in,
              "last finite pi and is not the maximum-likelihood estimate";
       break;
   }
-  r.message = msg.str();
+  return msg.str();
+}
+
+ReversibleMleResult<SpMat> reversible_core(const SpMat& counts, const ReversibleMleOptions& opt) {
+  const char* fn = "reversible_mle";
+  check_reversible_options(opt, fn);
+  const ReversibleProblem pb = reversible_problem(counts, fn);
+  ReversibleMleResult<SpMat> r;
+  r.tolerance = opt.tolerance;
+  r.max_iterations = opt.max_iterations;
+  const Eigen::VectorXd pi = solve_fixed_point(pb, opt, r);
+  reversible_transition_matrix(pb, pi, r);
+  r.message = reversible_message(r);
   return r;
 }
 

@@ -196,15 +196,19 @@ SiteImage SiteLocator::locate(const Eigen::Vector3d& x_unwrapped) const {
   return search(x_unwrapped, -1);
 }
 
-SiteImage SiteLocator::search(const Eigen::Vector3d& x, SiteIndex exclude) const {
-  if (frac_.empty()) throw std::invalid_argument("SiteLocator::locate: the locator has no sites");
-  if (!x.allFinite()) {
-    throw std::invalid_argument("SiteLocator::locate: non-finite position " + vec_str(x));
-  }
-  const Eigen::Vector3d f = box_.to_fractional(x);
+namespace {
+
+/// Where a point with fractional coordinates f falls: its cell (the periodic image of the box
+/// holding it), its position r in [0, 1)^3 inside that cell, and its bin q there.
+struct GridPoint {
   std::int64_t cell[3];
   double r[3];
   int q[3];
+};
+
+GridPoint grid_point(const Eigen::Vector3d& f, const Eigen::Vector3d& x,
+                     const std::array<int, 3>& nbins) {
+  GridPoint p;
   for (int k = 0; k < 3; ++k) {
     double c = std::floor(f[k]);
     if (!(std::abs(c) < kMaxCell)) {
@@ -217,33 +221,72 @@ SiteImage SiteLocator::search(const Eigen::Vector3d& x, SiteIndex exclude) const
       c += 1.0;
     }
     if (rk < 0.0) rk = 0.0;
-    cell[k] = static_cast<std::int64_t>(c);
-    r[k] = rk;
-    const int nk = nbins_[static_cast<std::size_t>(k)];
-    q[k] = std::min(nk - 1, static_cast<int>(rk * nk));
+    p.cell[k] = static_cast<std::int64_t>(c);
+    p.r[k] = rk;
+    const int nk = nbins[static_cast<std::size_t>(k)];
+    p.q[k] = std::min(nk - 1, static_cast<int>(rk * nk));
   }
+  return p;
+}
 
+/// The face of the searched block of bins (q + d, -lo[k] <= d[k] <= hi[k]) closest to the
+/// point: its distance `gap` (through face spacings), axis and side.
+struct NearestFace {
+  double gap = std::numeric_limits<double>::infinity();
+  int axis = 0;
+  bool upper = true;
+};
+
+NearestFace nearest_face(const GridPoint& p, const int lo[3], const int hi[3],
+                         const std::array<int, 3>& nbins, const std::array<double, 3>& face) {
+  NearestFace out;
+  for (int k = 0; k < 3; ++k) {
+    const double fk = face[static_cast<std::size_t>(k)];
+    const int nk = nbins[static_cast<std::size_t>(k)];
+    const double g_hi = (static_cast<double>(p.q[k] + hi[k] + 1) / nk - p.r[k]) * fk;
+    const double g_lo = (p.r[k] - static_cast<double>(p.q[k] - lo[k]) / nk) * fk;
+    if (g_hi < out.gap) {
+      out.gap = g_hi;
+      out.axis = k;
+      out.upper = true;
+    }
+    if (g_lo < out.gap) {
+      out.gap = g_lo;
+      out.axis = k;
+      out.upper = false;
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+SiteImage SiteLocator::search(const Eigen::Vector3d& x, SiteIndex exclude) const {
+  if (frac_.empty()) throw std::invalid_argument("SiteLocator::locate: the locator has no sites");
+  if (!x.allFinite()) {
+    throw std::invalid_argument("SiteLocator::locate: non-finite position " + vec_str(x));
+  }
+  const Eigen::Vector3d f = box_.to_fractional(x);
+  const GridPoint p = grid_point(f, x, nbins_);
   // Safety margin for the lower bound: image_distance2 and the gaps are computed in floating
   // point; shrink the bound by far more than any rounding so that candidates that tie (or
   // nearly tie) with the best one are always examined.
   const double hnorm = box_.h().norm();
   const double abs_tol =
       1e-12 * (x.norm() + box_.origin().norm() + hnorm * (f.cwiseAbs().maxCoeff() + 2.0));
-
   SiteImage best;
   best.site = -1;
   best.distance2 = std::numeric_limits<double>::infinity();
-
-  const int n0 = nbins_[0], n1 = nbins_[1], n2 = nbins_[2];
+  const int n1 = nbins_[1], n2 = nbins_[2];
   auto scan_bin = [&](int d0, int d1, int d2) {
-    const std::int64_t B[3] = {q[0] + d0, q[1] + d1, q[2] + d2};
+    const std::int64_t B[3] = {p.q[0] + d0, p.q[1] + d1, p.q[2] + d2};
     Image img;
     int b[3];
     for (int k = 0; k < 3; ++k) {
       const std::int64_t nk = nbins_[static_cast<std::size_t>(k)];
       const std::int64_t m = floor_div(B[k], nk);
       b[k] = static_cast<int>(B[k] - m * nk);
-      img[static_cast<std::size_t>(k)] = static_cast<std::int32_t>(cell[k] + m);
+      img[static_cast<std::size_t>(k)] = static_cast<std::int32_t>(p.cell[k] + m);
     }
     const std::size_t bin = static_cast<std::size_t>((b[0] * n1 + b[1]) * n2 + b[2]);
     for (int i = bin_start_[bin]; i < bin_start_[bin + 1]; ++i) {
@@ -256,43 +299,19 @@ SiteImage SiteLocator::search(const Eigen::Vector3d& x, SiteIndex exclude) const
       if (better_than(cand, best)) best = cand;
     }
   };
-
   // The searched region is the block of bins q + d with -lo[k] <= d[k] <= hi[k]. It grows one
   // layer at a time on the side whose face is closest to x, until no point outside the block
   // can be as close as the best candidate.
   int lo[3] = {0, 0, 0}, hi[3] = {0, 0, 0};
-  const int nb[3] = {n0, n1, n2};
   scan_bin(0, 0, 0);
   for (;;) {
-    double gmin = std::numeric_limits<double>::infinity();
-    int axis = 0;
-    bool upper = true;
-    for (int k = 0; k < 3; ++k) {
-      const double fk = face_[static_cast<std::size_t>(k)];
-      const double g_hi = (static_cast<double>(q[k] + hi[k] + 1) / nb[k] - r[k]) * fk;
-      const double g_lo = (r[k] - static_cast<double>(q[k] - lo[k]) / nb[k]) * fk;
-      if (g_hi < gmin) {
-        gmin = g_hi;
-        axis = k;
-        upper = true;
-      }
-      if (g_lo < gmin) {
-        gmin = g_lo;
-        axis = k;
-        upper = false;
-      }
-    }
-    const double bound = gmin * (1.0 - 1e-9) - abs_tol;
+    const NearestFace g = nearest_face(p, lo, hi, nbins_, face_);
+    const double bound = g.gap * (1.0 - 1e-9) - abs_tol;
     if (best.site >= 0 && bound > 0.0 && best.distance2 < bound * bound) break;
     // Grow the block by one layer on (axis, side) and scan the new layer.
     int dlo[3] = {-lo[0], -lo[1], -lo[2]}, dhi[3] = {hi[0], hi[1], hi[2]};
-    int layer;
-    if (upper) {
-      layer = ++hi[axis];
-    } else {
-      layer = -(++lo[axis]);
-    }
-    dlo[axis] = dhi[axis] = layer;
+    const int layer = g.upper ? ++hi[g.axis] : -(++lo[g.axis]);
+    dlo[g.axis] = dhi[g.axis] = layer;
     for (int d0 = dlo[0]; d0 <= dhi[0]; ++d0)
       for (int d1 = dlo[1]; d1 <= dhi[1]; ++d1)
         for (int d2 = dlo[2]; d2 <= dhi[2]; ++d2) scan_bin(d0, d1, d2);

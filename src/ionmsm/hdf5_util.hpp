@@ -1,14 +1,19 @@
 #pragma once
-// HDF5 helpers shared by the counts file reader, writer and checker (internal to the core
-// library: only .cpp files of src/ionmsm include this header). Owning handles close every HDF5
-// object on every path, also when an exception leaves the scope.
+// HDF5 helpers shared by the counts file (reader, writer, checker) and the model file
+// (internal to the core library: only .cpp files of src/ionmsm include this header): error
+// handling, owning handles (they close every HDF5 object on every path, also when an exception
+// leaves the scope), types, writers of groups, datasets and attributes, and plain readers
+// (hdf5_util.cpp). Failures throw H5Failure; each file format turns it into a message naming
+// the file.
 #include <hdf5.h>
 
 #include <cctype>
+#include <cstddef>
 #include <cstdint>
 #include <stdexcept>
 #include <string>
 #include <type_traits>
+#include <vector>
 
 namespace ionmsm::hdf5_util {
 
@@ -99,23 +104,26 @@ inline Handle checked(hid_t id, Handle::Closer close, const std::string& what) {
   return Handle(id, close);
 }
 
+/// The HDF5 type of T in memory (native) or in the file (little-endian).
 template <class T>
-hid_t native_type() {
-  if constexpr (std::is_same_v<T, double>) return H5T_NATIVE_DOUBLE;
-  else if constexpr (std::is_same_v<T, std::int32_t>) return H5T_NATIVE_INT32;
-  else if constexpr (std::is_same_v<T, std::int64_t>) return H5T_NATIVE_INT64;
-  else if constexpr (std::is_same_v<T, std::uint64_t>) return H5T_NATIVE_UINT64;
+hid_t hdf5_type(bool in_file) {
+  using std::is_same_v;
+  if constexpr (is_same_v<T, double>) return in_file ? H5T_IEEE_F64LE : H5T_NATIVE_DOUBLE;
+  else if constexpr (is_same_v<T, std::int32_t>) return in_file ? H5T_STD_I32LE : H5T_NATIVE_INT32;
+  else if constexpr (is_same_v<T, std::int64_t>) return in_file ? H5T_STD_I64LE : H5T_NATIVE_INT64;
+  else if constexpr (is_same_v<T, std::uint64_t>)
+    return in_file ? H5T_STD_U64LE : H5T_NATIVE_UINT64;
   else static_assert(sizeof(T) == 0, "unsupported element type");
 }
 
-/// The little-endian type the file stores for T.
+template <class T>
+hid_t native_type() {
+  return hdf5_type<T>(false);
+}
+
 template <class T>
 hid_t file_type() {
-  if constexpr (std::is_same_v<T, double>) return H5T_IEEE_F64LE;
-  else if constexpr (std::is_same_v<T, std::int32_t>) return H5T_STD_I32LE;
-  else if constexpr (std::is_same_v<T, std::int64_t>) return H5T_STD_I64LE;
-  else if constexpr (std::is_same_v<T, std::uint64_t>) return H5T_STD_U64LE;
-  else static_assert(sizeof(T) == 0, "unsupported element type");
+  return hdf5_type<T>(true);
 }
 
 inline Handle vlen_string_type() {
@@ -151,6 +159,107 @@ inline bool hdf5_checksum_error() {
   };
   H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, walker, &found);
   return found;
+}
+
+// ------------------------------------------------------------------------------- writing
+
+/// How a dataset is stored: Checksummed (the counts file) is chunked with HDF5's Fletcher-32
+/// checksum filter once it has an element, and compressed when large (hdf5_util.cpp);
+/// Contiguous (the model file) uses HDF5's default layout.
+enum class Storage { Checksummed, Contiguous };
+
+/// Creation properties of a Checksummed dataset of shape dims[0 .. rank). Variable-length
+/// strings cannot take the checksum filter (HDF5 refuses it): checksum = false.
+Handle dataset_create_plist(int rank, const hsize_t* dims, bool checksum = true);
+
+Handle make_group(hid_t parent, const char* name);
+
+/// Writes a 1-D (cols == 0) or 2-D (rows x cols) dataset from contiguous row-major data.
+template <class T>
+void write_dataset(hid_t parent, const char* name, const T* data, hsize_t rows, hsize_t cols = 0,
+                   Storage storage = Storage::Checksummed) {
+  const int rank = cols == 0 ? 1 : 2;
+  const hsize_t dims[2] = {rows, cols};
+  Handle space = checked(H5Screate_simple(rank, dims, nullptr), H5Sclose,
+                         std::string("cannot create dataspace for '") + name + "'");
+  Handle plist;
+  if (storage == Storage::Checksummed) plist = dataset_create_plist(rank, dims);
+  Handle dset = checked(H5Dcreate2(parent, name, file_type<T>(), space, H5P_DEFAULT,
+                                   plist.valid() ? plist.get() : H5P_DEFAULT, H5P_DEFAULT),
+                        H5Dclose, std::string("cannot create dataset '") + name + "'");
+  const hsize_t n = rows * (cols == 0 ? 1 : cols);
+  if (n > 0 && H5Dwrite(dset, native_type<T>(), H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0)
+    h5fail(std::string("cannot write dataset '") + name + "'");
+}
+
+template <class T>
+void write_dataset(hid_t parent, const char* name, const std::vector<T>& v, hsize_t cols = 0,
+                   Storage storage = Storage::Checksummed) {
+  const hsize_t rows = cols == 0 ? v.size() : v.size() / cols;
+  write_dataset(parent, name, v.data(), rows, cols, storage);
+}
+
+void write_string_dataset(hid_t parent, const char* name, const std::vector<std::string>& v);
+
+template <class T>
+void write_attribute(hid_t obj, const char* name, T value) {
+  Handle space = checked(H5Screate(H5S_SCALAR), H5Sclose, "cannot create dataspace");
+  Handle attr = checked(H5Acreate2(obj, name, file_type<T>(), space, H5P_DEFAULT, H5P_DEFAULT),
+                        H5Aclose, std::string("cannot create attribute '") + name + "'");
+  if (H5Awrite(attr, native_type<T>(), &value) < 0)
+    h5fail(std::string("cannot write attribute '") + name + "'");
+}
+
+void write_attribute(hid_t obj, const char* name, const std::string& value);
+
+// ------------------------------------------------------------------------------- reading
+
+/// A fixed-length HDF5 string of `size` bytes without its terminator and space padding.
+std::string trim_fixed(const char* p, std::size_t size);
+
+/// Reads the string held by the scalar attribute `attr` whose file type is `type` (variable or
+/// fixed length). False when HDF5 fails; the error then stays on HDF5's stack for the caller.
+bool read_string_value(hid_t attr, hid_t type, std::string& out);
+
+/// The string attribute `name` of obj.
+std::string read_string_attribute(hid_t obj, const char* name);
+
+/// The numeric attribute `name` of obj, converted to T.
+template <class T>
+T read_attribute(hid_t obj, const char* name) {
+  Handle attr = checked(H5Aopen(obj, name, H5P_DEFAULT), H5Aclose,
+                        std::string("missing attribute '") + name + "'");
+  T value{};
+  if (H5Aread(attr, native_type<T>(), &value) < 0)
+    h5fail(std::string("cannot read attribute '") + name + "'");
+  return value;
+}
+
+/// Whether the link `name` exists in `parent` (false also when HDF5 cannot tell).
+inline bool link_exists(hid_t parent, const char* name) {
+  const htri_t has = H5Lexists(parent, name, H5P_DEFAULT);
+  if (has < 0) H5Eclear2(H5E_DEFAULT);
+  return has > 0;
+}
+
+/// Reads a 1-D or 2-D numeric dataset in full, converted to T (row-major); its shape goes to
+/// rows and cols (cols = 0 for 1-D).
+template <class T>
+std::vector<T> read_dataset(hid_t parent, const std::string& name, hsize_t* rows = nullptr,
+                            hsize_t* cols = nullptr) {
+  Handle dset = checked(H5Dopen2(parent, name.c_str(), H5P_DEFAULT), H5Dclose,
+                        "missing dataset '" + name + "'");
+  Handle space = checked(H5Dget_space(dset), H5Sclose, "dataspace of '" + name + "'");
+  hsize_t dims[2] = {0, 0};
+  const int rank = H5Sget_simple_extent_ndims(space);
+  if (rank < 1 || rank > 2 || H5Sget_simple_extent_dims(space, dims, nullptr) < 0)
+    h5fail("dataset '" + name + "' is not 1-D or 2-D");
+  std::vector<T> v(static_cast<std::size_t>(dims[0] * (rank == 2 ? dims[1] : 1)));
+  if (!v.empty() && H5Dread(dset, native_type<T>(), H5S_ALL, H5S_ALL, H5P_DEFAULT, v.data()) < 0)
+    h5fail("cannot read dataset '" + name + "'");
+  if (rows) *rows = dims[0];
+  if (cols) *cols = rank == 2 ? dims[1] : 0;
+  return v;
 }
 
 }  // namespace ionmsm::hdf5_util

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <vector>
 
 namespace ionmsm {
 
@@ -11,6 +12,102 @@ namespace {
 std::int64_t floor_div(std::int64_t a, std::int64_t b) {  // b > 0
   const std::int64_t q = a / b;
   return (a % b != 0 && a < 0) ? q - 1 : q;
+}
+
+/// The sites binned in (wrapped) fractional space, nbin[k] bins along axis k, members listed
+/// by bin (CSR: members[start[b] .. start[b + 1])). A displacement of length <= rn changes f_k
+/// by at most rn / face_k, i.e. by at most reach[k] bins.
+struct SiteBins {
+  int nbin[3], reach[3];
+  std::vector<int> bin_of, start, members;
+};
+
+SiteBins bin_sites(const SiteLocator& locator, const double face[3], double rn) {
+  SiteBins bins;
+  const std::size_t n = locator.size();
+  for (int k = 0; k < 3; ++k) {
+    bins.nbin[k] = static_cast<int>(std::clamp(std::floor(face[k] / rn), 1.0, 64.0));
+    bins.reach[k] = static_cast<int>(std::ceil(rn * bins.nbin[k] / face[k]));
+  }
+  const int* nbin = bins.nbin;
+  const std::size_t nbins = static_cast<std::size_t>(nbin[0]) * nbin[1] * nbin[2];
+  bins.bin_of.resize(n);
+  bins.start.assign(nbins + 1, 0);
+  bins.members.resize(n);
+  for (std::size_t s = 0; s < n; ++s) {
+    const Eigen::Vector3d& f = locator.fractional(static_cast<SiteIndex>(s));
+    int b[3];
+    for (int k = 0; k < 3; ++k) b[k] = std::min(nbin[k] - 1, static_cast<int>(f[k] * nbin[k]));
+    bins.bin_of[s] = (b[0] * nbin[1] + b[1]) * nbin[2] + b[2];
+    ++bins.start[static_cast<std::size_t>(bins.bin_of[s]) + 1];
+  }
+  for (std::size_t b = 0; b < nbins; ++b) bins.start[b + 1] += bins.start[b];
+  std::vector<int> fill(bins.start.begin(), bins.start.end() - 1);
+  for (std::size_t s = 0; s < n; ++s)
+    bins.members[static_cast<std::size_t>(fill[static_cast<std::size_t>(bins.bin_of[s])]++)] =
+        static_cast<int>(s);
+  return bins;
+}
+
+/// A neighbour candidate: site image `site` + `image` at distance `dist`.
+struct Cand {
+  double dist;
+  SiteIndex site;
+  std::int8_t image[3];
+};
+
+/// Every site image t + m (m a lattice shift) with |H (f_t + m) - H f_s|^2 <= rn2, except s
+/// itself, from the bins within reach of s's bin. cart: H f of every site.
+void gather_candidates(const SiteBins& bins, const std::vector<Eigen::Vector3d>& cart,
+                       const Eigen::Matrix3d& h, std::size_t s, double rn2,
+                       std::vector<Cand>& cand) {
+  cand.clear();
+  const int* nbin = bins.nbin;
+  const int* reach = bins.reach;
+  const Eigen::Vector3d& ps = cart[s];
+  const int b0 = bins.bin_of[s] / (nbin[1] * nbin[2]);
+  const int b1 = (bins.bin_of[s] / nbin[2]) % nbin[1];
+  const int b2 = bins.bin_of[s] % nbin[2];
+  for (int d0 = -reach[0]; d0 <= reach[0]; ++d0)
+    for (int d1 = -reach[1]; d1 <= reach[1]; ++d1)
+      for (int d2 = -reach[2]; d2 <= reach[2]; ++d2) {
+        const std::int64_t B[3] = {b0 + d0, b1 + d1, b2 + d2};
+        std::int64_t m[3], w[3];
+        for (int k = 0; k < 3; ++k) {
+          m[k] = floor_div(B[k], nbin[k]);
+          w[k] = B[k] - m[k] * nbin[k];
+        }
+        const Eigen::Vector3d shift =
+            h * Eigen::Vector3d(static_cast<double>(m[0]), static_cast<double>(m[1]),
+                                static_cast<double>(m[2])) - ps;
+        const std::size_t bin = static_cast<std::size_t>((w[0] * nbin[1] + w[1]) * nbin[2] + w[2]);
+        for (int i = bins.start[bin]; i < bins.start[bin + 1]; ++i) {
+          const int t = bins.members[static_cast<std::size_t>(i)];
+          const Eigen::Vector3d dv = cart[static_cast<std::size_t>(t)] + shift;
+          const double dist2 = dv.squaredNorm();
+          if (!(dist2 <= rn2)) continue;
+          if (t == static_cast<int>(s) && m[0] == 0 && m[1] == 0 && m[2] == 0) continue;
+          cand.push_back({std::sqrt(dist2), static_cast<SiteIndex>(t),
+                          {static_cast<std::int8_t>(m[0]), static_cast<std::int8_t>(m[1]),
+                           static_cast<std::int8_t>(m[2])}});
+        }
+      }
+}
+
+/// Sorts the candidates by (distance, site, image) and keeps at most max_kept of them: every
+/// one strictly closer than the first dropped one. Returns the radius the list is complete to.
+double sort_and_cap(std::vector<Cand>& cand, double rn, int max_kept) {
+  std::sort(cand.begin(), cand.end(), [](const Cand& a, const Cand& b) {
+    if (a.dist != b.dist) return a.dist < b.dist;
+    if (a.site != b.site) return a.site < b.site;
+    return std::lexicographical_compare(a.image, a.image + 3, b.image, b.image + 3);
+  });
+  if (cand.size() <= static_cast<std::size_t>(max_kept)) return rn;
+  const double rs = cand[static_cast<std::size_t>(max_kept)].dist * (1.0 - 1e-9);
+  std::size_t keep = static_cast<std::size_t>(max_kept);
+  while (keep > 0 && cand[keep - 1].dist > rs) --keep;
+  cand.resize(keep);
+  return rs;
 }
 
 }  // namespace
@@ -46,85 +143,14 @@ void SiteAssigner::build_neighbours() {
   rn_.assign(n, 0.0);
   nb_start_.assign(n + 1, 0);
   nb_.clear();
-
-  // Bins in (wrapped) fractional space; a displacement of length <= rn changes f_k by at most
-  // rn / face_k, i.e. by at most reach[k] bins.
-  int nbin[3], reach[3];
-  for (int k = 0; k < 3; ++k) {
-    nbin[k] = static_cast<int>(std::clamp(std::floor(face[k] / rn), 1.0, 64.0));
-    reach[k] = static_cast<int>(std::ceil(rn * nbin[k] / face[k]));
-  }
-  const std::size_t nbins = static_cast<std::size_t>(nbin[0]) * nbin[1] * nbin[2];
-  std::vector<int> bin_of(n), start(nbins + 1, 0), members(n);
-  for (std::size_t s = 0; s < n; ++s) {
-    const Eigen::Vector3d& f = locator_->fractional(static_cast<SiteIndex>(s));
-    int b[3];
-    for (int k = 0; k < 3; ++k) b[k] = std::min(nbin[k] - 1, static_cast<int>(f[k] * nbin[k]));
-    bin_of[s] = (b[0] * nbin[1] + b[1]) * nbin[2] + b[2];
-    ++start[static_cast<std::size_t>(bin_of[s]) + 1];
-  }
-  for (std::size_t b = 0; b < nbins; ++b) start[b + 1] += start[b];
-  {
-    std::vector<int> fill(start.begin(), start.end() - 1);
-    for (std::size_t s = 0; s < n; ++s)
-      members[static_cast<std::size_t>(fill[static_cast<std::size_t>(bin_of[s])]++)] =
-          static_cast<int>(s);
-  }
-
-  struct Cand {
-    double dist;
-    SiteIndex site;
-    std::int8_t image[3];
-  };
-  std::vector<Cand> cand;
+  const SiteBins bins = bin_sites(*locator_, face, rn);
   const Eigen::Matrix3d& h = box.h();
   std::vector<Eigen::Vector3d> cart(n);  // H f (origin omitted: only differences matter)
   for (std::size_t s = 0; s < n; ++s) cart[s] = h * locator_->fractional(static_cast<SiteIndex>(s));
-  const double rn2 = rn * rn;
+  std::vector<Cand> cand;
   for (std::size_t s = 0; s < n; ++s) {
-    cand.clear();
-    const Eigen::Vector3d& ps = cart[s];
-    const int b0 = bin_of[s] / (nbin[1] * nbin[2]);
-    const int b1 = (bin_of[s] / nbin[2]) % nbin[1];
-    const int b2 = bin_of[s] % nbin[2];
-    for (int d0 = -reach[0]; d0 <= reach[0]; ++d0)
-      for (int d1 = -reach[1]; d1 <= reach[1]; ++d1)
-        for (int d2 = -reach[2]; d2 <= reach[2]; ++d2) {
-          const std::int64_t B[3] = {b0 + d0, b1 + d1, b2 + d2};
-          std::int64_t m[3], w[3];
-          for (int k = 0; k < 3; ++k) {
-            m[k] = floor_div(B[k], nbin[k]);
-            w[k] = B[k] - m[k] * nbin[k];
-          }
-          const Eigen::Vector3d shift =
-              h * Eigen::Vector3d(static_cast<double>(m[0]), static_cast<double>(m[1]),
-                                  static_cast<double>(m[2])) - ps;
-          const std::size_t bin = static_cast<std::size_t>((w[0] * nbin[1] + w[1]) * nbin[2] + w[2]);
-          for (int i = start[bin]; i < start[bin + 1]; ++i) {
-            const int t = members[static_cast<std::size_t>(i)];
-            const Eigen::Vector3d dv = cart[static_cast<std::size_t>(t)] + shift;
-            const double dist2 = dv.squaredNorm();
-            if (!(dist2 <= rn2)) continue;
-            if (t == static_cast<int>(s) && m[0] == 0 && m[1] == 0 && m[2] == 0) continue;
-            cand.push_back({std::sqrt(dist2), static_cast<SiteIndex>(t),
-                            {static_cast<std::int8_t>(m[0]), static_cast<std::int8_t>(m[1]),
-                             static_cast<std::int8_t>(m[2])}});
-          }
-        }
-    std::sort(cand.begin(), cand.end(), [](const Cand& a, const Cand& b) {
-      if (a.dist != b.dist) return a.dist < b.dist;
-      if (a.site != b.site) return a.site < b.site;
-      return std::lexicographical_compare(a.image, a.image + 3, b.image, b.image + 3);
-    });
-    double rs = rn;
-    if (cand.size() > static_cast<std::size_t>(kMaxNeighbours)) {
-      // keep every neighbour strictly closer than the first dropped one
-      rs = cand[kMaxNeighbours].dist * (1.0 - 1e-9);
-      std::size_t keep = kMaxNeighbours;
-      while (keep > 0 && cand[keep - 1].dist > rs) --keep;
-      cand.resize(keep);
-    }
-    rn_[s] = rs;
+    gather_candidates(bins, cart, h, s, rn * rn, cand);
+    rn_[s] = sort_and_cap(cand, rn, kMaxNeighbours);
     for (const Cand& c : cand) {
       Neighbour e;
       e.site = c.site;

@@ -63,126 +63,117 @@ std::string where(const std::string& name, std::size_t line) {
   return name + ":" + std::to_string(line) + ": ";
 }
 
-}  // namespace
+/// A comment on the first non-blank line may be the tag "# ionmsm-sites N": then N must be the
+/// version this reader supports.
+void check_tag(const std::string& comment, const std::string& stripped, const std::string& at) {
+  const std::vector<std::string> tok = text::split_whitespace(comment);
+  if (tok.empty() || tok[0] != kSitesTag) return;
+  if (tok.size() != 2 || tok[1] != std::to_string(kSitesFormatVersion)) {
+    const std::string got = tok.size() >= 2 ? tok[1] : std::string("(none)");
+    throw std::invalid_argument(at + "unsupported sites file version '" + got + "' in tag '" +
+                                stripped + "' (this reader supports '# " + kSitesTag + " " +
+                                std::to_string(kSitesFormatVersion) + "')");
+  }
+}
 
-SitesFile parse_sites_text(const std::string& text, const std::string& name) {
+/// "coordinates fractional|cartesian": at most once, before the first site.
+void parse_coordinates_line(const std::vector<std::string>& tok, const std::string& body,
+                            bool& seen_keyword, SitesFile& out, const std::string& at) {
+  if (!out.coords.empty())
+    throw std::invalid_argument(at + "'coordinates' must come before the first site");
+  if (seen_keyword) throw std::invalid_argument(at + "'coordinates' given more than once");
+  if (tok.size() != 2 || (tok[1] != "fractional" && tok[1] != "cartesian")) {
+    throw std::invalid_argument(at +
+                                "expected 'coordinates fractional' or 'coordinates "
+                                "cartesian', got '" +
+                                trim(body) + "'");
+  }
+  out.fractional = (tok[1] == "fractional");
+  seen_keyword = true;
+}
+
+/// "x y z [label]" with finite coordinates (x already parsed as first_value).
+void parse_site_line(const std::vector<std::string>& tok, double first_value,
+                     const std::string& body, SitesFile& out, const std::string& at) {
+  const std::string expected = "expected three coordinates 'x y z [label]', got '" + trim(body) +
+                               "'";
+  if (tok.size() < 3) throw std::invalid_argument(at + expected);
+  double v[3] = {first_value, 0.0, 0.0};
+  for (int k = 1; k < 3; ++k)
+    if (!parse_number(tok[static_cast<std::size_t>(k)], v[k]))
+      throw std::invalid_argument(at + expected);
+  if (tok.size() > 4)
+    throw std::invalid_argument(at + "too many columns (" + std::to_string(tok.size()) + "): " +
+                                expected);
+  for (int k = 0; k < 3; ++k) {
+    if (!std::isfinite(v[k])) {
+      throw std::invalid_argument(at + "non-finite coordinate '" +
+                                  tok[static_cast<std::size_t>(k)] + "' in '" + trim(body) + "'");
+    }
+  }
+  out.coords.emplace_back(v[0], v[1], v[2]);
+  out.labels.push_back(tok.size() == 4 ? tok[3] : std::string());
+}
+
+/// State of the line-by-line parse.
+struct SitesParse {
   SitesFile out;
   bool seen_content = false;  // any non-blank line (comment or not) so far
   bool seen_keyword = false;
+};
+
+/// One line (without its end of line): blank, comment, keyword or site.
+void parse_sites_line(std::string line, const std::string& at, SitesParse& st) {
+  if (!line.empty() && line.back() == '\r') line.pop_back();
+  const std::string stripped = trim(line);
+  if (stripped.empty()) return;
+  const bool first_content = !st.seen_content;
+  st.seen_content = true;
+  std::string body = line;
+  const std::size_t hash = body.find('#');
+  if (hash != std::string::npos) {
+    if (first_content && trim(body.substr(0, hash)).empty())
+      check_tag(body.substr(hash + 1), stripped, at);
+    body = body.substr(0, hash);
+  }
+  const std::vector<std::string> tok = text::split_whitespace(body);
+  if (tok.empty()) return;  // comment-only line
+  double first_value = 0.0;
+  if (parse_number(tok[0], first_value)) {
+    parse_site_line(tok, first_value, body, st.out, at);
+  } else if (tok[0] == "coordinates") {
+    parse_coordinates_line(tok, body, st.seen_keyword, st.out, at);
+  } else {
+    throw std::invalid_argument(at + "unknown keyword '" + tok[0] +
+                                "' (expected 'coordinates fractional|cartesian' or a site "
+                                "line 'x y z [label]'), got '" +
+                                trim(body) + "'");
+  }
+}
+
+}  // namespace
+
+SitesFile parse_sites_text(const std::string& text, const std::string& name) {
+  SitesParse st;
   std::size_t lineno = 0;
   std::size_t pos = 0;
   while (pos <= text.size()) {
     std::size_t eol = text.find('\n', pos);
     if (eol == std::string::npos) eol = text.size();
-    std::string line = text.substr(pos, eol - pos);
-    pos = eol + 1;
     ++lineno;
-    if (!line.empty() && line.back() == '\r') line.pop_back();
-
-    const std::string stripped = trim(line);
-    if (stripped.empty()) {
-      if (eol == text.size()) break;
-      continue;
-    }
-
-    const bool first_content = !seen_content;
-    seen_content = true;
-
-    std::string body = line;
-    const std::size_t hash = body.find('#');
-    if (hash != std::string::npos) {
-      if (first_content && trim(body.substr(0, hash)).empty()) {
-        // Possible tag line "# ionmsm-sites N".
-        const std::vector<std::string> tok = text::split_whitespace(body.substr(hash + 1));
-        if (!tok.empty() && tok[0] == kSitesTag) {
-          if (tok.size() != 2 || tok[1] != std::to_string(kSitesFormatVersion)) {
-            const std::string got = tok.size() >= 2 ? tok[1] : std::string("(none)");
-            throw std::invalid_argument(where(name, lineno) + "unsupported sites file version '" +
-                                        got + "' in tag '" + stripped +
-                                        "' (this reader supports '# " + kSitesTag + " " +
-                                        std::to_string(kSitesFormatVersion) + "')");
-          }
-        }
-      }
-      body = body.substr(0, hash);
-    }
-    const std::vector<std::string> tok = text::split_whitespace(body);
-    if (tok.empty()) {
-      if (eol == text.size()) break;
-      continue;  // comment-only line
-    }
-
-    double first_value = 0.0;
-    if (!parse_number(tok[0], first_value)) {
-      if (tok[0] == "coordinates") {
-        if (!out.coords.empty()) {
-          throw std::invalid_argument(where(name, lineno) +
-                                      "'coordinates' must come before the first site");
-        }
-        if (seen_keyword) {
-          throw std::invalid_argument(where(name, lineno) + "'coordinates' given more than once");
-        }
-        if (tok.size() != 2 || (tok[1] != "fractional" && tok[1] != "cartesian")) {
-          throw std::invalid_argument(where(name, lineno) +
-                                      "expected 'coordinates fractional' or 'coordinates "
-                                      "cartesian', got '" +
-                                      trim(body) + "'");
-        }
-        out.fractional = (tok[1] == "fractional");
-        seen_keyword = true;
-        if (eol == text.size()) break;
-        continue;
-      }
-      throw std::invalid_argument(where(name, lineno) + "unknown keyword '" + tok[0] +
-                                  "' (expected 'coordinates fractional|cartesian' or a site "
-                                  "line 'x y z [label]'), got '" +
-                                  trim(body) + "'");
-    }
-
-    // Site line.
-    if (tok.size() < 3) {
-      throw std::invalid_argument(where(name, lineno) +
-                                  "expected three coordinates 'x y z [label]', got '" + trim(body) +
-                                  "'");
-    }
-    double v[3] = {first_value, 0.0, 0.0};
-    for (int k = 1; k < 3; ++k) {
-      if (!parse_number(tok[static_cast<std::size_t>(k)], v[k])) {
-        throw std::invalid_argument(where(name, lineno) +
-                                    "expected three coordinates 'x y z [label]', got '" +
-                                    trim(body) + "'");
-      }
-    }
-    if (tok.size() > 4) {
-      throw std::invalid_argument(
-          where(name, lineno) + "too many columns (" + std::to_string(tok.size()) +
-          "): expected three coordinates 'x y z [label]', got '" + trim(body) + "'");
-    }
-    for (int k = 0; k < 3; ++k) {
-      if (!std::isfinite(v[k])) {
-        throw std::invalid_argument(where(name, lineno) + "non-finite coordinate '" +
-                                    tok[static_cast<std::size_t>(k)] + "' in '" + trim(body) + "'");
-      }
-    }
-    out.coords.emplace_back(v[0], v[1], v[2]);
-    out.labels.push_back(tok.size() == 4 ? tok[3] : std::string());
-    if (eol == text.size()) break;
+    parse_sites_line(text.substr(pos, eol - pos), where(name, lineno), st);
+    pos = eol + 1;
   }
-  if (out.coords.empty()) {
+  if (st.out.coords.empty()) {
     throw std::invalid_argument(name +
                                 ": no sites found (expected one line 'x y z [label]' per "
                                 "site)");
   }
-  return out;
+  return st.out;
 }
 
 SitesFile read_sites_file(const std::string& path) {
-  std::ifstream in(path, std::ios::in | std::ios::binary);
-  if (!in) throw std::invalid_argument("cannot open sites file '" + path + "'");
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  if (in.bad()) throw std::invalid_argument("cannot read sites file '" + path + "'");
-  return parse_sites_text(ss.str(), path);
+  return parse_sites_text(text::read_file(path, "sites file"), path);
 }
 
 std::string check_cartesian_sites(const std::vector<Eigen::Vector3d>& cartesian,

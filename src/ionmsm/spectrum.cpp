@@ -60,6 +60,52 @@ Spectrum dense_general_spectrum(const Eigen::MatrixXd& m, const SpectrumOptions&
   return out;
 }
 
+#ifdef IONMSM_HAVE_SPECTRA
+
+using GeneralProd = Spectra::SparseGenMatProd<double>;
+using GeneralShift = Spectra::SparseGenRealShiftSolve<double>;
+using GeneralRoute = KrylovRoute<Eigen::VectorXcd, Eigen::MatrixXcd, GeneralProd,
+                                 Spectra::GenEigsSolver<GeneralProd>, GeneralShift,
+                                 Spectra::GenEigsRealShiftSolver<GeneralShift>, 2>;
+using GeneralRun = RouteRun<GeneralRoute>;
+
+// The k leading eigenvalues of a general sparse matrix (k <= n - 2) with right vectors if
+// requested, through run_krylov on A itself (GenEigsSolver, GenEigsRealShiftSolver).
+Spectrum sparse_general_spectrum(const SpMat& m, const SpectrumOptions& options, int k) {
+  SpMat a = m;
+  a.makeCompressed();
+  const Index n = a.rows();
+  const int ncv = krylov_size(options, k, 2, n);
+  const bool vectors = options.right_vectors;
+  const bool trial = options.sparse_mode == SparseMode::Auto && !uniform_columns(a);
+  const GeneralRun run = run_krylov<GeneralRoute>(
+      a, options, k, ncv, trial, vectors, {"GenEigsSolver", "GenEigsRealShiftSolver"});
+  Spectrum out;
+  out.method_used = SpectrumMethod::Sparse;
+  out.sparse_restarts = run.restarts;
+  out.sparse_mode_used = run.mode_used;
+  if (run.outcome != KrylovOutcome::Finished || !run.success) {
+    out.status = SpectrumStatus::NotConverged;
+    out.message = krylov_message(run, k);
+    if (run.outcome != KrylovOutcome::Finished) return out;
+  }
+  const Eigen::VectorXcd& ev = run.values;
+  if (ev.size() == 0) return out;
+  const std::vector<Index> order = spectral_order(ev, options.tie_tolerance);
+  out.eigenvalues.resize(ev.size());
+  for (Index i = 0; i < ev.size(); ++i) out.eigenvalues(i) = ev(order[static_cast<std::size_t>(i)]);
+  if (vectors) {
+    Eigen::MatrixXcd r(n, ev.size());
+    for (Index i = 0; i < ev.size(); ++i)
+      r.col(i) = run.vectors.col(order[static_cast<std::size_t>(i)]);
+    normalise_general_right(r, out.eigenvalues);
+    out.right_vectors = std::move(r);
+  }
+  return out;
+}
+
+#endif  // IONMSM_HAVE_SPECTRA
+
 }  // namespace
 
 const char* spectrum_status_name(SpectrumStatus status) {
@@ -104,92 +150,7 @@ Spectrum compute_spectrum(const Eigen::SparseMatrix<double>& m, const SpectrumOp
   if (options.left_vectors)
     fail(fn, "left eigenvectors are not available on the sparse non-reversible path: use "
              "SpectrumMethod::Dense, or compute_reversible_spectrum for a reversible model");
-  SpMat a = m;
-  a.makeCompressed();
-  const int ncv = krylov_size(options, k, 2, n);
-  Spectrum out;
-  out.method_used = SpectrumMethod::Sparse;
-  Eigen::VectorXcd ev;
-  Eigen::MatrixXcd raw;
-  Index nconv = 0;
-  bool success = false;
-  const char* solver_name = "";
-  try {
-    bool done = false;
-    const bool trial = options.sparse_mode == SparseMode::Auto && !uniform_columns(a);
-    if (options.sparse_mode == SparseMode::LargestModulus || trial) {
-      solver_name = "GenEigsSolver";
-      SpectrumOptions o = options;
-      if (trial) o.sparse_max_restarts = std::min(o.sparse_max_restarts, o.sparse_auto_restarts);
-      const int kt = trial ? auto_trial_k(k, ncv, n, 2) : k;
-      try {
-        Spectra::SparseGenMatProd<double> op(a);
-        Spectra::GenEigsSolver<Spectra::SparseGenMatProd<double>> eigs(op, kt, ncv);
-        run_spectra(eigs, o, options.right_vectors, nconv, success, out.sparse_restarts, ev,
-                    raw);
-      } catch (const std::exception&) {
-        if (!trial) throw;
-        success = false;  // a failed trial only means: shift-invert below
-      }
-      out.sparse_mode_used = SparseMode::LargestModulus;
-      done = !trial;
-      std::vector<Index> chosen;
-      if (trial && success && nconv == kt &&
-          closest_to_shift(ev, k, 1.0 + options.sparse_shift, options.tie_tolerance, chosen)) {
-        Eigen::VectorXcd ev_k(k);
-        Eigen::MatrixXcd raw_k(options.right_vectors ? n : 0, options.right_vectors ? k : 0);
-        for (Index i = 0; i < k; ++i) {
-          ev_k(i) = ev(chosen[static_cast<std::size_t>(i)]);
-          if (options.right_vectors) raw_k.col(i) = raw.col(chosen[static_cast<std::size_t>(i)]);
-        }
-        ev = std::move(ev_k);
-        raw = std::move(raw_k);
-        nconv = k;
-        done = true;
-      }
-    }
-    if (!done && options.sparse_mode == SparseMode::Auto && !options.sparse_auto_fallback) {
-      out.status = SpectrumStatus::NotConverged;
-      out.sparse_mode_used = SparseMode::ShiftInvert;
-      out.message = "Auto trial rejected (no shift-invert fallback requested)";
-      return out;
-    }
-    if (!done) {
-      ev.resize(0);
-      raw.resize(0, 0);
-      nconv = 0;
-      success = false;
-      solver_name = "GenEigsRealShiftSolver";
-      Spectra::SparseGenRealShiftSolve<double> op(a);
-      Spectra::GenEigsRealShiftSolver<Spectra::SparseGenRealShiftSolve<double>> eigs(
-          op, k, ncv, 1.0 + options.sparse_shift);
-      run_spectra(eigs, options, options.right_vectors, nconv, success, out.sparse_restarts, ev,
-                  raw);
-      out.sparse_mode_used = SparseMode::ShiftInvert;
-    }
-  } catch (const std::exception& e) {
-    out.status = SpectrumStatus::NotConverged;
-    out.message = std::string("Spectra ") + solver_name + " failed: " + e.what();
-    return out;
-  }
-  if (!success) {
-    out.status = SpectrumStatus::NotConverged;
-    out.message = std::string("Spectra ") + solver_name + ": " + std::to_string(nconv) + " of " +
-                  std::to_string(k) + " eigenvalues converged after " +
-                  std::to_string(out.sparse_restarts) +
-                  " restarts; raise sparse_max_restarts or sparse_ncv, or use the dense method";
-  }
-  if (ev.size() == 0) return out;
-  const std::vector<Index> order = spectral_order(ev, options.tie_tolerance);
-  out.eigenvalues.resize(ev.size());
-  for (Index i = 0; i < ev.size(); ++i) out.eigenvalues(i) = ev(order[static_cast<std::size_t>(i)]);
-  if (options.right_vectors) {
-    Eigen::MatrixXcd r(n, ev.size());
-    for (Index i = 0; i < ev.size(); ++i) r.col(i) = raw.col(order[static_cast<std::size_t>(i)]);
-    normalise_general_right(r, out.eigenvalues);
-    out.right_vectors = std::move(r);
-  }
-  return out;
+  return sparse_general_spectrum(m, options, k);
 #else
   fail(fn, "sparse spectrum requested but ionmsm was built without Spectra");
 #endif

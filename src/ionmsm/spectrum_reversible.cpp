@@ -125,6 +125,51 @@ Eigen::VectorXd reversible_input(const Matrix& m, const Eigen::VectorXd& station
   return checked_stationary(stationary, m.rows(), fn);
 }
 
+#ifdef IONMSM_HAVE_SPECTRA
+
+using SymmetricProd = Spectra::SparseSymMatProd<double>;
+using SymmetricRoute = KrylovRoute<Eigen::VectorXd, Eigen::MatrixXd, SymmetricProd,
+                                   Spectra::SymEigsSolver<SymmetricProd>, SymShiftInvertOp,
+                                   Spectra::SymEigsShiftSolver<SymShiftInvertOp>, 1>;
+using SymmetricRun = RouteRun<SymmetricRoute>;
+
+// The k leading eigenvalues of a reversible sparse M (k <= n - 1) through run_krylov on its
+// symmetrisation S = D^{-1/2} M D^{1/2}, D = diag(pi), made exactly symmetric as (S + S^T)/2
+// (SymEigsSolver, SymEigsShiftSolver with SymShiftInvertOp); finish_symmetric maps S's
+// eigenvectors u back: right r = D^{1/2} u, left l = D^{-1/2} u.
+Spectrum sparse_reversible_spectrum(const SpMat& m, const Eigen::VectorXd& pi,
+                                    const SpectrumOptions& options, int k, const char* fn) {
+  double max_violation = 0.0, max_flux = 0.0;
+  flux_balance(m, pi, max_violation, max_flux);
+  check_detailed_balance(max_violation, max_flux, options.detailed_balance_tolerance, fn);
+  const Index n = m.rows();
+  const Eigen::VectorXd sq = pi.cwiseSqrt();
+  const SpMat half = sq.cwiseInverse().asDiagonal() * m * sq.asDiagonal();
+  SpMat s = 0.5 * (half + SpMat(half.transpose()));
+  s.makeCompressed();
+  const int ncv = krylov_size(options, k, 1, n);
+  const bool vectors = options.right_vectors || options.left_vectors;
+  const bool trial = options.sparse_mode == SparseMode::Auto && !uniform_columns(m);
+  const SymmetricRun run = run_krylov<SymmetricRoute>(
+      s, options, k, ncv, trial, vectors, {"SymEigsSolver", "SymEigsShiftSolver"});
+  Spectrum out;
+  if (run.outcome == KrylovOutcome::Finished && run.values.size() > 0)
+    out = finish_symmetric(run.values, vectors ? &run.vectors : nullptr, sq, options,
+                           static_cast<int>(run.values.size()));
+  out.symmetrized = true;
+  out.method_used = SpectrumMethod::Sparse;
+  if (run.outcome == KrylovOutcome::Finished) out.sparse_restarts = run.restarts;
+  out.sparse_mode_used = run.outcome == KrylovOutcome::Finished ? run.mode_used
+                                                                : SparseMode::ShiftInvert;
+  if (run.outcome != KrylovOutcome::Finished || !run.success) {
+    out.status = SpectrumStatus::NotConverged;
+    out.message = krylov_message(run, k);
+  }
+  return out;
+}
+
+#endif  // IONMSM_HAVE_SPECTRA
+
 }  // namespace
 
 double detailed_balance_violation(const Eigen::SparseMatrix<double>& m,
@@ -188,99 +233,7 @@ Spectrum compute_reversible_spectrum(const Eigen::SparseMatrix<double>& m,
     return compute_reversible_spectrum(Eigen::MatrixXd(m), pi, o);
   }
 #ifdef IONMSM_HAVE_SPECTRA
-  double max_violation = 0.0, max_flux = 0.0;
-  flux_balance(m, pi, max_violation, max_flux);
-  check_detailed_balance(max_violation, max_flux, options.detailed_balance_tolerance, fn);
-
-  const Eigen::VectorXd sq = pi.cwiseSqrt();
-  const SpMat half = sq.cwiseInverse().asDiagonal() * m * sq.asDiagonal();
-  SpMat s = 0.5 * (half + SpMat(half.transpose()));
-  s.makeCompressed();
-  const int ncv = krylov_size(options, k, 1, n);
-  const bool want_vectors = options.right_vectors || options.left_vectors;
-  Eigen::VectorXd ev;
-  Eigen::MatrixXd u;
-  Index nconv = 0;
-  bool success = false;
-  int restarts = 0;
-  const char* solver_name = "";
-  Spectrum out;
-  SparseMode mode_used = SparseMode::ShiftInvert;
-  try {
-    bool done = false;
-    const bool trial = options.sparse_mode == SparseMode::Auto && !uniform_columns(m);
-    if (options.sparse_mode == SparseMode::LargestModulus || trial) {
-      solver_name = "SymEigsSolver";
-      SpectrumOptions o = options;
-      if (trial) o.sparse_max_restarts = std::min(o.sparse_max_restarts, o.sparse_auto_restarts);
-      const int kt = trial ? auto_trial_k(k, ncv, n, 1) : k;
-      try {
-        Spectra::SparseSymMatProd<double> op(s);
-        Spectra::SymEigsSolver<Spectra::SparseSymMatProd<double>> eigs(op, kt, ncv);
-        run_spectra(eigs, o, want_vectors, nconv, success, restarts, ev, u);
-      } catch (const std::exception&) {
-        if (!trial) throw;
-        success = false;  // a failed trial only means: shift-invert below
-      }
-      mode_used = SparseMode::LargestModulus;
-      done = !trial;
-      std::vector<Index> chosen;
-      if (trial && success && nconv == kt &&
-          closest_to_shift(Eigen::VectorXcd(ev.cast<std::complex<double>>()), k,
-                           1.0 + options.sparse_shift, options.tie_tolerance, chosen)) {
-        Eigen::VectorXd ev_k(k);
-        Eigen::MatrixXd u_k(want_vectors ? n : 0, want_vectors ? k : 0);
-        for (Index i = 0; i < k; ++i) {
-          ev_k(i) = ev(chosen[static_cast<std::size_t>(i)]);
-          if (want_vectors) u_k.col(i) = u.col(chosen[static_cast<std::size_t>(i)]);
-        }
-        ev = std::move(ev_k);
-        u = std::move(u_k);
-        nconv = k;
-        done = true;
-      }
-    }
-    if (!done && options.sparse_mode == SparseMode::Auto && !options.sparse_auto_fallback) {
-      out.symmetrized = true;
-      out.method_used = SpectrumMethod::Sparse;
-      out.status = SpectrumStatus::NotConverged;
-      out.sparse_mode_used = SparseMode::ShiftInvert;
-      out.message = "Auto trial rejected (no shift-invert fallback requested)";
-      return out;
-    }
-    if (!done) {
-      ev.resize(0);
-      u.resize(0, 0);
-      nconv = 0;
-      success = false;
-      solver_name = "SymEigsShiftSolver";
-      SymShiftInvertOp op(s);
-      Spectra::SymEigsShiftSolver<SymShiftInvertOp> eigs(op, k, ncv, 1.0 + options.sparse_shift);
-      run_spectra(eigs, options, want_vectors, nconv, success, restarts, ev, u);
-      mode_used = SparseMode::ShiftInvert;
-    }
-  } catch (const std::exception& e) {
-    out.symmetrized = true;
-    out.method_used = SpectrumMethod::Sparse;
-    out.status = SpectrumStatus::NotConverged;
-    out.message = std::string("Spectra ") + solver_name + " failed: " + e.what();
-    return out;
-  }
-  if (ev.size() > 0)
-    out = finish_symmetric(ev, want_vectors ? &u : nullptr, sq, options,
-                           static_cast<int>(ev.size()));
-  out.symmetrized = true;
-  out.method_used = SpectrumMethod::Sparse;
-  out.sparse_restarts = restarts;
-  out.sparse_mode_used = mode_used;
-  if (!success) {
-    out.status = SpectrumStatus::NotConverged;
-    out.message = std::string("Spectra ") + solver_name + ": " + std::to_string(nconv) + " of " +
-                  std::to_string(k) + " eigenvalues converged after " +
-                  std::to_string(restarts) +
-                  " restarts; raise sparse_max_restarts or sparse_ncv, or use the dense method";
-  }
-  return out;
+  return sparse_reversible_spectrum(m, pi, options, k, fn);
 #else
   fail(fn, "sparse spectrum requested but ionmsm was built without Spectra");
 #endif

@@ -1,12 +1,16 @@
 #pragma once
 // Internal to spectrum.cpp and spectrum_reversible.cpp: ordering of eigenvalues, option
-// checks, Krylov sizes and the Spectra driver shared by the general and the reversible route.
+// checks, Krylov sizes and the Spectra driver (run_krylov) shared by the general and the
+// reversible route.
 #include <Eigen/Dense>
 #include <Eigen/Sparse>
 #include <algorithm>
 #include <cmath>
 #include <complex>
+#include <exception>
 #include <numeric>
+#include <string>
+#include <utility>
 #include <vector>
 
 #include "ionmsm/msm_checks.hpp"
@@ -176,19 +180,161 @@ inline bool uniform_columns(const SpMat& m) {
   return true;
 }
 
-// init + compute + collect; eigenvalue/vector types follow the solver (real or complex).
-template <typename Solver, typename Values, typename Vectors>
-void run_spectra(Solver& eigs, const SpectrumOptions& o, bool vectors, Index& nconv,
-                 bool& success, int& restarts, Values& values, Vectors& vecs) {
+// How the sparse Krylov driver (run_krylov) ended.
+enum class KrylovOutcome {
+  Finished,       // a solver ran to its end (converged or not: see KrylovRun::success)
+  TrialRejected,  // SparseMode::Auto trial rejected and no shift-invert fallback requested
+  Failed          // a solver threw (KrylovRun::error)
+};
+
+// What run_krylov found: the eigenvalues (unsorted) and, when requested, their eigenvectors as
+// columns; real for the symmetrised reversible route, complex for the general one.
+template <typename Values, typename Vectors>
+struct KrylovRun {
+  Values values;
+  Vectors vectors;
+  Index nconv = 0;     // converged eigenvalues of the last solver
+  bool success = false;
+  int restarts = 0;    // restarts of the last solver
+  const char* solver = "";
+  SparseMode mode_used = SparseMode::ShiftInvert;
+  KrylovOutcome outcome = KrylovOutcome::Finished;
+  std::string error;
+};
+
+// Runs the Spectra solver `Solver` on the operator Op(matrix) (built here: a shift-invert
+// operator factorises on construction, which may throw) with the solver's arguments `args`
+// (nev, ncv[, sigma]): init + compute + collect into `run`; eigenvalue / vector types follow
+// the solver (real or complex).
+template <typename Op, typename Solver, typename Matrix, typename Values, typename Vectors,
+          typename... Args>
+void run_solver(const char* name, const Matrix& matrix, const SpectrumOptions& o, bool vectors,
+                KrylovRun<Values, Vectors>& run, Args... args) {
+  run.solver = name;
+  Op op(matrix);
+  Solver eigs(op, args...);
   eigs.init();
-  nconv = eigs.compute(Spectra::SortRule::LargestMagn, o.sparse_max_restarts, o.sparse_tolerance,
-                       Spectra::SortRule::LargestMagn);
-  success = eigs.info() == Spectra::CompInfo::Successful;
-  restarts = static_cast<int>(eigs.num_iterations());
-  if (nconv > 0) {
-    values = eigs.eigenvalues();
-    if (vectors) vecs = eigs.eigenvectors();
+  run.nconv = eigs.compute(Spectra::SortRule::LargestMagn, o.sparse_max_restarts,
+                           o.sparse_tolerance, Spectra::SortRule::LargestMagn);
+  run.success = eigs.info() == Spectra::CompInfo::Successful;
+  run.restarts = static_cast<int>(eigs.num_iterations());
+  if (run.nconv > 0) {
+    run.values = eigs.eigenvalues();
+    if (vectors) run.vectors = eigs.eigenvectors();
   }
+}
+
+// Keeps the k trial eigenpairs at positions `chosen` (see closest_to_shift).
+template <typename Values, typename Vectors>
+void keep_chosen(KrylovRun<Values, Vectors>& run, const std::vector<Index>& chosen, int k,
+                 bool vectors, Index n) {
+  Values values_k(k);
+  Vectors vectors_k(vectors ? n : 0, vectors ? k : 0);
+  for (Index i = 0; i < k; ++i) {
+    values_k(i) = run.values(chosen[static_cast<std::size_t>(i)]);
+    if (vectors) vectors_k.col(i) = run.vectors.col(chosen[static_cast<std::size_t>(i)]);
+  }
+  run.values = std::move(values_k);
+  run.vectors = std::move(vectors_k);
+  run.nconv = k;
+}
+
+// A route through run_krylov: Values / Vectors (real for the symmetrised reversible matrix,
+// complex for a general one), the matrix-product operator Prod with its largest-modulus solver
+// Largest, the shift-invert operator Shift with its solver ShiftInvert, and Spectra's limit
+// k <= n - kMinGap.
+template <typename ValuesT, typename VectorsT, typename ProdT, typename LargestT,
+          typename ShiftT, typename ShiftInvertT, int kMinGapV>
+struct KrylovRoute {
+  using Values = ValuesT;
+  using Vectors = VectorsT;
+  using Prod = ProdT;
+  using Largest = LargestT;
+  using Shift = ShiftT;
+  using ShiftInvert = ShiftInvertT;
+  static constexpr int kMinGap = kMinGapV;
+};
+
+template <typename Route>
+using RouteRun = KrylovRun<typename Route::Values, typename Route::Vectors>;
+
+// The solver names of a route, for messages.
+struct KrylovNames {
+  const char* largest;
+  const char* shift_invert;
+};
+
+// The largest-modulus step: kt eigenpairs of largest modulus. Without a trial
+// (SparseMode::LargestModulus) kt = k and its result is final. As the Auto trial, kt is a few
+// more than k (auto_trial_k) with at most sparse_auto_restarts restarts, and the result is
+// accepted (true) only when closest_to_shift proves k of them are those shift-invert at
+// sigma = 1 + sparse_shift would return; a throwing trial is rejected.
+template <typename Route>
+bool largest_modulus_step(RouteRun<Route>& run, const SpMat& a, const SpectrumOptions& options,
+                          int k, int ncv, bool trial, bool vectors, const char* name) {
+  SpectrumOptions o = options;
+  if (trial) o.sparse_max_restarts = std::min(o.sparse_max_restarts, o.sparse_auto_restarts);
+  const int kt = trial ? auto_trial_k(k, ncv, a.rows(), Route::kMinGap) : k;
+  try {
+    run_solver<typename Route::Prod, typename Route::Largest>(name, a, o, vectors, run, kt, ncv);
+  } catch (const std::exception&) {
+    if (!trial) throw;
+    run.success = false;  // a failed trial only means: shift-invert
+  }
+  run.mode_used = SparseMode::LargestModulus;
+  if (!trial) return true;
+  std::vector<Index> chosen;
+  if (!(run.success && run.nconv == kt &&
+        closest_to_shift(Eigen::VectorXcd(run.values.template cast<std::complex<double>>()), k,
+                         1.0 + options.sparse_shift, options.tie_tolerance, chosen)))
+    return false;
+  keep_chosen(run, chosen, k, vectors, a.rows());
+  return true;
+}
+
+// The sparse Krylov driver of compute_spectrum and compute_reversible_spectrum on the matrix
+// a: the largest-modulus step (SparseMode::LargestModulus, or the Auto trial when `trial`),
+// then, unless it was final, shift-invert: the k eigenvalues closest to
+// sigma = 1 + sparse_shift, i.e. the largest of 1 / (lambda - sigma).
+template <typename Route>
+RouteRun<Route> run_krylov(const SpMat& a, const SpectrumOptions& options, int k, int ncv,
+                           bool trial, bool vectors, KrylovNames names) {
+  RouteRun<Route> run;
+  try {
+    bool done = false;
+    if (options.sparse_mode == SparseMode::LargestModulus || trial)
+      done = largest_modulus_step<Route>(run, a, options, k, ncv, trial, vectors, names.largest);
+    if (!done && options.sparse_mode == SparseMode::Auto && !options.sparse_auto_fallback) {
+      run.mode_used = SparseMode::ShiftInvert;
+      run.outcome = KrylovOutcome::TrialRejected;
+      return run;
+    }
+    if (!done) {
+      run.values.resize(0);
+      run.vectors.resize(0, 0);
+      run.nconv = 0;
+      run.success = false;
+      run_solver<typename Route::Shift, typename Route::ShiftInvert>(
+          names.shift_invert, a, options, vectors, run, k, ncv, 1.0 + options.sparse_shift);
+      run.mode_used = SparseMode::ShiftInvert;
+    }
+  } catch (const std::exception& e) {
+    run.outcome = KrylovOutcome::Failed;
+    run.error = e.what();
+  }
+  return run;
+}
+
+// Spectrum::message of a failed or not converged run_krylov.
+template <typename Values, typename Vectors>
+std::string krylov_message(const KrylovRun<Values, Vectors>& run, int k) {
+  if (run.outcome == KrylovOutcome::TrialRejected)
+    return "Auto trial rejected (no shift-invert fallback requested)";
+  if (run.outcome == KrylovOutcome::Failed)
+    return std::string("Spectra ") + run.solver + " failed: " + run.error;
+  return std::string("Spectra ") + run.solver + ": " + std::to_string(run.nconv) + " of " +
+         std::to_string(k) + " eigenvalues converged after " + std::to_string(run.restarts) +
+         " restarts; raise sparse_max_restarts or sparse_ncv, or use the dense method";
 }
 
 #endif  // IONMSM_HAVE_SPECTRA

@@ -1,7 +1,10 @@
 #pragma once
 // Number-to-text helpers for error messages of the core (one home, so that every message
-// prints numbers the same way).
+// prints numbers the same way), a whitespace splitter and a whole-file reader for the text
+// formats.
+#include <fstream>
 #include <sstream>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -49,6 +52,17 @@ inline std::vector<std::string> split_whitespace(const std::string& s) {
     i = j;
   }
   return out;
+}
+
+/// The bytes of the file `path`; std::invalid_argument "cannot open WHAT 'PATH'" or "cannot
+/// read WHAT 'PATH'" (what: e.g. "sites file").
+inline std::string read_file(const std::string& path, const std::string& what) {
+  std::ifstream in(path, std::ios::in | std::ios::binary);
+  if (!in) throw std::invalid_argument("cannot open " + what + " '" + path + "'");
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  if (in.bad()) throw std::invalid_argument("cannot read " + what + " '" + path + "'");
+  return ss.str();
 }
 
 }  // namespace ionmsm::text
