@@ -20,6 +20,7 @@ namespace {
 
 using FR = FullRecord;
 constexpr double kNever = 4611686018427387904.0;  // 2^62: no event scheduled
+const char* const kAddWho = "TransitionCounter::add_atom_sample: ";
 
 }  // namespace
 
@@ -260,206 +261,233 @@ void FullHistoryCounter::mark_quiet(double* record, std::int64_t last_sample) co
   record[FR::kLastSeen] = static_cast<double>(last_sample);
 }
 
+// One event of one atom: its entry changes, or a change point reaches one of its lags. Every
+// step before commit_entries() only validates and decodes (a corrupt record or an atom that
+// moved too far throws without side effects).
 void FullHistoryCounter::event(double* record, const SiteImage& now) {
-  const char* who = "TransitionCounter::add_atom_sample: ";
+  Event e = start_event(record, now);
+  mark_lags_to_evaluate(e);
+  decode_old_pairs(e);
+  std::vector<Live> live;
+  collect_window(e, live);
+  if (!e.fits) choose_base(e, live, now);
+  commit_entries(e, live, now);
+  move_pair_rates(e, now);
+  finish_event(e);
+}
+
+FullHistoryCounter::Event FullHistoryCounter::start_event(double* record,
+                                                          const SiteImage& now) {
   check_header(record);
-  const std::int64_t t = current_;
-  const std::int64_t kmax = max_lag_samples();
-  const std::size_t nl = lags_.size();
-  const Tail parts = tail_of(record);
-  double* slots = parts.slots;
-  double* n_changes = parts.n_changes;
-  double* chg = parts.changes;
-  double* from = parts.from;
+  Event e;
+  e.record = record;
+  e.parts = tail_of(record);
+  e.t = current_;
+  e.kmax = max_lag_samples();
   const std::int64_t last = static_cast<std::int64_t>(record[FR::kLastSeen]);
-  if (last >= t)
-    throw std::invalid_argument(std::string(who) + "corrupt history record (last sample " +
+  if (last >= e.t)
+    throw std::invalid_argument(std::string(kAddWho) + "corrupt history record (last sample " +
                                 std::to_string(last) + " is not before sample " +
-                                std::to_string(t) + ")");
+                                std::to_string(e.t) + ")");
   const double cur_old = record[FR::kCurrent];
-  const bool active = cur_old >= 0.0;
-  if (active && last != prev_sample_)
-    throw std::invalid_argument(std::string(who) + "the atom was last recorded at sample " +
+  e.active = cur_old >= 0.0;
+  if (e.active && last != prev_sample_)
+    throw std::invalid_argument(std::string(kAddWho) + "the atom was last recorded at sample " +
                                 std::to_string(last) + " and missed sample " +
                                 std::to_string(prev_sample_) +
                                 " without drop_atom(); its counts would be wrong");
-  const std::int64_t lw = static_cast<std::int64_t>(record[FR::kLastWritten]);
-  const double fillv = active ? cur_old : -1.0;
-  auto entry_at = [&](std::int64_t j) { return j > lw ? fillv : slots[j % kmax]; };
-  // sampled(j) for j in [t - kmax, t - 1]: the global ring slot of t - kmax now holds t
-  auto sampled = [&](std::int64_t j) {
-    if (j < 0) return false;
-    if (j == t - kmax) return origin_ok_.back() != 0;
-    return recent_[static_cast<std::size_t>(j % kmax)] == j;
-  };
-
-  // 1. Validate and decode everything that will be used; nothing is written before step 3.
+  e.lw = static_cast<std::int64_t>(record[FR::kLastWritten]);
+  e.fillv = e.active ? cur_old : -1.0;
+  e.ucur = 0;
+  if (e.active) decode(cur_old, e.ucur);  // checked by check_header
   const std::int64_t half = radix_ / 2;
-  const int sb = sbits_, rb = rbits_;
-  const std::int64_t smask = (std::int64_t{1} << sb) - 1, rmask = radix_ - 1;
-  std::int64_t ucur = 0;
-  if (active) decode(cur_old, ucur);  // checked by full_check_header
-  std::int64_t base[3], ne[3];
-  bool fits = true;
+  e.fits = true;
   for (int d = 0; d < 3; ++d) {
-    base[d] = static_cast<std::int64_t>(record[FR::kBase + d]);
-    ne[d] = static_cast<std::int64_t>(now.image[static_cast<std::size_t>(d)]) - base[d] + half;
-    fits = fits && ne[d] >= 0 && ne[d] < radix_;
+    e.base[d] = static_cast<std::int64_t>(record[FR::kBase + d]);
+    e.nb[d] = e.base[d];
+    e.ne[d] = static_cast<std::int64_t>(now.image[static_cast<std::size_t>(d)]) - e.base[d] + half;
+    e.fits = e.fits && e.ne[d] >= 0 && e.ne[d] < radix_;
   }
   // The entry changed (hop, or the atom starts being recorded)? Then every lag pair may
   // change; otherwise only lags whose origin is a change point (the event that brought us
   // here), or every lag when such points may have been forgotten or origins were skipped.
-  bool changed = !active || (ucur & smask) != now.site;
-  for (int d = 0; d < 3 && !changed; ++d)
-    changed = ((ucur >> (sb + d * rb)) & rmask) - half + base[d] !=
-              now.image[static_cast<std::size_t>(d)];
+  e.changed = !e.active || site_of(e.ucur) != now.site;
+  for (int d = 0; d < 3 && !e.changed; ++d)
+    e.changed = offset_of(e.ucur, d) - half + e.base[d] != now.image[static_cast<std::size_t>(d)];
+  const std::size_t nl = lags_.size();
   if (scratch_use_.size() < nl) scratch_use_.resize(nl);
-  char* eval = scratch_use_.data();
-  {
-    const bool all = changed || t <= dense_until_;
-    const auto n = static_cast<std::int64_t>(*n_changes);
-    const std::int64_t kept = std::min<std::int64_t>(n, FR::kChanges);
-    const std::int64_t oldest =
-        kept > 0 ? static_cast<std::int64_t>(chg[(n - kept) % FR::kChanges]) : 0;
-    for (std::size_t i = 0; i < nl; ++i)
-      eval[i] = (all || (n > FR::kChanges && t - lags_[i] < oldest)) ? 1 : 0;
-    for (std::int64_t q = n - kept; q < n && !all; ++q) {  // lags equal to t - c
-      const std::int64_t d = t - static_cast<std::int64_t>(chg[q % FR::kChanges]);
-      if (d >= 1 && d <= kmax && lag_index_[static_cast<std::size_t>(d)] >= 0)
-        eval[static_cast<std::size_t>(lag_index_[static_cast<std::size_t>(d)])] = 1;
-    }
-  }
   if (scratch_u_.size() < nl) scratch_u_.resize(nl);
-  std::int64_t* uold = scratch_u_.data();  // old pair's from entry per lag (-1: none)
-  for (std::size_t i = 0; i < nl; ++i) {
-    uold[i] = -1;
-    if (!eval[i] || !active || from[i] == -1.0) continue;
-    if (!decode(from[i], uold[i]))
-      throw std::invalid_argument(std::string(who) + "corrupt history record (from entry " +
+  e.eval = scratch_use_.data();
+  e.uold = scratch_u_.data();
+  return e;
+}
+
+// eval[i]: the pair of lag i may change at this sample
+void FullHistoryCounter::mark_lags_to_evaluate(Event& e) const {
+  const bool all = e.changed || e.t <= dense_until_;
+  const double* chg = e.parts.changes;
+  const auto n = static_cast<std::int64_t>(*e.parts.n_changes);
+  const std::int64_t kept = std::min<std::int64_t>(n, FR::kChanges);
+  const std::int64_t oldest =
+      kept > 0 ? static_cast<std::int64_t>(chg[(n - kept) % FR::kChanges]) : 0;
+  for (std::size_t i = 0; i < lags_.size(); ++i)
+    e.eval[i] = (all || (n > FR::kChanges && e.t - lags_[i] < oldest)) ? 1 : 0;
+  for (std::int64_t q = n - kept; q < n && !all; ++q) {  // lags equal to t - c
+    const std::int64_t d = e.t - static_cast<std::int64_t>(chg[q % FR::kChanges]);
+    if (d >= 1 && d <= e.kmax && lag_index_[static_cast<std::size_t>(d)] >= 0)
+      e.eval[static_cast<std::size_t>(lag_index_[static_cast<std::size_t>(d)])] = 1;
+  }
+}
+
+// uold[i]: the from entry lag i's current pair was counted with (-1: none)
+void FullHistoryCounter::decode_old_pairs(Event& e) const {
+  const double* from = e.parts.from;
+  for (std::size_t i = 0; i < lags_.size(); ++i) {
+    e.uold[i] = -1;
+    if (!e.eval[i] || !e.active || from[i] == -1.0) continue;
+    if (!decode(from[i], e.uold[i]))
+      throw std::invalid_argument(std::string(kAddWho) + "corrupt history record (from entry " +
                                   std::to_string(from[i]) + ")");
   }
-  // live entries of the window: sampled indices in [t - kmax, t - 1] with an entry
-  struct Live {
-    std::int64_t j, site;
-    std::int64_t img[3];
+}
+
+// Without a rebase: validates the entries the lags read. With one: the live entries of the
+// window (sampled indices in [t - kmax, t - 1] with an entry), decoded.
+void FullHistoryCounter::collect_window(const Event& e, std::vector<Live>& live) const {
+  auto corrupt = [](double v, std::int64_t j) {
+    return std::invalid_argument(std::string(kAddWho) + "corrupt history record (entry " +
+                                 std::to_string(v) + " at sample " + std::to_string(j) + ")");
   };
-  std::vector<Live> live;
-  bool any_live = false;
-  if (fits) {
-    // no rebase: validate just the entries the lags read
-    for (std::size_t i = 0; i < nl; ++i) {
-      if (!eval[i] || !origin_ok_[i]) continue;
-      const double v = entry_at(t - lags_[i]);
+  if (e.fits) {
+    for (std::size_t i = 0; i < lags_.size(); ++i) {
+      if (!e.eval[i] || !origin_ok_[i]) continue;
+      const double v = e.entry_at(e.t - lags_[i]);
       std::int64_t u = 0;
-      if (v != -1.0 && !decode(v, u))
-        throw std::invalid_argument(std::string(who) + "corrupt history record (entry " +
-                                    std::to_string(v) + " at sample " +
-                                    std::to_string(t - lags_[i]) + ")");
+      if (v != -1.0 && !decode(v, u)) throw corrupt(v, e.t - lags_[i]);
     }
+    return;
   }
-  for (std::int64_t j = std::max<std::int64_t>(0, t - kmax); j < t && !fits; ++j) {
-    if (!sampled(j)) continue;
-    const double v = entry_at(j);
+  const std::int64_t half = radix_ / 2;
+  for (std::int64_t j = std::max<std::int64_t>(0, e.t - e.kmax); j < e.t; ++j) {
+    if (!sampled_in_window(j)) continue;
+    const double v = e.entry_at(j);
     if (v == -1.0) continue;
     std::int64_t u = 0;
-    if (!decode(v, u))
-      throw std::invalid_argument(std::string(who) + "corrupt history record (entry " +
-                                  std::to_string(v) + " at sample " + std::to_string(j) + ")");
-    any_live = true;
-    Live e{j, u & smask, {0, 0, 0}};
-    for (int d = 0; d < 3; ++d) e.img[d] = ((u >> (sb + d * rb)) & rmask) - half + base[d];
-    live.push_back(e);
+    if (!decode(v, u)) throw corrupt(v, j);
+    Live l{j, site_of(u), {0, 0, 0}};
+    for (int d = 0; d < 3; ++d) l.img[d] = offset_of(u, d) - half + e.base[d];
+    live.push_back(l);
   }
-  std::int64_t nb[3] = {base[0], base[1], base[2]};
-  if (!fits) {
-    if (!any_live) {
-      for (int d = 0; d < 3; ++d) nb[d] = now.image[static_cast<std::size_t>(d)];
-    } else {
-      for (int d = 0; d < 3; ++d) {
-        std::int64_t lo = now.image[static_cast<std::size_t>(d)], hi = lo;
-        for (const Live& e : live) {
-          lo = std::min(lo, e.img[d]);
-          hi = std::max(hi, e.img[d]);
-        }
-        if (hi - lo > radix_ - 1)
-          throw std::invalid_argument(
-              std::string(who) + "an atom moved over " + std::to_string(hi - lo) +
-              " periodic images along cell axis " + std::to_string(d) +
-              " within its history window (" + std::to_string(kmax) + " samples); at most " +
-              std::to_string(radix_ - 1) + " can be stored with " +
-              std::to_string(occupancy_.size()) + " sites");
-        const std::int64_t n = now.image[static_cast<std::size_t>(d)];
-        nb[d] = (lo - n >= -half && hi - n <= radix_ - 1 - half) ? n : lo + half;
-      }
-    }
-  }
+}
 
-  // 3. Commit: a changed entry makes the implicit entries explicit (fill), then rebase.
-  //    (A rebase implies a changed image, so an unchanged entry keeps its implicit ones.)
-  if (changed) {  // samples max(lw + 1, t - kmax, 0) .. t - 1, as at most two runs of the ring
-    const std::int64_t j0 = std::max({lw + 1, t - kmax, std::int64_t{0}});
+// sampled(j) for j in [t - kmax, t - 1]: the global ring slot of t - kmax now holds t
+bool FullHistoryCounter::sampled_in_window(std::int64_t j) const {
+  const std::int64_t kmax = max_lag_samples();
+  if (j < 0) return false;
+  if (j == current_ - kmax) return origin_ok_.back() != 0;
+  return recent_[static_cast<std::size_t>(j % kmax)] == j;
+}
+
+// The new base image when the current image does not fit the old one: the current image, or
+// (if a live entry does not fit that) the lowest image of the window + R/2.
+void FullHistoryCounter::choose_base(Event& e, const std::vector<Live>& live,
+                                     const SiteImage& now) const {
+  const std::int64_t half = radix_ / 2;
+  for (int d = 0; d < 3; ++d) {
+    const std::int64_t n = now.image[static_cast<std::size_t>(d)];
+    std::int64_t lo = n, hi = n;
+    for (const Live& l : live) {
+      lo = std::min(lo, l.img[d]);
+      hi = std::max(hi, l.img[d]);
+    }
+    if (hi - lo > radix_ - 1)
+      throw std::invalid_argument(
+          std::string(kAddWho) + "an atom moved over " + std::to_string(hi - lo) +
+          " periodic images along cell axis " + std::to_string(d) +
+          " within its history window (" + std::to_string(e.kmax) + " samples); at most " +
+          std::to_string(radix_ - 1) + " can be stored with " +
+          std::to_string(occupancy_.size()) + " sites");
+    e.nb[d] = (lo - n >= -half && hi - n <= radix_ - 1 - half) ? n : lo + half;
+  }
+}
+
+// Commit: a changed entry makes the implicit entries explicit (fill), then rebase. (A rebase
+// implies a changed image, so an unchanged entry keeps its implicit ones.)
+void FullHistoryCounter::commit_entries(Event& e, const std::vector<Live>& live,
+                                        const SiteImage& now) {
+  double* slots = e.parts.slots;
+  const std::int64_t t = e.t, kmax = e.kmax;
+  if (e.changed) {  // samples max(lw + 1, t - kmax, 0) .. t - 1, as at most two runs of the ring
+    const std::int64_t j0 = std::max({e.lw + 1, t - kmax, std::int64_t{0}});
     if (j0 < t) {
       const std::int64_t a = j0 % kmax, len = t - j0;
       const std::int64_t first = std::min(len, kmax - a);
-      std::fill(slots + a, slots + a + first, fillv);
-      std::fill(slots, slots + (len - first), fillv);
+      std::fill(slots + a, slots + a + first, e.fillv);
+      std::fill(slots, slots + (len - first), e.fillv);
     }
   }
-  if (!fits) {
-    for (const Live& e : live) {
-      std::int64_t v = e.site;
-      for (int d = 0; d < 3; ++d) v += (e.img[d] - nb[d] + half) << (sb + d * rb);
-      slots[e.j % kmax] = static_cast<double>(v);
+  const std::int64_t half = radix_ / 2;
+  const int sb = sbits_, rb = rbits_;
+  if (!e.fits) {
+    for (const Live& l : live) {
+      std::int64_t v = l.site;
+      for (int d = 0; d < 3; ++d) v += (l.img[d] - e.nb[d] + half) << (sb + d * rb);
+      slots[l.j % kmax] = static_cast<double>(v);
     }
     for (int d = 0; d < 3; ++d) {
-      record[FR::kBase + d] = static_cast<double>(nb[d]);
-      ne[d] = static_cast<std::int64_t>(now.image[static_cast<std::size_t>(d)]) - nb[d] + half;
+      e.record[FR::kBase + d] = static_cast<double>(e.nb[d]);
+      e.ne[d] = static_cast<std::int64_t>(now.image[static_cast<std::size_t>(d)]) - e.nb[d] + half;
     }
   }
-  const std::int64_t vnow = now.site + (ne[0] << sb) + (ne[1] << (sb + rb)) + (ne[2] << (sb + 2 * rb));
+  e.vnow = now.site + (e.ne[0] << sb) + (e.ne[1] << (sb + rb)) + (e.ne[2] << (sb + 2 * rb));
+}
 
-  // 4. Pairs whose from entry or to entry changed: move the atom between rates. The change
-  //    takes effect at this sample (clock before its tick). Keys compare decoded: shifts do
-  //    not depend on the base, so old (possibly pre-rebase) and new entries mix safely.
-  for (std::size_t i = 0; i < nl; ++i) {
-    if (!eval[i]) continue;
-    const std::int64_t j = t - lags_[i];
+// Pairs whose from entry or to entry changed: move the atom between rates. The change takes
+// effect at this sample (clock before its tick). Keys compare decoded: shifts do not depend on
+// the base, so old (possibly pre-rebase) and new entries mix safely.
+void FullHistoryCounter::move_pair_rates(const Event& e, const SiteImage& now) {
+  double* from = e.parts.from;
+  for (std::size_t i = 0; i < lags_.size(); ++i) {
+    if (!e.eval[i]) continue;
+    const std::int64_t j = e.t - lags_[i];
     std::int64_t unew = -1;
     if (origin_ok_[i]) {
-      const double v = changed ? slots[j % kmax] : entry_at(j);
+      const double v = e.changed ? e.parts.slots[j % e.kmax] : e.entry_at(j);
       if (v != -1.0) unew = static_cast<std::int64_t>(v);  // live: validated above
     }
-    const std::int64_t uo = uold[i];
+    const std::int64_t uo = e.uold[i];
     bool same = uo < 0 && unew < 0;
-    if (uo >= 0 && unew >= 0 && (uo & smask) == (unew & smask) && (ucur & smask) == now.site) {
+    if (uo >= 0 && unew >= 0 && site_of(uo) == site_of(unew) && site_of(e.ucur) == now.site) {
       same = true;
-      for (int d = 0; d < 3 && same; ++d) {
-        const std::int64_t so = ((ucur >> (sb + d * rb)) & rmask) - ((uo >> (sb + d * rb)) & rmask);
-        const std::int64_t sn = ne[d] - ((unew >> (sb + d * rb)) & rmask);
-        same = so == sn;
-      }
+      for (int d = 0; d < 3 && same; ++d)
+        same = offset_of(e.ucur, d) - offset_of(uo, d) == e.ne[d] - offset_of(unew, d);
     }
     if (!same) {
-      if (uo >= 0) pair_rate(i, uo, ucur, -1, clk_prev_[i]);
-      if (unew >= 0) pair_rate(i, unew, vnow, +1, clk_prev_[i]);
+      if (uo >= 0) pair_rate(i, uo, e.ucur, -1, clk_prev_[i]);
+      if (unew >= 0) pair_rate(i, unew, e.vnow, +1, clk_prev_[i]);
     }
     from[i] = static_cast<double>(unew);
   }
-  if (!active) {
+  if (!e.active) {
     occupancy_rate(now.site, +1, sclk_prev_);
-  } else if ((ucur & smask) != now.site) {
-    occupancy_rate(ucur & smask, -1, sclk_prev_);
+  } else if (site_of(e.ucur) != now.site) {
+    occupancy_rate(site_of(e.ucur), -1, sclk_prev_);
     occupancy_rate(now.site, +1, sclk_prev_);
   }
-  if (changed) {
-    const auto n = static_cast<std::int64_t>(*n_changes);
-    chg[n % FR::kChanges] = static_cast<double>(t);
-    *n_changes = static_cast<double>(n + 1);
-    slots[t % kmax] = static_cast<double>(vnow);
-    record[FR::kLastWritten] = static_cast<double>(t);
+}
+
+// A changed entry is a change point and an explicit entry; the header moves to this sample.
+void FullHistoryCounter::finish_event(Event& e) {
+  double* record = e.record;
+  if (e.changed) {
+    const auto n = static_cast<std::int64_t>(*e.parts.n_changes);
+    e.parts.changes[n % FR::kChanges] = static_cast<double>(e.t);
+    *e.parts.n_changes = static_cast<double>(n + 1);
+    e.parts.slots[e.t % e.kmax] = static_cast<double>(e.vnow);
+    record[FR::kLastWritten] = static_cast<double>(e.t);
   }
-  record[FR::kLastSeen] = static_cast<double>(t);
-  record[FR::kCurrent] = static_cast<double>(vnow);
+  record[FR::kLastSeen] = static_cast<double>(e.t);
+  record[FR::kCurrent] = static_cast<double>(e.vnow);
   record[FR::kNextEvent] = static_cast<double>(next_event(record));
 }
 

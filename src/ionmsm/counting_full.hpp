@@ -107,10 +107,44 @@ class FullHistoryCounter : public HistoryCounter {
   void occupancy_rate(std::int64_t site, std::int64_t delta, std::uint64_t clock);
   void settle_to(std::uint64_t sample_clock, const std::vector<std::uint64_t>& lag_clock) const;
   std::int64_t next_event(const double* record) const;
-  void prefetch_ahead(const double* record);
-  void mark_lags_to_evaluate(double* record, bool all, char* eval) const;
+  /// One event of one atom (event()): what its steps share.
+  struct Event {
+    double* record;
+    Tail parts;
+    std::int64_t t;       // the current sample
+    std::int64_t kmax;    // the longest lag
+    std::int64_t lw;      // last sample with an explicit entry
+    double fillv;         // the implicit entry after lw (cur, or -1 while not recorded)
+    bool active;          // being recorded (at the previous sample)
+    bool fits;            // the current image fits the base (no rebase)
+    bool changed;         // the entry changes: a hop, or the recording starts
+    std::int64_t ucur;    // the previous entry (active only)
+    std::int64_t base[3], nb[3], ne[3];  // old and new base image, current offsets
+    char* eval;           // per lag: the pair may change now
+    std::int64_t* uold;   // per lag: the old pair's from entry (-1: none)
+    std::int64_t vnow;    // the new entry (commit_entries)
+    double entry_at(std::int64_t j) const { return j > lw ? fillv : parts.slots[j % kmax]; }
+  };
+  /// A live entry of the window (rebase): its sample, site and images.
+  struct Live {
+    std::int64_t j, site;
+    std::int64_t img[3];
+  };
+  Event start_event(double* record, const SiteImage& now);
+  void mark_lags_to_evaluate(Event& e) const;
+  void decode_old_pairs(Event& e) const;
+  void collect_window(const Event& e, std::vector<Live>& live) const;
+  bool sampled_in_window(std::int64_t j) const;
+  void choose_base(Event& e, const std::vector<Live>& live, const SiteImage& now) const;
+  void commit_entries(Event& e, const std::vector<Live>& live, const SiteImage& now);
+  void move_pair_rates(const Event& e, const SiteImage& now);
+  void finish_event(Event& e);
+  /// The site and the image offset along axis d of a packed entry.
   std::int64_t site_of(std::int64_t entry) const {
     return entry & ((std::int64_t{1} << sbits_) - 1);
+  }
+  std::int64_t offset_of(std::int64_t entry, int d) const {
+    return (entry >> (sbits_ + d * rbits_)) & (radix_ - 1);
   }
 
   std::int64_t prev_sample_ = -1;        // the sample before current_ (-1: none)
