@@ -285,7 +285,8 @@ bigint FixMSM::sample_group(int ngroup, bigint step, bigint prev_index)
   for (int k = 0; k < ngroup; ++k) {
     const int i = in_group[k];
     if (use_quiet) {
-      if (k + 16 < ngroup) __builtin_prefetch(&quiet[static_cast<std::size_t>(in_group[k + 16])], 0);
+      if (k + 16 < ngroup)
+        __builtin_prefetch(&quiet[static_cast<std::size_t>(in_group[k + 16])], 0);
     } else if (k + 8 < ngroup) {
       // assign core, history multitau: every sample reads the record's first 12 doubles
       // (prefix and header): fetch them a few atoms ahead so that the misses overlap

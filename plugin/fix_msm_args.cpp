@@ -68,7 +68,8 @@ void FixMSM::parse_args(int narg, char **arg)
   if (!have_sites) error->all(FLERR, "Fix msm needs the 'sites' keyword; usage: {}", kUsage);
   if (config.lag_steps.empty())
     error->all(FLERR, "Fix msm needs at least one lag ('lags L1 ...'); usage: {}", kUsage);
-  if (!have_file) error->all(FLERR, "Fix msm needs an output file ('file OUT.h5'); usage: {}", kUsage);
+  if (!have_file)
+    error->all(FLERR, "Fix msm needs an output file ('file OUT.h5'); usage: {}", kUsage);
   try {
     config.validate();
   } catch (std::exception &e) {
@@ -134,7 +135,8 @@ int FixMSM::parse_history(int iarg, int narg, char **arg)
   if (iarg + 2 >= narg || !utils::is_integer(arg[iarg + 2]))
     error->all(FLERR, "Fix msm keyword 'history multitau' needs a positive integer M "
                "(entries per level), got '{}'", iarg + 2 < narg ? arg[iarg + 2] : "");
-  config.history = ionmsm::HistoryConfig::multitau(utils::bnumeric(FLERR, arg[iarg + 2], false, lmp));
+  const bigint m = utils::bnumeric(FLERR, arg[iarg + 2], false, lmp);
+  config.history = ionmsm::HistoryConfig::multitau(m);
   return iarg + 3;
 }
 

@@ -244,7 +244,8 @@ void FixMSM::decide_output()
                   unused_restart_ids.front());
   error->all(FLERR, "Fix msm {}: the counts file '{}' already exists and fix msm never replaces "
              "counts without an explicit choice: add 'append yes' to add this run's counts to "
-             "it, 'overwrite yes' to replace it, or choose another file name{}", id, config.outfile, hint);
+             "it, 'overwrite yes' to replace it, or choose another file name{}", id,
+             config.outfile, hint);
 }
 
 /* ----------------------------------------------------------------------
@@ -313,7 +314,7 @@ void FixMSM::reduced_matrix(int ilag, std::vector<double> &out)
   const std::size_t ns = counter->nsites();
   std::vector<double> local(ns * ns, 0.0);
   // a rank's share of a count may be "negative" (atoms that migrated take their pairs along,
-  // see counting.hpp): read it as a signed value; the sum over ranks is the count
+  // see counting_full.hpp): read it as a signed value; the sum over ranks is the count
   for (auto &r : counter->table(ilag).rows())
     local[static_cast<std::size_t>(r.to) * ns + r.from] +=
         static_cast<double>(static_cast<std::int64_t>(r.count));

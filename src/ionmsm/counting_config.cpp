@@ -17,8 +17,8 @@ struct Named {
   E value;
   const char* name;
 };
-constexpr Named<HistoryConfig::Mode> kHistoryNames[] = {{HistoryConfig::Mode::Full, "full"},
-                                                        {HistoryConfig::Mode::MultiTau, "multitau"}};
+constexpr Named<HistoryConfig::Mode> kHistoryNames[] = {
+    {HistoryConfig::Mode::Full, "full"}, {HistoryConfig::Mode::MultiTau, "multitau"}};
 constexpr Named<AssignMode> kAssignNames[] = {{AssignMode::Nearest, "nearest"},
                                               {AssignMode::Core, "core"}};
 constexpr Named<SitesSource> kSitesNames[] = {{SitesSource::Group, "group"},
@@ -124,7 +124,8 @@ std::pair<std::int64_t, std::int64_t> multitau_neighbours(std::int64_t lag, std:
     if (jlo >= 1) below = std::max(below, jlo * p);
     // j * p > lag with j <= m, smallest
     const std::int64_t jhi = lag / p + 1;
-    if (jhi <= m && jhi <= std::numeric_limits<std::int64_t>::max() / p) above = std::min(above, jhi * p);
+    if (jhi <= m && jhi <= std::numeric_limits<std::int64_t>::max() / p)
+      above = std::min(above, jhi * p);
   }
   return {below, above};
 }
@@ -168,7 +169,8 @@ std::vector<std::int64_t> CountingConfig::lag_samples() const {
 }
 
 std::string CountingConfig::assign_text() const {
-  return assign == AssignMode::Core ? "core " + number_text(core_radius) : "nearest";
+  const std::string name = assign_mode_name(assign);
+  return assign == AssignMode::Core ? name + " " + number_text(core_radius) : name;
 }
 
 }  // namespace ionmsm

@@ -172,7 +172,8 @@ void FullHistoryCounter::check_header(const double* record) const {
   const char* who = "TransitionCounter: corrupt history record (";
   if (record[FR::kTag] != FR::kTagValue)
     throw std::invalid_argument(std::string(who) + "not initialised by clear_history)");
-  const double last = record[FR::kLastSeen], lw = record[FR::kLastWritten], cur = record[FR::kCurrent];
+  const double last = record[FR::kLastSeen], lw = record[FR::kLastWritten];
+  const double cur = record[FR::kCurrent];
   if (!(last == std::floor(last) && last >= -1.0 && last <= static_cast<double>(current_)))
     throw std::invalid_argument(std::string(who) + "last sample " + std::to_string(last) + ")");
   if (!(lw == std::floor(lw) && lw >= -1.0 && lw <= last))
@@ -212,7 +213,8 @@ void FullHistoryCounter::add(double* record, const SiteImage& now) {
   // Fast path: recorded at the previous sample, same entry, no lag pair due to change.
   const double cur = record[FR::kCurrent];
   if (cur >= 0.0 && t > dense_until_ && static_cast<double>(t) < record[FR::kNextEvent] &&
-      record[FR::kTag] == FR::kTagValue && record[FR::kLastSeen] == static_cast<double>(prev_sample_)) {
+      record[FR::kTag] == FR::kTagValue &&
+      record[FR::kLastSeen] == static_cast<double>(prev_sample_)) {
     const std::int64_t half = radix_ / 2;
     const int sb = sbits_, rb = rbits_;
     std::int64_t v = now.site;
@@ -257,7 +259,8 @@ void FullHistoryCounter::mark_quiet(double* record, std::int64_t last_sample) co
                                 " is not within the atom's quiet samples (last recorded " +
                                 std::to_string(static_cast<std::int64_t>(last)) +
                                 ", next event " +
-                                std::to_string(static_cast<std::int64_t>(record[FR::kNextEvent])) + ")");
+                                std::to_string(static_cast<std::int64_t>(
+                                    record[FR::kNextEvent])) + ")");
   record[FR::kLastSeen] = static_cast<double>(last_sample);
 }
 

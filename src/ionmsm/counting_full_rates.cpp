@@ -92,7 +92,8 @@ void FullHistoryCounter::pair_rate(std::size_t lag, std::int64_t uf, std::int64_
     k.to = ts;
     k.shift = sh;
     auto it = lr.overflow.find(k);
-    if (it == lr.overflow.end()) it = lr.overflow.emplace(k, std::make_pair(std::int64_t{0}, clock)).first;
+    if (it == lr.overflow.end())
+      it = lr.overflow.emplace(k, std::make_pair(std::int64_t{0}, clock)).first;
     rate = &it->second.first;
     stamp = &it->second.second;
   }
@@ -113,7 +114,8 @@ void FullHistoryCounter::pair_rate(std::size_t lag, std::int64_t uf, std::int64_
   if (has_moments()) add_moment(lag, fs, ts, sh, static_cast<double>(dn));
 }
 
-void FullHistoryCounter::occupancy_rate(std::int64_t site, std::int64_t delta, std::uint64_t clock) {
+void FullHistoryCounter::occupancy_rate(std::int64_t site, std::int64_t delta,
+                                        std::uint64_t clock) {
   unsettled_ = true;
   const auto s = static_cast<std::size_t>(site);
   std::int64_t dn = 0;

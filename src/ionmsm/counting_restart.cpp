@@ -45,7 +45,8 @@ class Reader {
   double get_double(const char* field) { return double_of(get(field)); }
   std::size_t length(const char* field, std::int64_t per_item = 1) {
     const std::int64_t len = get(field);
-    if (len < 0 || static_cast<std::uint64_t>(len) > (n_ - k_) / static_cast<std::uint64_t>(per_item))
+    const auto room = (n_ - k_) / static_cast<std::uint64_t>(per_item);
+    if (len < 0 || static_cast<std::uint64_t>(len) > room)
       throw std::invalid_argument("fix msm restart state: " + std::string(field) + " " +
                                   std::to_string(len) + " does not fit the " +
                                   std::to_string(n_ - k_) + " values left");
