@@ -16,6 +16,7 @@
 
 #include <algorithm>
 #include <exception>
+#include <optional>
 
 using namespace LAMMPS_NS;
 
@@ -24,6 +25,21 @@ const char *const kUsage =
     "fix ID group-ID msm Nevery sites group|file ARG lags L1 L2 ... file OUT.h5 [every Nout] "
     "[history full|multitau M] [assign nearest|core R] [append yes|no] [overwrite yes|no] "
     "[blocks Nb]";
+
+// KEYWORD MODE: the mode the value names (from_name: the enum's name table); `expected`
+// lists the choices for the error messages
+template <typename E>
+E mode_value(Error *error, int iarg, int narg, char **arg,
+             std::optional<E> (*from_name)(const std::string &), const char *expected)
+{
+  if (iarg + 1 >= narg)
+    error->all(FLERR, "Fix msm keyword '{}' needs a value: {}", arg[iarg], expected);
+  const std::optional<E> mode = from_name(arg[iarg + 1]);
+  if (!mode)
+    error->all(FLERR, "Fix msm keyword '{}' expects {}, got '{}'", arg[iarg], expected,
+               arg[iarg + 1]);
+  return *mode;
+}
 }    // namespace
 
 void FixMSM::parse_args(int narg, char **arg)
@@ -122,13 +138,9 @@ bigint FixMSM::parse_steps(int iarg, int narg, char **arg, const char *keyword, 
 // history full | history multitau M
 int FixMSM::parse_history(int iarg, int narg, char **arg)
 {
-  if (iarg + 1 >= narg)
-    error->all(FLERR, "Fix msm keyword 'history' needs a value: 'full' or 'multitau M'");
-  const auto mode = ionmsm::history_mode_from_name(arg[iarg + 1]);
-  if (!mode)
-    error->all(FLERR, "Fix msm keyword 'history' expects 'full' or 'multitau M', got '{}'",
-               arg[iarg + 1]);
-  if (*mode == ionmsm::HistoryConfig::Mode::Full) {
+  const auto mode = mode_value(error, iarg, narg, arg, ionmsm::history_mode_from_name,
+                               "'full' or 'multitau M'");
+  if (mode == ionmsm::HistoryConfig::Mode::Full) {
     config.history = ionmsm::HistoryConfig::full();
     return iarg + 2;
   }
@@ -143,15 +155,10 @@ int FixMSM::parse_history(int iarg, int narg, char **arg)
 // assign nearest | assign core R
 int FixMSM::parse_assign(int iarg, int narg, char **arg)
 {
-  if (iarg + 1 >= narg)
-    error->all(FLERR, "Fix msm keyword 'assign' needs a value: 'nearest' or 'core R'");
-  const auto mode = ionmsm::assign_mode_from_name(arg[iarg + 1]);
-  if (!mode)
-    error->all(FLERR, "Fix msm keyword 'assign' expects 'nearest' or 'core R', got '{}'",
-               arg[iarg + 1]);
-  config.assign = *mode;
+  config.assign = mode_value(error, iarg, narg, arg, ionmsm::assign_mode_from_name,
+                             "'nearest' or 'core R'");
   config.core_radius = 0.0;
-  if (*mode == ionmsm::AssignMode::Nearest) return iarg + 2;
+  if (config.assign == ionmsm::AssignMode::Nearest) return iarg + 2;
   if (iarg + 2 >= narg || !utils::is_double(arg[iarg + 2]))
     error->all(FLERR, "Fix msm keyword 'assign core' needs a core radius R (a number), got '{}'",
                iarg + 2 < narg ? arg[iarg + 2] : "");

@@ -26,6 +26,9 @@ import h5py
 import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "integration"))
+from itest_common import lammps_env  # noqa: E402  (lmp with the plugin, also under mpirun)
+
 BROWNIAN = os.path.join(HERE, "..", "integration", "in.brownian")
 
 # (name, in.brownian variables); lags in timesteps (Nevery 5)
@@ -49,17 +52,6 @@ fix bd mobile brownian 500 777 gamma_t {gamma} rng gaussian
 run 300
 write_restart part2.restart
 """
-
-
-def lammps_env(plugin_dir):
-    env = dict(os.environ)
-    env["LAMMPS_PLUGIN_PATH"] = plugin_dir
-    env["OMPI_ALLOW_RUN_AS_ROOT"] = "1"
-    env["OMPI_ALLOW_RUN_AS_ROOT_CONFIRM"] = "1"
-    env["OMPI_MCA_rmaps_base_oversubscribe"] = "1"
-    env["OMPI_MCA_btl_vader_single_copy_mechanism"] = "none"
-    env.setdefault("OMP_NUM_THREADS", "1")
-    return env
 
 
 def run_lmp(args, plugin_dir, cwd, infile, variables, nprocs):
