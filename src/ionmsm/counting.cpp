@@ -168,18 +168,14 @@ void HistoryCounter::begin_sample(std::int64_t sample_index) {
   ++n_samples_;
 }
 
-void HistoryCounter::add_atom_sample(double* record, const SiteImage& now) {
+void HistoryCounter::sample_refused(const SiteImage& now) const {
   if (!have_current_) {
     throw std::invalid_argument(
         "TransitionCounter::add_atom_sample: begin_sample() has not been called");
   }
-  const std::size_t ns = occupancy_.size();
-  if (now.site < 0 || static_cast<std::size_t>(now.site) >= ns) {
-    throw std::invalid_argument("TransitionCounter::add_atom_sample: site index " +
-                                std::to_string(now.site) + " out of range (" + std::to_string(ns) +
-                                " sites)");
-  }
-  add(record, now);
+  throw std::invalid_argument("TransitionCounter::add_atom_sample: site index " +
+                              std::to_string(now.site) + " out of range (" +
+                              std::to_string(occupancy_.size()) + " sites)");
 }
 
 std::vector<std::int64_t> HistoryCounter::pack_counts() const {

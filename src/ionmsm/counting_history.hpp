@@ -39,7 +39,12 @@ class HistoryCounter {
 
   // ---- shared
   void begin_sample(std::int64_t sample_index);
-  void add_atom_sample(double* record, const SiteImage& now);
+  void add_atom_sample(double* record, const SiteImage& now) {
+    // inline: the only call per atom and sample is the scheme's add()
+    if (!have_current_ || now.site < 0 || static_cast<std::size_t>(now.site) >= occupancy_.size())
+      sample_refused(now);
+    add(record, now);
+  }
   std::vector<std::int64_t> pack_clock() const;
   void unpack_clock(const std::int64_t* data, std::size_t n);
   void set_site_fractional(const std::vector<Eigen::Vector3d>& frac);
@@ -81,6 +86,8 @@ class HistoryCounter {
   /// throws std::invalid_argument before changing anything it validates.
   virtual void unpack_clock_tail(const std::int64_t* tail, std::size_t n, std::int64_t current,
                                  bool have) = 0;
+  /// Throws the error add_atom_sample() reports (no current sample, or a site out of range).
+  [[noreturn]] void sample_refused(const SiteImage& now) const;
   /// Adds weight * delta and weight * delta delta^T of the pair to the moments of lag i.
   void add_moment(std::size_t i, SiteIndex from, SiteIndex to, const Image& shift,
                   double weight = 1.0) const;
