@@ -165,7 +165,8 @@ void FixMSM::post_run()
 {
   const auto t0 = std::chrono::steady_clock::now();
   write_counts();
-  const double write_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const double write_s =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   // the fix's own cost in this run (slowest rank), for the log: users see what in-situ
   // counting costs next to their force field without a second run
   double mine[2] = {run_sample_seconds, write_s}, worst[2] = {0.0, 0.0};

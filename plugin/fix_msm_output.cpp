@@ -176,7 +176,8 @@ void FixMSM::check_one_writer()
     if (config.append)
       error->all(FLERR, "Fix msm {}: append yes cannot add to '{}': fix msm {} writes that file "
                  "in this run (both resolve to '{}'), and each write would replace the other's "
-                 "counts; give each fix its own file", id, config.outfile, other->id, resolved_outfile);
+                 "counts; give each fix its own file", id, config.outfile, other->id,
+                 resolved_outfile);
     error->all(FLERR, "Fix msm {} and fix msm {} both write the counts file '{}' (resolved: "
                "'{}'): each write would replace the other's counts; give each fix its own file",
                other->id, id, config.outfile, resolved_outfile);
@@ -210,7 +211,8 @@ void FixMSM::decide_output()
     if (comm->me == 0)
       utils::logmesg(lmp, "Fix msm {}: continuing the counts of the restart file ({} samples, "
                      "steps {} to {}); {} will hold them together with this run's counts{}\n",
-                     id, counter->n_samples(), base_first_step >= 0 ? base_first_step : first_sampled,
+                     id, counter->n_samples(),
+                     base_first_step >= 0 ? base_first_step : first_sampled,
                      last_sampled, config.outfile,
                      config.append ? " (append yes adds nothing: the restart file already holds "
                                      "the counts appended when the fix was first defined)"
@@ -363,7 +365,8 @@ void FixMSM::fill_config(ionmsm::CountsData &d)
   }
   d.has_levels = true;
   d.history = config.history.name();
-  d.history_m = config.history.mode == ionmsm::HistoryConfig::Mode::MultiTau ? config.history.m : 0;
+  d.history_m =
+      config.history.mode == ionmsm::HistoryConfig::Mode::MultiTau ? config.history.m : 0;
   d.doubles_per_atom = ndoubles;
   d.assign = ionmsm::assign_mode_name(config.assign);
   d.core_radius = config.assign == ionmsm::AssignMode::Core ? config.core_radius : 0.0;
@@ -422,7 +425,8 @@ void FixMSM::close_block()
     ionmsm::CountBlock cum = ionmsm::empty_block(ns, config.lag_steps.size(), -1);
     cum.n_samples = counter->n_samples();
     for (std::size_t s = 0; s < ns; ++s) cum.occupancy[s] = static_cast<std::uint64_t>(rows[s]);
-    for (std::size_t l = 0; l < config.lag_steps.size(); ++l) cum.n_origins[l] = counter->n_origins(l);
+    for (std::size_t l = 0; l < config.lag_steps.size(); ++l)
+      cum.n_origins[l] = counter->n_origins(l);
     for (std::size_t k = ns; k + 7 <= rows.size(); k += 7)
       cum.rows[static_cast<std::size_t>(rows[k])].push_back(count_row(rows.data() + k));
     recorder->close(cum);
@@ -460,7 +464,8 @@ void FixMSM::write_counts(bool final)
     return;
   }
   if (comm->me == 0 && ok) report_checkpoint(ok, msg);
-  if (!ok) msg += fmt::format("; '{}' keeps the counts of the last successful write", config.outfile);
+  if (!ok)
+    msg += fmt::format("; '{}' keeps the counts of the last successful write", config.outfile);
   stop_unless_ok_on_rank0(ok, msg, fmt::format("Fix msm {}: the write at the end of the run "
                                                "failed: ", id));
 }
