@@ -1,241 +1,200 @@
-// Event-driven counting for `history full` (semantics and record layout in counting.hpp;
-// derivation in docs/theory.md, "Event-driven counting").
+// Per-atom event-driven counting for `history full` (record layout in counting_full.hpp,
+// derivation in docs/theory.md, "Event-driven counting"; rates in counting_full_rates.cpp).
 //
 // For lag l the pair of an atom at sample k is (entry(k - l), entry(k)). It changes only at a
-// change point c of the atom's entries (c = k or c = k - l), so the counter keeps per lag and
-// pair the number of atoms holding it (a rate) and integrates rates against a per-lag clock
-// that ticks once per sampled origin. Rate changes and lazy integration obey one rule: an
-// entry {n, rate, stamp} holds the integral up to clock value `stamp`; an atom that joins
-// (delta = +1) or leaves (delta = -1) the pair from clock value c adds delta * (stamp - c)
-// after the entry has been brought up to c. Stamps may be ahead of c (a read in the middle of
-// a sample), so the differences are signed; counts wrap modulo 2^64 like uint64 sums do.
+// change point c of the atom's entries (c = k or c = k - l): the atom does work only at its
+// change points and when an earlier change point reaches one of its lags.
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <limits>
+#include <memory>
 #include <stdexcept>
 #include <string>
 
-#include "ionmsm/counting.hpp"
+#include "ionmsm/counting_full.hpp"
 
 namespace ionmsm {
 
 namespace {
 
+using FR = FullRecord;
 constexpr double kNever = 4611686018427387904.0;  // 2^62: no event scheduled
-
-std::int64_t sdiff(std::uint64_t a, std::uint64_t b) {
-  return static_cast<std::int64_t>(a - b);  // modular difference, as a signed value
-}
+const char* const kAddWho = "TransitionCounter::add_atom_sample: ";
 
 }  // namespace
 
-bool TransitionCounter::full_decode(double v, std::int64_t& u) const {
-  if (!(v >= 0.0 && v < full_limit_)) return false;
+FullHistoryCounter::Tail FullHistoryCounter::tail_of(const double* record) const {
+  // const_cast: callers that hold a const record only read the parts
+  double* slots = const_cast<double*>(record) + FR::kHeader;
+  double* n_changes = slots + max_lag_samples();
+  return Tail{slots, n_changes, n_changes + 1, n_changes + 1 + FR::kChanges};
+}
+
+bool FullHistoryCounter::decode(double v, std::int64_t& u) const {
+  if (!(v >= 0.0 && v < limit_)) return false;
   u = static_cast<std::int64_t>(v);
   if (static_cast<double>(u) != v) return false;
-  return (u & ((std::int64_t{1} << full_sbits_) - 1)) <
-         static_cast<std::int64_t>(occupancy_.size());
+  return (u & ((std::int64_t{1} << sbits_) - 1)) < static_cast<std::int64_t>(occupancy_.size());
 }
 
-void TransitionCounter::set_cell(const Eigen::Matrix3d& h) {
-  if (h != cell_ && history_.mode == HistoryConfig::Mode::Full) {
-    // samples before the current one keep the old cell
-    settle_to(sclk_prev_, clk_prev_);
+FullHistoryCounter::FullHistoryCounter(std::size_t nsites, std::vector<std::int64_t> lag_samples)
+    : HistoryCounter(nsites, std::move(lag_samples)) {
+  if (lags_.back() > std::numeric_limits<int>::max() / 2) {
+    throw std::invalid_argument("TransitionCounter: the longest lag (" +
+                                std::to_string(lags_.back()) +
+                                " samples) is too long for a per-atom history");
   }
-  cell_ = h;
+  lag_level_.assign(lags_.size(), 0);
+  // entries site + S (e_x + R (e_y + R e_z)) with S = 2^sbits >= nsites, R = 2^rbits
+  int sb = 0;
+  while ((std::size_t{1} << sb) < nsites) ++sb;
+  sbits_ = sb;
+  rbits_ = std::min(16, (53 - sb) / 3);  // sb <= 31 -> rbits >= 7
+  radix_ = std::int64_t{1} << rbits_;
+  limit_ = std::ldexp(1.0, sbits_ + 3 * rbits_);
+  recent_.assign(static_cast<std::size_t>(lags_.back()), -1);
+  rates_.resize(lags_.size());
+  for (LagRates& r : rates_) {
+    r.stay_rate.assign(nsites, 0);
+    r.stay_stamp.assign(nsites, 0);
+  }
+  occ_rate_.assign(nsites, 0);
+  occ_stamp_.assign(nsites, 0);
+  clk_.assign(lags_.size(), 0);
+  clk_prev_.assign(lags_.size(), 0);
+  lag_index_.assign(static_cast<std::size_t>(lags_.back()) + 1, -1);
+  for (std::size_t i = 0; i < lags_.size(); ++i)
+    lag_index_[static_cast<std::size_t>(lags_[i])] = static_cast<std::int32_t>(i);
 }
 
-// ------------------------------------------------------------------------- rates and settling
+std::unique_ptr<HistoryCounter> FullHistoryCounter::clone() const {
+  return std::make_unique<FullHistoryCounter>(*this);
+}
 
-void TransitionCounter::full_pair_rate(std::size_t lag, std::int64_t uf, std::int64_t ut,
-                                       std::int64_t delta, std::uint64_t clock) {
+int FullHistoryCounter::doubles_per_atom() const {
+  return FR::kHeader + static_cast<int>(max_lag_samples()) + 1 + FR::kChanges +
+         static_cast<int>(lags_.size());
+}
+
+void FullHistoryCounter::clear_history(double* record) const {
+  record[FR::kLastSeen] = -1.0;  // no sample yet
+  for (int d = 0; d < 3; ++d) record[FR::kBase + d] = 0.0;
+  record[FR::kTag] = FR::kTagValue;
+  record[FR::kCurrent] = -1.0;  // not being recorded
+  record[FR::kNextEvent] = 0.0;
+  record[FR::kLastWritten] = -1.0;  // no explicit entry
+  const Tail parts = tail_of(record);
+  std::fill(parts.slots, parts.n_changes, -1.0);
+  *parts.n_changes = 0.0;  // no change points
+  std::fill(parts.changes, parts.from + lags_.size(), -1.0);
+}
+
+// ------------------------------------------------------------------------------ clock
+
+void FullHistoryCounter::advance_clock(std::int64_t sample_index) {
+  const std::int64_t kmax = max_lag_samples();
+  // Read every lag's origin before overwriting slot k (which holds k - max_lag).
+  for (std::size_t i = 0; i < lags_.size(); ++i) {
+    clk_prev_[i] = clk_[i];
+    origin_ok_[i] = 0;
+    const std::int64_t j = sample_index - lags_[i];
+    if (j < 0) continue;
+    if (recent_[static_cast<std::size_t>(j % kmax)] == j) {
+      origin_ok_[i] = 1;
+      ++origins_[i];
+      ++clk_[i];
+      unsettled_ = true;
+    }
+  }
+  sclk_prev_ = sclk_++;
   unsettled_ = true;
-  const int sb = full_sbits_, rb = full_rbits_;
-  const std::int64_t smask = (std::int64_t{1} << sb) - 1, rmask = radix_ - 1;
-  const auto fs = static_cast<SiteIndex>(uf & smask), ts = static_cast<SiteIndex>(ut & smask);
-  Image sh;
-  bool stay = fs == ts;
-  for (int d = 0; d < 3; ++d) {
-    sh[static_cast<std::size_t>(d)] = static_cast<std::int32_t>(((ut >> (sb + d * rb)) & rmask) -
-                                                                ((uf >> (sb + d * rb)) & rmask));
-    stay = stay && sh[static_cast<std::size_t>(d)] == 0;
-  }
-  LagRates& lr = rates_[lag];
-  std::int64_t* rate;
-  std::uint64_t* stamp;
-  std::uint64_t key = 0;
-  if (stay) {
-    rate = &lr.stay_rate[static_cast<std::size_t>(fs)];
-    stamp = &lr.stay_stamp[static_cast<std::size_t>(fs)];
-  } else if (CountTable::pack(fs, ts, sh, key)) {
-    if (2 * (lr.used + 1) > lr.moving.size()) {
-      std::vector<RateSlot> old;
-      old.swap(lr.moving);
-      const std::size_t cap = old.empty() ? 64 : 2 * old.size();
-      lr.moving.assign(cap, RateSlot{~std::uint64_t{0}, 0, 0, 0});
-      int bits = 0;
-      while ((std::size_t{1} << bits) < cap) ++bits;
-      lr.shift = 64 - bits;
-      for (const RateSlot& e : old) {
-        if (e.key == ~std::uint64_t{0}) continue;
-        std::size_t h = static_cast<std::size_t>((e.key * 0x9E3779B97F4A7C15ull) >> lr.shift);
-        while (lr.moving[h].key != ~std::uint64_t{0}) h = (h + 1) & (cap - 1);
-        lr.moving[h] = e;
-      }
-    }
-    const std::size_t mask = lr.moving.size() - 1;
-    std::size_t h = static_cast<std::size_t>((key * 0x9E3779B97F4A7C15ull) >> lr.shift);
-    while (lr.moving[h].key != key && lr.moving[h].key != ~std::uint64_t{0}) h = (h + 1) & mask;
-    if (lr.moving[h].key != key) {
-      lr.moving[h] = RateSlot{key, 0, clock, 0};
-      ++lr.used;
-    }
-    // one hash lookup: the count stays in the slot until the next settle
-    RateSlot& e = lr.moving[h];
-    if (sdiff(clock, e.stamp) > 0) {
-      e.pending += e.rate * sdiff(clock, e.stamp);
-      e.stamp = clock;
-    }
-    e.pending += delta * sdiff(e.stamp, clock);
-    e.rate += delta;
-    return;
-  } else {
-    CountKey k;
-    k.from = fs;
-    k.to = ts;
-    k.shift = sh;
-    auto it = lr.overflow.find(k);
-    if (it == lr.overflow.end()) it = lr.overflow.emplace(k, std::make_pair(std::int64_t{0}, clock)).first;
-    rate = &it->second.first;
-    stamp = &it->second.second;
-  }
-  std::int64_t dn = 0;
-  if (sdiff(clock, *stamp) > 0) {
-    dn += *rate * sdiff(clock, *stamp);
-    *stamp = clock;
-  }
-  dn += delta * sdiff(*stamp, clock);
-  *rate += delta;
-  if (dn == 0) return;
-  const auto n = static_cast<std::uint64_t>(dn);
-  if (stay) {
-    tables_[lag].add_stay_n(fs, n);
-    return;
-  }
-  tables_[lag].add(fs, ts, sh, n);
-  if (has_moments()) add_moment(lag, fs, ts, sh, static_cast<double>(dn));
+  // Samples skipped after the first one: origins in the gap are not counted, so every atom
+  // re-evaluates its pairs at every sample until the gap has left the window.
+  // (the last unsampled index g is an origin up to sample g + max_lag; one sample later
+  // the pairs it removed come back)
+  if (have_current_ && sample_index > current_ + 1)
+    dense_until_ = std::max(dense_until_, sample_index + kmax);
+  prev_sample_ = have_current_ ? current_ : -1;
+  recent_[static_cast<std::size_t>(sample_index % kmax)] = sample_index;
 }
 
-void TransitionCounter::occupancy_rate(std::int64_t site, std::int64_t delta, std::uint64_t clock) {
-  unsettled_ = true;
-  const auto s = static_cast<std::size_t>(site);
-  std::int64_t dn = 0;
-  if (sdiff(clock, occ_stamp_[s]) > 0) {
-    dn += occ_rate_[s] * sdiff(clock, occ_stamp_[s]);
-    occ_stamp_[s] = clock;
-  }
-  dn += delta * sdiff(occ_stamp_[s], clock);
-  occ_rate_[s] += delta;
-  occupancy_[s] += static_cast<std::uint64_t>(dn);
+// [recent ring, dense_until]: the end of the window after the last sampling gap, so that quiet
+// samples resume exactly where an uninterrupted count would resume them
+void FullHistoryCounter::pack_clock_tail(std::vector<std::int64_t>& out) const {
+  out.insert(out.end(), recent_.begin(), recent_.end());
+  out.push_back(dense_until_);
 }
 
-void TransitionCounter::settle_to(std::uint64_t sample_clock,
-                                  const std::vector<std::uint64_t>& lag_clock) const {
-  if (rates_.empty()) return;
-  const bool moments = has_moments();
-  for (std::size_t i = 0; i < rates_.size(); ++i) {
-    LagRates& lr = rates_[i];
-    const std::uint64_t c = lag_clock[i];
-    CountTable& t = tables_[i];
-    for (std::size_t s = 0; s < lr.stay_rate.size(); ++s) {
-      const std::int64_t r = lr.stay_rate[s];
-      if (r == 0) continue;
-      const std::int64_t dt = sdiff(c, lr.stay_stamp[s]);
-      if (dt <= 0) continue;
-      t.add_stay_n(static_cast<SiteIndex>(s), static_cast<std::uint64_t>(r * dt));
-      lr.stay_stamp[s] = c;
-    }
-    for (RateSlot& e : lr.moving) {
-      if (e.key == ~std::uint64_t{0}) continue;
-      const std::int64_t dt = sdiff(c, e.stamp);
-      if (e.rate != 0 && dt > 0) {
-        e.pending += e.rate * dt;
-        e.stamp = c;
-      }
-      if (e.pending == 0) continue;
-      const std::int64_t dn = e.pending;
-      e.pending = 0;
-      t.add_packed(e.key, static_cast<std::uint64_t>(dn));
-      if (moments) {
-        SiteIndex f, to;
-        Image sh;
-        CountTable::unpack(e.key, f, to, sh);
-        add_moment(i, f, to, sh, static_cast<double>(dn));
-      }
-    }
-    for (auto& [k, rs] : lr.overflow) {
-      if (rs.first == 0) continue;
-      const std::int64_t dt = sdiff(c, rs.second);
-      if (dt <= 0) continue;
-      const std::int64_t dn = rs.first * dt;
-      t.add(k.from, k.to, k.shift, static_cast<std::uint64_t>(dn));
-      rs.second = c;
-      if (moments) add_moment(i, k.from, k.to, k.shift, static_cast<double>(dn));
-    }
-  }
-  for (std::size_t s = 0; s < occ_rate_.size(); ++s) {
-    if (occ_rate_[s] == 0) continue;
-    const std::int64_t dt = sdiff(sample_clock, occ_stamp_[s]);
-    if (dt <= 0) continue;
-    occupancy_[s] += static_cast<std::uint64_t>(occ_rate_[s] * dt);
-    occ_stamp_[s] = sample_clock;
-  }
+std::size_t FullHistoryCounter::clock_tail_size() const { return recent_.size(); }
+
+// older restart files hold the ring without dense_until
+bool FullHistoryCounter::clock_tail_readable(std::size_t n) const {
+  return n == recent_.size() || n == recent_.size() + 1;
 }
 
-void TransitionCounter::settle() const {
-  if (!unsettled_) return;
-  settle_to(sclk_, clk_);
-  unsettled_ = false;
-}
-
-void TransitionCounter::reset_rates() {
-  if (history_.mode != HistoryConfig::Mode::Full) return;
+void FullHistoryCounter::unpack_clock_tail(const std::int64_t* ring, std::size_t n,
+                                           std::int64_t current, bool have) {
+  const char* who = "TransitionCounter::unpack_clock: ";
+  const std::int64_t kmax = max_lag_samples();
+  for (std::int64_t i = 0; i < kmax; ++i) {
+    const std::int64_t v = ring[i];
+    if (v == -1) continue;
+    if (v < 0 || v % kmax != i || !have || v > current) {
+      throw std::invalid_argument(std::string(who) + "invalid sample " + std::to_string(v) +
+                                  " in slot " + std::to_string(i) + " of the recent-sample ring");
+    }
+  }
+  if (have && ring[current % kmax] != current) {
+    throw std::invalid_argument(std::string(who) + "the current sample " + std::to_string(current) +
+                                " is missing from the ring");
+  }
   settle();
-  for (LagRates& lr : rates_) {
-    std::fill(lr.stay_rate.begin(), lr.stay_rate.end(), 0);
-    for (RateSlot& e : lr.moving) e.rate = 0;
-    lr.overflow.clear();
+  recent_.assign(ring, ring + kmax);
+  // the previous sample is not stored: atoms recorded at the restored sample continue. Without
+  // the stored end of the last gap's window, every atom re-evaluates its pairs for one window
+  // (the ring may hold sampling gaps).
+  prev_sample_ = -1;
+  dense_until_ = have ? current + kmax + 1 : -1;
+  if (n == recent_.size() + 1) {
+    const std::int64_t d = ring[kmax];
+    if (d < -1 || (!have && d != -1))
+      throw std::invalid_argument(std::string(who) + "invalid end of the dense window " +
+                                  std::to_string(d));
+    dense_until_ = d;
   }
-  std::fill(occ_rate_.begin(), occ_rate_.end(), 0);
 }
 
 // ------------------------------------------------------------------------------ per atom
 
-void TransitionCounter::full_check_header(const double* record) const {
+
+void FullHistoryCounter::check_header(const double* record) const {
   const char* who = "TransitionCounter: corrupt history record (";
-  if (record[4] != kFullTag)
+  if (record[FR::kTag] != FR::kTagValue)
     throw std::invalid_argument(std::string(who) + "not initialised by clear_history)");
-  const double last = record[0], lw = record[7], cur = record[5];
+  const double last = record[FR::kLastSeen], lw = record[FR::kLastWritten];
+  const double cur = record[FR::kCurrent];
   if (!(last == std::floor(last) && last >= -1.0 && last <= static_cast<double>(current_)))
     throw std::invalid_argument(std::string(who) + "last sample " + std::to_string(last) + ")");
   if (!(lw == std::floor(lw) && lw >= -1.0 && lw <= last))
     throw std::invalid_argument(std::string(who) + "last written sample " + std::to_string(lw) +
                                 ")");
   std::int64_t u = 0;
-  if (cur != -1.0 && !full_decode(cur, u))
+  if (cur != -1.0 && !decode(cur, u))
     throw std::invalid_argument(std::string(who) + "current entry " + std::to_string(cur) + ")");
   if (cur != -1.0 && last < 0.0)
     throw std::invalid_argument(std::string(who) + "current entry without a sample)");
-  for (int d = 1; d <= 3; ++d)
-    if (!(std::abs(record[d]) <= 1.0e9 && record[d] == std::floor(record[d])))
-      throw std::invalid_argument(std::string(who) + "base image " + std::to_string(record[d]) +
-                                  ")");
-  const double n = record[kFullHeader + max_lag_samples()];
+  for (int d = 0; d < 3; ++d) {
+    const double b = record[FR::kBase + d];
+    if (!(std::abs(b) <= 1.0e9 && b == std::floor(b)))
+      throw std::invalid_argument(std::string(who) + "base image " + std::to_string(b) + ")");
+  }
+  const double n = *tail_of(record).n_changes;
   if (!(n == std::floor(n) && n >= 0.0 && n < kNever))
     throw std::invalid_argument(std::string(who) + "change count " + std::to_string(n) + ")");
 }
 
-void TransitionCounter::add_full(double* record, const SiteImage& now) {
+void FullHistoryCounter::add(double* record, const SiteImage& now) {
   const std::int64_t t = current_;
   // Prefetch the header of an atom a few records ahead when records come at a constant stride
   // (LAMMPS' per-atom array, the benchmark); prefetching never faults, whatever the address.
@@ -245,303 +204,330 @@ void TransitionCounter::add_full(double* record, const SiteImage& now) {
     if (stride == last_stride_ && stride != 0) {
       const std::uintptr_t ahead = addr + static_cast<std::uintptr_t>(4 * stride);
       __builtin_prefetch(reinterpret_cast<const void*>(ahead), 1, 3);
-      __builtin_prefetch(reinterpret_cast<const void*>(ahead + (kFullHeader - 1) * sizeof(double)),
+      __builtin_prefetch(reinterpret_cast<const void*>(ahead + (FR::kHeader - 1) * sizeof(double)),
                          1, 3);
     }
     last_stride_ = stride;
     last_record_ = addr;
   }
   // Fast path: recorded at the previous sample, same entry, no lag pair due to change.
-  const double cur = record[5];
-  if (cur >= 0.0 && t > dense_until_ && static_cast<double>(t) < record[6] &&
-      record[4] == kFullTag && record[0] == static_cast<double>(prev_sample_)) {
+  const double cur = record[FR::kCurrent];
+  if (cur >= 0.0 && t > dense_until_ && static_cast<double>(t) < record[FR::kNextEvent] &&
+      record[FR::kTag] == FR::kTagValue &&
+      record[FR::kLastSeen] == static_cast<double>(prev_sample_)) {
     const std::int64_t half = radix_ / 2;
-    const int sb = full_sbits_, rb = full_rbits_;
+    const int sb = sbits_, rb = rbits_;
     std::int64_t v = now.site;
     bool fits = true;
     for (int d = 0; d < 3; ++d) {
       const std::int64_t e = static_cast<std::int64_t>(now.image[static_cast<std::size_t>(d)]) -
-                             static_cast<std::int64_t>(record[1 + d]) + half;
+                             static_cast<std::int64_t>(record[FR::kBase + d]) + half;
       fits = fits && e >= 0 && e < radix_;
       v += e << (sb + d * rb);
     }
     if (fits && static_cast<double>(v) == cur) {
-      record[0] = static_cast<double>(t);
+      record[FR::kLastSeen] = static_cast<double>(t);
       return;
     }
   }
-  full_event(record, now);
+  event(record, now);
 }
 
-std::int64_t TransitionCounter::quiet_until(const double* record) const {
-  if (history_.mode != HistoryConfig::Mode::Full) return -1;
-  if (record[4] != kFullTag || !(record[5] >= 0.0) || record[0] != static_cast<double>(current_))
+std::int64_t FullHistoryCounter::quiet_until(const double* record) const {
+  if (record[FR::kTag] != FR::kTagValue || !(record[FR::kCurrent] >= 0.0) ||
+      record[FR::kLastSeen] != static_cast<double>(current_))
     return -1;
   // the fast path of add_full skips exactly the samples before next_event
-  return static_cast<std::int64_t>(record[6]);
+  return static_cast<std::int64_t>(record[FR::kNextEvent]);
 }
 
-void TransitionCounter::mark_quiet(double* record, std::int64_t last_sample) const {
+void FullHistoryCounter::mark_quiet(double* record, std::int64_t last_sample) const {
   const char* who = "TransitionCounter::mark_quiet: ";
-  if (history_.mode != HistoryConfig::Mode::Full)
-    throw std::invalid_argument(std::string(who) + "quiet samples need the full history");
   // Only the header fields this reads: the value written lies between two the record already
   // holds, so a valid record stays valid, and the next add_atom_sample or drop_atom validates
   // the whole record as always (mark_quiet runs once per event and must not cost another
   // cache line of the record).
-  if (record[4] != kFullTag)
+  if (record[FR::kTag] != FR::kTagValue)
     throw std::invalid_argument(std::string(who) + "corrupt history record (not initialised "
                                 "by clear_history)");
-  if (!(record[5] >= 0.0))
+  if (!(record[FR::kCurrent] >= 0.0))
     throw std::invalid_argument(std::string(who) + "the atom is not being recorded");
-  const double last = record[0];
+  const double last = record[FR::kLastSeen];
   if (static_cast<double>(last_sample) < last || last_sample > current_ ||
-      static_cast<double>(last_sample) >= record[6])
+      static_cast<double>(last_sample) >= record[FR::kNextEvent])
     throw std::invalid_argument(std::string(who) + "sample " + std::to_string(last_sample) +
                                 " is not within the atom's quiet samples (last recorded " +
                                 std::to_string(static_cast<std::int64_t>(last)) +
                                 ", next event " +
-                                std::to_string(static_cast<std::int64_t>(record[6])) + ")");
-  record[0] = static_cast<double>(last_sample);
+                                std::to_string(static_cast<std::int64_t>(
+                                    record[FR::kNextEvent])) + ")");
+  record[FR::kLastSeen] = static_cast<double>(last_sample);
 }
 
-void TransitionCounter::full_event(double* record, const SiteImage& now) {
-  const char* who = "TransitionCounter::add_atom_sample: ";
-  full_check_header(record);
-  const std::int64_t t = current_;
-  const std::int64_t kmax = max_lag_samples();
-  const std::size_t nl = lags_.size();
-  double* slots = record + kFullHeader;
-  double* tail = slots + kmax;
-  double* chg = tail + 1;
-  double* from = chg + kFullChanges;
-  const std::int64_t last = static_cast<std::int64_t>(record[0]);
-  if (last >= t)
-    throw std::invalid_argument(std::string(who) + "corrupt history record (last sample " +
+// One event of one atom: its entry changes, or a change point reaches one of its lags. Every
+// step before commit_entries() only validates and decodes (a corrupt record or an atom that
+// moved too far throws without side effects).
+void FullHistoryCounter::event(double* record, const SiteImage& now) {
+  Event e = start_event(record, now);
+  mark_lags_to_evaluate(e);
+  decode_old_pairs(e);
+  std::vector<Live> live;
+  collect_window(e, live);
+  if (!e.fits) choose_base(e, live, now);
+  commit_entries(e, live, now);
+  move_pair_rates(e, now);
+  finish_event(e);
+}
+
+FullHistoryCounter::Event FullHistoryCounter::start_event(double* record,
+                                                          const SiteImage& now) {
+  check_header(record);
+  Event e;
+  e.record = record;
+  e.parts = tail_of(record);
+  e.t = current_;
+  e.kmax = max_lag_samples();
+  const std::int64_t last = static_cast<std::int64_t>(record[FR::kLastSeen]);
+  if (last >= e.t)
+    throw std::invalid_argument(std::string(kAddWho) + "corrupt history record (last sample " +
                                 std::to_string(last) + " is not before sample " +
-                                std::to_string(t) + ")");
-  const double cur_old = record[5];
-  const bool active = cur_old >= 0.0;
-  if (active && last != prev_sample_)
-    throw std::invalid_argument(std::string(who) + "the atom was last recorded at sample " +
+                                std::to_string(e.t) + ")");
+  const double cur_old = record[FR::kCurrent];
+  e.active = cur_old >= 0.0;
+  if (e.active && last != prev_sample_)
+    throw std::invalid_argument(std::string(kAddWho) + "the atom was last recorded at sample " +
                                 std::to_string(last) + " and missed sample " +
                                 std::to_string(prev_sample_) +
                                 " without drop_atom(); its counts would be wrong");
-  const std::int64_t lw = static_cast<std::int64_t>(record[7]);
-  const double fillv = active ? cur_old : -1.0;
-  auto entry_at = [&](std::int64_t j) { return j > lw ? fillv : slots[j % kmax]; };
-  // sampled(j) for j in [t - kmax, t - 1]: the global ring slot of t - kmax now holds t
-  auto sampled = [&](std::int64_t j) {
-    if (j < 0) return false;
-    if (j == t - kmax) return origin_ok_.back() != 0;
-    return recent_[static_cast<std::size_t>(j % kmax)] == j;
-  };
-
-  // 1. Validate and decode everything that will be used; nothing is written before step 3.
+  e.lw = static_cast<std::int64_t>(record[FR::kLastWritten]);
+  e.fillv = e.active ? cur_old : -1.0;
+  e.ucur = 0;
+  if (e.active) decode(cur_old, e.ucur);  // checked by check_header
   const std::int64_t half = radix_ / 2;
-  const int sb = full_sbits_, rb = full_rbits_;
-  const std::int64_t smask = (std::int64_t{1} << sb) - 1, rmask = radix_ - 1;
-  std::int64_t ucur = 0;
-  if (active) full_decode(cur_old, ucur);  // checked by full_check_header
-  std::int64_t base[3], ne[3];
-  bool fits = true;
+  e.fits = true;
   for (int d = 0; d < 3; ++d) {
-    base[d] = static_cast<std::int64_t>(record[1 + d]);
-    ne[d] = static_cast<std::int64_t>(now.image[static_cast<std::size_t>(d)]) - base[d] + half;
-    fits = fits && ne[d] >= 0 && ne[d] < radix_;
+    e.base[d] = static_cast<std::int64_t>(record[FR::kBase + d]);
+    e.nb[d] = e.base[d];
+    e.ne[d] = static_cast<std::int64_t>(now.image[static_cast<std::size_t>(d)]) - e.base[d] + half;
+    e.fits = e.fits && e.ne[d] >= 0 && e.ne[d] < radix_;
   }
   // The entry changed (hop, or the atom starts being recorded)? Then every lag pair may
   // change; otherwise only lags whose origin is a change point (the event that brought us
   // here), or every lag when such points may have been forgotten or origins were skipped.
-  bool changed = !active || (ucur & smask) != now.site;
-  for (int d = 0; d < 3 && !changed; ++d)
-    changed = ((ucur >> (sb + d * rb)) & rmask) - half + base[d] !=
-              now.image[static_cast<std::size_t>(d)];
+  e.changed = !e.active || site_of(e.ucur) != now.site;
+  for (int d = 0; d < 3 && !e.changed; ++d)
+    e.changed = offset_of(e.ucur, d) - half + e.base[d] != now.image[static_cast<std::size_t>(d)];
+  const std::size_t nl = lags_.size();
   if (scratch_use_.size() < nl) scratch_use_.resize(nl);
-  char* eval = scratch_use_.data();
-  {
-    const bool all = changed || t <= dense_until_;
-    const auto n = static_cast<std::int64_t>(tail[0]);
-    const std::int64_t kept = std::min<std::int64_t>(n, kFullChanges);
-    const std::int64_t oldest =
-        kept > 0 ? static_cast<std::int64_t>(chg[(n - kept) % kFullChanges]) : 0;
-    for (std::size_t i = 0; i < nl; ++i)
-      eval[i] = (all || (n > kFullChanges && t - lags_[i] < oldest)) ? 1 : 0;
-    for (std::int64_t q = n - kept; q < n && !all; ++q) {  // lags equal to t - c
-      const std::int64_t d = t - static_cast<std::int64_t>(chg[q % kFullChanges]);
-      if (d >= 1 && d <= kmax && lag_index_[static_cast<std::size_t>(d)] >= 0)
-        eval[static_cast<std::size_t>(lag_index_[static_cast<std::size_t>(d)])] = 1;
-    }
-  }
   if (scratch_u_.size() < nl) scratch_u_.resize(nl);
-  std::int64_t* uold = scratch_u_.data();  // old pair's from entry per lag (-1: none)
-  for (std::size_t i = 0; i < nl; ++i) {
-    uold[i] = -1;
-    if (!eval[i] || !active || from[i] == -1.0) continue;
-    if (!full_decode(from[i], uold[i]))
-      throw std::invalid_argument(std::string(who) + "corrupt history record (from entry " +
+  e.eval = scratch_use_.data();
+  e.uold = scratch_u_.data();
+  return e;
+}
+
+// eval[i]: the pair of lag i may change at this sample
+void FullHistoryCounter::mark_lags_to_evaluate(Event& e) const {
+  const bool all = e.changed || e.t <= dense_until_;
+  const double* chg = e.parts.changes;
+  const auto n = static_cast<std::int64_t>(*e.parts.n_changes);
+  const std::int64_t kept = std::min<std::int64_t>(n, FR::kChanges);
+  const std::int64_t oldest =
+      kept > 0 ? static_cast<std::int64_t>(chg[(n - kept) % FR::kChanges]) : 0;
+  for (std::size_t i = 0; i < lags_.size(); ++i)
+    e.eval[i] = (all || (n > FR::kChanges && e.t - lags_[i] < oldest)) ? 1 : 0;
+  for (std::int64_t q = n - kept; q < n && !all; ++q) {  // lags equal to t - c
+    const std::int64_t d = e.t - static_cast<std::int64_t>(chg[q % FR::kChanges]);
+    if (d >= 1 && d <= e.kmax && lag_index_[static_cast<std::size_t>(d)] >= 0)
+      e.eval[static_cast<std::size_t>(lag_index_[static_cast<std::size_t>(d)])] = 1;
+  }
+}
+
+// uold[i]: the from entry lag i's current pair was counted with (-1: none)
+void FullHistoryCounter::decode_old_pairs(Event& e) const {
+  const double* from = e.parts.from;
+  for (std::size_t i = 0; i < lags_.size(); ++i) {
+    e.uold[i] = -1;
+    if (!e.eval[i] || !e.active || from[i] == -1.0) continue;
+    if (!decode(from[i], e.uold[i]))
+      throw std::invalid_argument(std::string(kAddWho) + "corrupt history record (from entry " +
                                   std::to_string(from[i]) + ")");
   }
-  // live entries of the window: sampled indices in [t - kmax, t - 1] with an entry
-  struct Live {
-    std::int64_t j, site;
-    std::int64_t img[3];
+}
+
+// Without a rebase: validates the entries the lags read. With one: the live entries of the
+// window (sampled indices in [t - kmax, t - 1] with an entry), decoded.
+void FullHistoryCounter::collect_window(const Event& e, std::vector<Live>& live) const {
+  auto corrupt = [](double v, std::int64_t j) {
+    return std::invalid_argument(std::string(kAddWho) + "corrupt history record (entry " +
+                                 std::to_string(v) + " at sample " + std::to_string(j) + ")");
   };
-  std::vector<Live> live;
-  bool any_live = false;
-  if (fits) {
-    // no rebase: validate just the entries the lags read
-    for (std::size_t i = 0; i < nl; ++i) {
-      if (!eval[i] || !origin_ok_[i]) continue;
-      const double v = entry_at(t - lags_[i]);
+  if (e.fits) {
+    for (std::size_t i = 0; i < lags_.size(); ++i) {
+      if (!e.eval[i] || !origin_ok_[i]) continue;
+      const double v = e.entry_at(e.t - lags_[i]);
       std::int64_t u = 0;
-      if (v != -1.0 && !full_decode(v, u))
-        throw std::invalid_argument(std::string(who) + "corrupt history record (entry " +
-                                    std::to_string(v) + " at sample " +
-                                    std::to_string(t - lags_[i]) + ")");
+      if (v != -1.0 && !decode(v, u)) throw corrupt(v, e.t - lags_[i]);
     }
+    return;
   }
-  for (std::int64_t j = std::max<std::int64_t>(0, t - kmax); j < t && !fits; ++j) {
-    if (!sampled(j)) continue;
-    const double v = entry_at(j);
+  const std::int64_t half = radix_ / 2;
+  for (std::int64_t j = std::max<std::int64_t>(0, e.t - e.kmax); j < e.t; ++j) {
+    if (!sampled_in_window(j)) continue;
+    const double v = e.entry_at(j);
     if (v == -1.0) continue;
     std::int64_t u = 0;
-    if (!full_decode(v, u))
-      throw std::invalid_argument(std::string(who) + "corrupt history record (entry " +
-                                  std::to_string(v) + " at sample " + std::to_string(j) + ")");
-    any_live = true;
-    Live e{j, u & smask, {0, 0, 0}};
-    for (int d = 0; d < 3; ++d) e.img[d] = ((u >> (sb + d * rb)) & rmask) - half + base[d];
-    live.push_back(e);
+    if (!decode(v, u)) throw corrupt(v, j);
+    Live l{j, site_of(u), {0, 0, 0}};
+    for (int d = 0; d < 3; ++d) l.img[d] = offset_of(u, d) - half + e.base[d];
+    live.push_back(l);
   }
-  std::int64_t nb[3] = {base[0], base[1], base[2]};
-  if (!fits) {
-    if (!any_live) {
-      for (int d = 0; d < 3; ++d) nb[d] = now.image[static_cast<std::size_t>(d)];
-    } else {
-      for (int d = 0; d < 3; ++d) {
-        std::int64_t lo = now.image[static_cast<std::size_t>(d)], hi = lo;
-        for (const Live& e : live) {
-          lo = std::min(lo, e.img[d]);
-          hi = std::max(hi, e.img[d]);
-        }
-        if (hi - lo > radix_ - 1)
-          throw std::invalid_argument(
-              std::string(who) + "an atom moved over " + std::to_string(hi - lo) +
-              " periodic images along cell axis " + std::to_string(d) +
-              " within its history window (" + std::to_string(kmax) + " samples); at most " +
-              std::to_string(radix_ - 1) + " can be stored with " +
-              std::to_string(occupancy_.size()) + " sites");
-        const std::int64_t n = now.image[static_cast<std::size_t>(d)];
-        nb[d] = (lo - n >= -half && hi - n <= radix_ - 1 - half) ? n : lo + half;
-      }
-    }
-  }
+}
 
-  // 3. Commit: a changed entry makes the implicit entries explicit (fill), then rebase.
-  //    (A rebase implies a changed image, so an unchanged entry keeps its implicit ones.)
-  if (changed) {  // samples max(lw + 1, t - kmax, 0) .. t - 1, as at most two runs of the ring
-    const std::int64_t j0 = std::max({lw + 1, t - kmax, std::int64_t{0}});
+// sampled(j) for j in [t - kmax, t - 1]: the global ring slot of t - kmax now holds t
+bool FullHistoryCounter::sampled_in_window(std::int64_t j) const {
+  const std::int64_t kmax = max_lag_samples();
+  if (j < 0) return false;
+  if (j == current_ - kmax) return origin_ok_.back() != 0;
+  return recent_[static_cast<std::size_t>(j % kmax)] == j;
+}
+
+// The new base image when the current image does not fit the old one: the current image, or
+// (if a live entry does not fit that) the lowest image of the window + R/2.
+void FullHistoryCounter::choose_base(Event& e, const std::vector<Live>& live,
+                                     const SiteImage& now) const {
+  const std::int64_t half = radix_ / 2;
+  for (int d = 0; d < 3; ++d) {
+    const std::int64_t n = now.image[static_cast<std::size_t>(d)];
+    std::int64_t lo = n, hi = n;
+    for (const Live& l : live) {
+      lo = std::min(lo, l.img[d]);
+      hi = std::max(hi, l.img[d]);
+    }
+    if (hi - lo > radix_ - 1)
+      throw std::invalid_argument(
+          std::string(kAddWho) + "an atom moved over " + std::to_string(hi - lo) +
+          " periodic images along cell axis " + std::to_string(d) +
+          " within its history window (" + std::to_string(e.kmax) + " samples); at most " +
+          std::to_string(radix_ - 1) + " can be stored with " +
+          std::to_string(occupancy_.size()) + " sites");
+    e.nb[d] = (lo - n >= -half && hi - n <= radix_ - 1 - half) ? n : lo + half;
+  }
+}
+
+// Commit: a changed entry makes the implicit entries explicit (fill), then rebase. (A rebase
+// implies a changed image, so an unchanged entry keeps its implicit ones.)
+void FullHistoryCounter::commit_entries(Event& e, const std::vector<Live>& live,
+                                        const SiteImage& now) {
+  double* slots = e.parts.slots;
+  const std::int64_t t = e.t, kmax = e.kmax;
+  if (e.changed) {  // samples max(lw + 1, t - kmax, 0) .. t - 1, as at most two runs of the ring
+    const std::int64_t j0 = std::max({e.lw + 1, t - kmax, std::int64_t{0}});
     if (j0 < t) {
       const std::int64_t a = j0 % kmax, len = t - j0;
       const std::int64_t first = std::min(len, kmax - a);
-      std::fill(slots + a, slots + a + first, fillv);
-      std::fill(slots, slots + (len - first), fillv);
+      std::fill(slots + a, slots + a + first, e.fillv);
+      std::fill(slots, slots + (len - first), e.fillv);
     }
   }
-  if (!fits) {
-    for (const Live& e : live) {
-      std::int64_t v = e.site;
-      for (int d = 0; d < 3; ++d) v += (e.img[d] - nb[d] + half) << (sb + d * rb);
-      slots[e.j % kmax] = static_cast<double>(v);
+  const std::int64_t half = radix_ / 2;
+  const int sb = sbits_, rb = rbits_;
+  if (!e.fits) {
+    for (const Live& l : live) {
+      std::int64_t v = l.site;
+      for (int d = 0; d < 3; ++d) v += (l.img[d] - e.nb[d] + half) << (sb + d * rb);
+      slots[l.j % kmax] = static_cast<double>(v);
     }
     for (int d = 0; d < 3; ++d) {
-      record[1 + d] = static_cast<double>(nb[d]);
-      ne[d] = static_cast<std::int64_t>(now.image[static_cast<std::size_t>(d)]) - nb[d] + half;
+      e.record[FR::kBase + d] = static_cast<double>(e.nb[d]);
+      e.ne[d] = static_cast<std::int64_t>(now.image[static_cast<std::size_t>(d)]) - e.nb[d] + half;
     }
   }
-  const std::int64_t vnow = now.site + (ne[0] << sb) + (ne[1] << (sb + rb)) + (ne[2] << (sb + 2 * rb));
+  e.vnow = now.site + (e.ne[0] << sb) + (e.ne[1] << (sb + rb)) + (e.ne[2] << (sb + 2 * rb));
+}
 
-  // 4. Pairs whose from entry or to entry changed: move the atom between rates. The change
-  //    takes effect at this sample (clock before its tick). Keys compare decoded: shifts do
-  //    not depend on the base, so old (possibly pre-rebase) and new entries mix safely.
-  for (std::size_t i = 0; i < nl; ++i) {
-    if (!eval[i]) continue;
-    const std::int64_t j = t - lags_[i];
+// Pairs whose from entry or to entry changed: move the atom between rates. The change takes
+// effect at this sample (clock before its tick). Keys compare decoded: shifts do not depend on
+// the base, so old (possibly pre-rebase) and new entries mix safely.
+void FullHistoryCounter::move_pair_rates(const Event& e, const SiteImage& now) {
+  double* from = e.parts.from;
+  for (std::size_t i = 0; i < lags_.size(); ++i) {
+    if (!e.eval[i]) continue;
+    const std::int64_t j = e.t - lags_[i];
     std::int64_t unew = -1;
     if (origin_ok_[i]) {
-      const double v = changed ? slots[j % kmax] : entry_at(j);
+      const double v = e.changed ? e.parts.slots[j % e.kmax] : e.entry_at(j);
       if (v != -1.0) unew = static_cast<std::int64_t>(v);  // live: validated above
     }
-    const std::int64_t uo = uold[i];
+    const std::int64_t uo = e.uold[i];
     bool same = uo < 0 && unew < 0;
-    if (uo >= 0 && unew >= 0 && (uo & smask) == (unew & smask) && (ucur & smask) == now.site) {
+    if (uo >= 0 && unew >= 0 && site_of(uo) == site_of(unew) && site_of(e.ucur) == now.site) {
       same = true;
-      for (int d = 0; d < 3 && same; ++d) {
-        const std::int64_t so = ((ucur >> (sb + d * rb)) & rmask) - ((uo >> (sb + d * rb)) & rmask);
-        const std::int64_t sn = ne[d] - ((unew >> (sb + d * rb)) & rmask);
-        same = so == sn;
-      }
+      for (int d = 0; d < 3 && same; ++d)
+        same = offset_of(e.ucur, d) - offset_of(uo, d) == e.ne[d] - offset_of(unew, d);
     }
     if (!same) {
-      if (uo >= 0) full_pair_rate(i, uo, ucur, -1, clk_prev_[i]);
-      if (unew >= 0) full_pair_rate(i, unew, vnow, +1, clk_prev_[i]);
+      if (uo >= 0) pair_rate(i, uo, e.ucur, -1, clk_prev_[i]);
+      if (unew >= 0) pair_rate(i, unew, e.vnow, +1, clk_prev_[i]);
     }
     from[i] = static_cast<double>(unew);
   }
-  if (!active) {
+  if (!e.active) {
     occupancy_rate(now.site, +1, sclk_prev_);
-  } else if ((ucur & smask) != now.site) {
-    occupancy_rate(ucur & smask, -1, sclk_prev_);
+  } else if (site_of(e.ucur) != now.site) {
+    occupancy_rate(site_of(e.ucur), -1, sclk_prev_);
     occupancy_rate(now.site, +1, sclk_prev_);
   }
-  if (changed) {
-    const auto n = static_cast<std::int64_t>(tail[0]);
-    chg[n % kFullChanges] = static_cast<double>(t);
-    tail[0] = static_cast<double>(n + 1);
-    slots[t % kmax] = static_cast<double>(vnow);
-    record[7] = static_cast<double>(t);
+}
+
+// A changed entry is a change point and an explicit entry; the header moves to this sample.
+void FullHistoryCounter::finish_event(Event& e) {
+  double* record = e.record;
+  if (e.changed) {
+    const auto n = static_cast<std::int64_t>(*e.parts.n_changes);
+    e.parts.changes[n % FR::kChanges] = static_cast<double>(e.t);
+    *e.parts.n_changes = static_cast<double>(n + 1);
+    e.parts.slots[e.t % e.kmax] = static_cast<double>(e.vnow);
+    record[FR::kLastWritten] = static_cast<double>(e.t);
   }
-  record[0] = static_cast<double>(t);
-  record[5] = static_cast<double>(vnow);
-  record[6] = static_cast<double>(full_next_event(record));
+  record[FR::kLastSeen] = static_cast<double>(e.t);
+  record[FR::kCurrent] = static_cast<double>(e.vnow);
+  record[FR::kNextEvent] = static_cast<double>(next_event(record));
 }
 
 // The first sample after current_ at which a lag pair of this (recorded) atom changes without
 // a change of its entry: when a change point c reaches lag l (sample c + l).
-std::int64_t TransitionCounter::full_next_event(const double* record) const {
+std::int64_t FullHistoryCounter::next_event(const double* record) const {
   const std::int64_t t = current_;
   if (t + 1 <= dense_until_) return t + 1;
-  const double* tail = record + kFullHeader + max_lag_samples();
-  const double* chg = tail + 1;
-  const auto n = static_cast<std::int64_t>(tail[0]);
-  const std::int64_t kept = std::min<std::int64_t>(n, kFullChanges);
+  const Tail parts = tail_of(record);
+  const double* chg = parts.changes;
+  const auto n = static_cast<std::int64_t>(*parts.n_changes);
+  const std::int64_t kept = std::min<std::int64_t>(n, FR::kChanges);
   if (kept == 0) return static_cast<std::int64_t>(kNever);
-  const std::int64_t oldest = static_cast<std::int64_t>(chg[(n - kept) % kFullChanges]);
+  const std::int64_t oldest = static_cast<std::int64_t>(chg[(n - kept) % FR::kChanges]);
   // change points older than `oldest` were overwritten: one may lie in (o, oldest) for the
   // origin o of the longest lag
-  if (n > kFullChanges && oldest - 1 > t - lags_.back()) return t + 1;
+  if (n > FR::kChanges && oldest - 1 > t - lags_.back()) return t + 1;
   std::int64_t best = static_cast<std::int64_t>(kNever);
   // origins t - l increase as the lag decreases; points are stored in increasing order: for
   // each lag the first change point after its origin, in one walk
   std::int64_t q = n - kept;
   for (std::size_t i = lags_.size(); i-- > 0;) {
     const std::int64_t o = t - lags_[i];
-    while (q < n && static_cast<std::int64_t>(chg[q % kFullChanges]) <= o) ++q;
+    while (q < n && static_cast<std::int64_t>(chg[q % FR::kChanges]) <= o) ++q;
     if (q == n) break;
-    best = std::min(best, static_cast<std::int64_t>(chg[q % kFullChanges]) + lags_[i]);
+    best = std::min(best, static_cast<std::int64_t>(chg[q % FR::kChanges]) + lags_[i]);
   }
   return best;
 }
 
-void TransitionCounter::drop_atom(double* record) {
-  if (history_.mode != HistoryConfig::Mode::Full) return;
+void FullHistoryCounter::drop_atom(double* record) {
   // not being recorded (atoms outside the group, every sample): nothing to do
-  if (record[5] < 0.0 && record[4] == kFullTag) return;
-  full_check_header(record);
-  const double cur = record[5];
+  if (record[FR::kCurrent] < 0.0 && record[FR::kTag] == FR::kTagValue) return;
+  check_header(record);
+  const double cur = record[FR::kCurrent];
   if (cur < 0.0) return;
-  const std::int64_t last = static_cast<std::int64_t>(record[0]);
+  const std::int64_t last = static_cast<std::int64_t>(record[FR::kLastSeen]);
   // recorded at the current sample: its pairs end after it; at the previous one: before it
   bool post;
   if (have_current_ && last == current_)
@@ -553,53 +539,53 @@ void TransitionCounter::drop_atom(double* record) {
                                 "sample " + std::to_string(last) + " and missed sample " +
                                 std::to_string(prev_sample_) + " without drop_atom()");
   const std::int64_t kmax = max_lag_samples();
-  double* slots = record + kFullHeader;
-  double* tail = slots + kmax;
-  double* chg = tail + 1;
-  double* from = chg + kFullChanges;
+  const Tail parts = tail_of(record);
+  double* slots = parts.slots;
+  double* n_changes = parts.n_changes;
+  double* chg = parts.changes;
+  double* from = parts.from;
   std::int64_t ucur = 0;
-  full_decode(cur, ucur);
+  decode(cur, ucur);
   for (std::size_t i = 0; i < lags_.size(); ++i) {
     std::int64_t u = 0;
-    if (from[i] != -1.0 && !full_decode(from[i], u))
+    if (from[i] != -1.0 && !decode(from[i], u))
       throw std::invalid_argument("TransitionCounter::drop_atom: corrupt history record (from "
                                   "entry " + std::to_string(from[i]) + ")");
   }
-  const std::int64_t lw = static_cast<std::int64_t>(record[7]);
+  const std::int64_t lw = static_cast<std::int64_t>(record[FR::kLastWritten]);
   for (std::int64_t j = std::max(lw + 1, last - kmax + 1); j <= last; ++j)
     if (j >= 0) slots[j % kmax] = cur;
-  record[7] = static_cast<double>(last);
+  record[FR::kLastWritten] = static_cast<double>(last);
   for (std::size_t i = 0; i < lags_.size(); ++i) {
     if (from[i] == -1.0) continue;
-    full_pair_rate(i, static_cast<std::int64_t>(from[i]), ucur, -1,
+    pair_rate(i, static_cast<std::int64_t>(from[i]), ucur, -1,
                    post ? clk_[i] : clk_prev_[i]);
     from[i] = -1.0;
   }
-  occupancy_rate(ucur & ((std::int64_t{1} << full_sbits_) - 1), -1, post ? sclk_ : sclk_prev_);
-  const auto n = static_cast<std::int64_t>(tail[0]);
-  chg[n % kFullChanges] = static_cast<double>(last + 1);
-  tail[0] = static_cast<double>(n + 1);
-  record[5] = -1.0;
-  record[6] = kNever;
+  occupancy_rate(ucur & ((std::int64_t{1} << sbits_) - 1), -1, post ? sclk_ : sclk_prev_);
+  const auto n = static_cast<std::int64_t>(*n_changes);
+  chg[n % FR::kChanges] = static_cast<double>(last + 1);
+  *n_changes = static_cast<double>(n + 1);
+  record[FR::kCurrent] = -1.0;
+  record[FR::kNextEvent] = kNever;
 }
 
-void TransitionCounter::restore_atom(const double* record) {
-  if (history_.mode != HistoryConfig::Mode::Full) return;
-  full_check_header(record);
-  const double cur = record[5];
+void FullHistoryCounter::restore_atom(const double* record) {
+  check_header(record);
+  const double cur = record[FR::kCurrent];
   if (cur < 0.0) return;
-  const double* from = record + kFullHeader + max_lag_samples() + 1 + kFullChanges;
+  const double* from = tail_of(record).from;
   std::int64_t ucur = 0;
-  full_decode(cur, ucur);
+  decode(cur, ucur);
   std::vector<std::int64_t> u(lags_.size(), -1);
   for (std::size_t i = 0; i < lags_.size(); ++i)
-    if (from[i] != -1.0 && !full_decode(from[i], u[i]))
+    if (from[i] != -1.0 && !decode(from[i], u[i]))
       throw std::invalid_argument("TransitionCounter::restore_atom: corrupt history record (from "
                                   "entry " + std::to_string(from[i]) + ")");
   // the atom holds these pairs from the next sample on
   for (std::size_t i = 0; i < lags_.size(); ++i)
-    if (u[i] >= 0) full_pair_rate(i, u[i], ucur, +1, clk_[i]);
-  occupancy_rate(ucur & ((std::int64_t{1} << full_sbits_) - 1), +1, sclk_);
+    if (u[i] >= 0) pair_rate(i, u[i], ucur, +1, clk_[i]);
+  occupancy_rate(ucur & ((std::int64_t{1} << sbits_) - 1), +1, sclk_);
 }
 
 }  // namespace ionmsm

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "ionmsm/counting.hpp"
+#include "ionmsm/counting_full.hpp"
 
 using ionmsm::CountKey;
 using ionmsm::CountTable;
@@ -216,12 +217,12 @@ TEST(CountingHand, SingleAtomThreeLags) {
   // states [0,0,1,0,1,1,0] at samples 0..6, one atom, no shifts.
   TransitionCounter c(2, {1, 2, 3});
   EXPECT_EQ(c.doubles_per_atom(),
-            TransitionCounter::kFullHeader + 3 + 1 + TransitionCounter::kFullChanges + 3);
+            ionmsm::FullRecord::kHeader + 3 + 1 + ionmsm::FullRecord::kChanges + 3);
   std::vector<double> rec(static_cast<std::size_t>(c.doubles_per_atom()), 123.0);
   c.clear_history(rec.data());
-  EXPECT_EQ(rec[0], -1.0);  // no sample yet
+  EXPECT_EQ(rec[ionmsm::FullRecord::kLastSeen], -1.0);  // no sample yet
   for (int s = 0; s < 3; ++s)
-    EXPECT_EQ(rec[static_cast<std::size_t>(TransitionCounter::kFullHeader + s)], -1.0);
+    EXPECT_EQ(rec[static_cast<std::size_t>(ionmsm::FullRecord::kHeader + s)], -1.0);
   const SiteIndex states[7] = {0, 0, 1, 0, 1, 1, 0};
   for (int k = 0; k < 7; ++k) {
     c.begin_sample(k);
@@ -650,15 +651,15 @@ TEST(CountingMisuse, SiteOutOfRangeThrowsWithoutSideEffects) {
   // Slot of sample 0 (max lag 1: slot 0); sites 3 <= s < S = 4 are out of range as well.
   for (double bad : {3.0, 7.0, 2.5, -2.0, 1e300, 9007199254740992.0}) {
     std::vector<double> r2 = rec;
-    r2[TransitionCounter::kFullHeader + 0] = bad;
+    r2[ionmsm::FullRecord::kHeader + 0] = bad;
     EXPECT_THROW(c.add_atom_sample(r2.data(), at(0)), std::invalid_argument) << bad;
   }
   {
     std::vector<double> r2 = rec;
-    r2[4] = 0.0;  // header tag: not a record cleared by clear_history
+    r2[ionmsm::FullRecord::kTag] = 0.0;  // header tag: not a record cleared by clear_history
     EXPECT_THROW(c.add_atom_sample(r2.data(), at(0)), std::invalid_argument);
     r2 = rec;
-    r2[0] = 1.0;  // last sample not before the current one
+    r2[ionmsm::FullRecord::kLastSeen] = 1.0;  // last sample not before the current one
     EXPECT_THROW(c.add_atom_sample(r2.data(), at(0)), std::invalid_argument);
   }
   EXPECT_EQ(c.table(0).total(), 0u);

@@ -10,6 +10,8 @@
 #include <vector>
 
 #include "ionmsm/counting.hpp"
+#include "ionmsm/counting_full.hpp"
+#include "ionmsm/counting_multitau.hpp"
 
 using ionmsm::CountKey;
 using ionmsm::HistoryConfig;
@@ -230,7 +232,7 @@ TEST(MultiTauRule, MemoryPerAtomBelow4KB) {
   // the same lags in full mode need one double per sample of the longest lag (+ header,
   // change points and one "from" entry per lag)
   EXPECT_EQ(TransitionCounter(1000, lags).doubles_per_atom(),
-            TransitionCounter::kFullHeader + 98304 + 1 + TransitionCounter::kFullChanges +
+            ionmsm::FullRecord::kHeader + 98304 + 1 + ionmsm::FullRecord::kChanges +
                 static_cast<int>(lags.size()));
 }
 
@@ -370,7 +372,7 @@ TEST(MultiTauCounting, CorruptRecordThrows) {
   c.begin_sample(0);
   c.add_atom_sample(rec.data(), at(1));
   c.begin_sample(1);
-  rec[TransitionCounter::kMultiTauHeader + 0] = -5.0;  // slot of sample 0 at level 0
+  rec[ionmsm::MultiTauRecord::kHeader + 0] = -5.0;  // slot of sample 0 at level 0
   EXPECT_THROW(c.add_atom_sample(rec.data(), at(0)), std::invalid_argument);
   EXPECT_EQ(c.table(0).total(), 0u);
 }
