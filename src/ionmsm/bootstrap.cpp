@@ -2,9 +2,12 @@
 #include "ionmsm/bootstrap.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <exception>
 #include <limits>
 #include <random>
+#include <stdexcept>
+#include <string>
 #include <utility>
 
 #include "ionmsm/blocks.hpp"
@@ -15,6 +18,14 @@
 #include "ionmsm/timescales.hpp"
 
 namespace ionmsm {
+
+const char* bootstrap_method_name(BootstrapMethod method) {
+  switch (method) {
+    case BootstrapMethod::Linearized: return "linearized";
+    case BootstrapMethod::Resample: return "resample";
+  }
+  return "unknown";
+}
 
 const char* bootstrap_status_name(BootstrapStatus status) {
   switch (status) {
@@ -76,34 +87,133 @@ BootstrapResult bootstrap_status(const CountsData& data, const BootstrapOptions&
   return res;
 }
 
-/// The K slowest timescales of one replicate's counts into values[0..K) at replicate r.
-void replicate_timescales(const LagCounts& lc, std::size_t nsites, const BootstrapOptions& o,
-                          int K, BootstrapLag& bl, std::size_t r) {
+/// The K slowest timescales of counts `lc` into v[0..K) (mode k + 1, 1-based as in the
+/// report: every mode with a timescale, complex and negative ones included, so that k means
+/// the same here as in the report's eigenvalue list).
+void lag_timescales(const LagCounts& lc, std::size_t nsites, const BootstrapOptions& o, int K,
+                    double lag_time, std::vector<double>& v) {
   MsmOptions msm_opt;
   msm_opt.estimator = o.estimator;
   const MarkovModel model = estimate_markov_model(lc, nsites, msm_opt);
   const Spectrum sp = leading_spectrum(model, o.estimator, K + 1);
-  const auto ts = implied_timescales(sp.eigenvalues, bl.lag_time);
-  // mode k + 1 (1-based, as in the report): every mode with a timescale, complex and negative
-  // ones included, so that k means the same here as in the report's eigenvalue list
+  const auto ts = implied_timescales(sp.eigenvalues, lag_time);
   for (int k = 1; k <= K && static_cast<std::size_t>(k) < ts.size(); ++k)
-    bl.values[static_cast<std::size_t>(k - 1)][r] = ts[static_cast<std::size_t>(k)].timescale;
+    v[static_cast<std::size_t>(k - 1)] = ts[static_cast<std::size_t>(k)].timescale;
 }
 
-/// The transport quantities (kBootstrapTransport) of one replicate into values[K..] at r.
-void replicate_transport(const CountsData& base, const std::vector<CountBlock>& blocks,
-                         const std::vector<std::uint64_t>& weights, const LagCounts& lc,
-                         const BootstrapOptions& o, int K, BootstrapLag& bl, std::size_t r) {
+/// The transport quantities (kBootstrapTransport) of counts `lc` and occupancy `occ` into
+/// v[K..].
+void lag_transport(const CountsData& base, std::vector<std::uint64_t> occ, const LagCounts& lc,
+                   const BootstrapOptions& o, int K, double lag_time, std::vector<double>& v) {
   CountsData one = base;
-  one.occupancy = weighted_occupancy(blocks, weights);
+  one.occupancy = std::move(occ);
   one.lags.assign(1, o.within_components ? within_components(lc, base.nsites()).counts : lc);
   const TransportStatistics st = build_transport_statistics(one, 0);
-  const DiffusionTensorResult d = exact_diffusion_tensor(st, bl.lag_time);
-  const double v[kBootstrapTransportCount] = {d.D_tensor(0, 0), d.D_tensor(1, 1), d.D_tensor(2, 2),
-                                              d.D_total,
+  const DiffusionTensorResult d = exact_diffusion_tensor(st, lag_time);
+  const double t[kBootstrapTransportCount] = {d.D_tensor(0, 0), d.D_tensor(1, 1),
+                                              d.D_tensor(2, 2), d.D_total,
                                               d.correlation_factor_total};
   for (std::size_t q = 0; q < kBootstrapTransportCount; ++q)
-    bl.values[static_cast<std::size_t>(K) + q][r] = v[q];
+    v[static_cast<std::size_t>(K) + q] = t[q];
+}
+
+/// Every bootstrapped quantity of one lag for the given counts and occupancy; an estimate
+/// that fails (or counts without any transition) leaves NaN.
+std::vector<double> lag_quantities(const CountsData& base, const LagCounts& lc,
+                                   std::vector<std::uint64_t> occ, const BootstrapOptions& o,
+                                   int K, double lag_time) {
+  std::vector<double> v(static_cast<std::size_t>(K) + kBootstrapTransportCount,
+                        std::numeric_limits<double>::quiet_NaN());
+  if (lc.total() == 0) return v;
+  try {
+    lag_timescales(lc, base.nsites(), o, K, lag_time, v);
+  } catch (const std::exception&) {
+  }
+  try {
+    lag_transport(base, std::move(occ), lc, o, K, lag_time, v);
+  } catch (const std::exception&) {
+  }
+  return v;
+}
+
+/// The quantities of lag `bl` with block multiplicities `w`.
+std::vector<double> weighted_quantities(const CountsData& base,
+                                        const std::vector<CountBlock>& blocks,
+                                        const std::vector<std::uint64_t>& w,
+                                        const BootstrapLag& bl, const BootstrapOptions& o, int K) {
+  std::vector<double> v(static_cast<std::size_t>(K) + kBootstrapTransportCount,
+                        std::numeric_limits<double>::quiet_NaN());
+  LagCounts lc;
+  std::vector<std::uint64_t> occ;
+  try {  // counts times the weights may overflow 64 bits
+    lc = weighted_lag_counts(blocks, w, bl.index, bl.lag_steps);
+    occ = weighted_occupancy(blocks, w);
+  } catch (const std::invalid_argument&) {
+    return v;
+  }
+  return lag_quantities(base, lc, std::move(occ), o, K, bl.lag_time);
+}
+
+/// Linearisation step: the weights of the forward differences are kLinearScale for every
+/// block and kLinearScale + 1 for the differentiated one. Every quantity is invariant under a
+/// common scale of the weights, so theta(M 1 + e_b) = theta(1 + e_b / M).
+constexpr std::uint64_t kLinearScale = 1024;
+
+/// The linearised replicates of one lag (BootstrapMethod::Linearized):
+///   g_b = M [theta(M 1 + e_b) - theta(M 1)]     (d theta / d w_b at w = 1, sum_b g_b = 0)
+///   theta*_r = theta(1) + sqrt(B / (B - 1)) sum_b (w_rb - 1) g_b.
+/// For a statistic that is linear in the blocks, the variance over multinomial weights is
+/// sum_b g_b^2 = (B - 1) s^2 with s^2 the sample variance of the blocks' contributions; the
+/// factor B / (B - 1) makes it B s^2, the unbiased variance of a sum of B independent blocks.
+void linearized_lag(const CountsData& base, const std::vector<CountBlock>& blocks,
+                    const std::vector<std::vector<std::uint64_t>>& weights,
+                    const BootstrapOptions& o, int K, BootstrapLag& bl) {
+  const std::size_t B = blocks.size(), nq = bl.values.size();
+  std::vector<std::vector<double>> theta(B + 2);  // [0]: w = 1, [1]: w = M 1, [2 + b]: M 1 + e_b
+  parallel_for(B + 2, [&](std::size_t j, int) {
+    std::vector<std::uint64_t> w(B, j == 0 ? 1 : kLinearScale);
+    if (j >= 2) ++w[j - 2];
+    theta[j] = weighted_quantities(base, blocks, w, bl, o, K);
+  });
+  const double kappa = std::sqrt(static_cast<double>(B) / static_cast<double>(B - 1));
+  for (std::size_t q = 0; q < nq; ++q) {
+    std::vector<double> g(B);
+    bool finite = std::isfinite(theta[0][q]) && std::isfinite(theta[1][q]);
+    for (std::size_t b = 0; b < B && finite; ++b) {
+      g[b] = static_cast<double>(kLinearScale) * (theta[2 + b][q] - theta[1][q]);
+      finite = std::isfinite(g[b]);
+    }
+    if (!finite) continue;  // the values stay NaN
+    for (std::size_t r = 0; r < weights.size(); ++r) {
+      double dev = 0.0;
+      for (std::size_t b = 0; b < B; ++b)
+        dev += (static_cast<double>(weights[r][b]) - 1.0) * g[b];
+      bl.values[q][r] = theta[0][q] + kappa * dev;
+    }
+  }
+}
+
+/// The resampled replicates of one lag (BootstrapMethod::Resample).
+void resampled_lag(const CountsData& base, const std::vector<CountBlock>& blocks,
+                   const std::vector<std::vector<std::uint64_t>>& weights,
+                   const BootstrapOptions& o, int K, BootstrapLag& bl) {
+  parallel_for(weights.size(), [&](std::size_t r, int) {
+    const std::vector<double> v = weighted_quantities(base, blocks, weights[r], bl, o, K);
+    for (std::size_t q = 0; q < v.size(); ++q) bl.values[q][r] = v[q];
+  });
+}
+
+/// The file's metadata and sites without counts (the counts come from the blocks).
+CountsData without_counts(const CountsData& data) {
+  CountsData base = data;
+  base.lags.clear();
+  base.blocks.clear();
+  base.block_steps = 0;
+  return base;
+}
+
+int bootstrap_timescale_count(const BootstrapOptions& o) {
+  return std::max(1, std::min(kBootstrapTimescales, o.n_eigenvalues - 1));
 }
 
 }  // namespace
@@ -138,8 +248,9 @@ std::vector<CountBlock> merge_partial_blocks(const std::vector<CountBlock>& bloc
 
 BootstrapResult run_bootstrap(const CountsData& data, const BootstrapOptions& o) {
   BootstrapResult res = bootstrap_status(data, o);
+  res.method = o.method;
   if (res.status != BootstrapStatus::Ok) return res;
-  const int K = std::max(1, std::min(kBootstrapTimescales, o.n_eigenvalues - 1));
+  const int K = bootstrap_timescale_count(o);
   res.n_timescales = K;
   const auto R = static_cast<std::size_t>(res.n_replicates);
   // the multiplicities are drawn in order from one generator: the result depends on the seed
@@ -159,26 +270,25 @@ BootstrapResult run_bootstrap(const CountsData& data, const BootstrapOptions& o)
     bl.values.assign(nq, std::vector<double>(R, std::numeric_limits<double>::quiet_NaN()));
     res.lags.push_back(std::move(bl));
   }
-  CountsData base = data;  // metadata and sites; counts come from the blocks
-  base.lags.clear();
-  base.blocks.clear();
-  base.block_steps = 0;
-  parallel_for(res.lags.size() * R, [&](std::size_t t, int) {
-    BootstrapLag& bl = res.lags[t / R];
-    const std::size_t r = t % R;
-    const LagCounts lc = weighted_lag_counts(blocks, weights[r], bl.index, bl.lag_steps);
-    if (lc.total() == 0) return;
-    // an undefined replicate (e.g. a failed estimate) stays NaN and is counted as such
-    try {
-      replicate_timescales(lc, data.nsites(), o, K, bl, r);
-    } catch (const std::exception&) {
-    }
-    try {
-      replicate_transport(base, blocks, weights[r], lc, o, K, bl, r);
-    } catch (const std::exception&) {
-    }
-  });
+  const CountsData base = without_counts(data);
+  for (auto& bl : res.lags) {
+    if (o.method == BootstrapMethod::Linearized)
+      linearized_lag(base, blocks, weights, o, K, bl);
+    else
+      resampled_lag(base, blocks, weights, o, K, bl);
+  }
   return res;
+}
+
+std::vector<double> bootstrap_point_estimates(const CountsData& data, std::size_t lag_index,
+                                              const BootstrapOptions& o) {
+  if (lag_index >= data.lags.size())
+    throw std::invalid_argument("bootstrap_point_estimates: lag index " +
+                                std::to_string(lag_index) + " outside the file's " +
+                                std::to_string(data.lags.size()) + " lags");
+  const double lag_time = static_cast<double>(data.lags[lag_index].lag_steps) * o.time_per_step;
+  return lag_quantities(without_counts(data), data.lags[lag_index], data.occupancy, o,
+                        bootstrap_timescale_count(o), lag_time);
 }
 
 }  // namespace ionmsm

@@ -1,7 +1,8 @@
 #pragma once
 // The block bootstrap of `ionmsm analyze` (docs/theory.md, "Error bars"): each replicate draws
-// the counts file's blocks with replacement (blocks.hpp), re-estimates every lag's Markov model
-// and its slowest implied timescales, and the exact diffusion tensor of the lag's counts.
+// the counts file's blocks with replacement (blocks.hpp) and gives every lag's slowest implied
+// timescales and exact diffusion tensor for those multiplicities, either linearised in the
+// block weights (the default) or re-estimated on the resampled counts.
 #include <cstddef>
 #include <cstdint>
 #include <iterator>
@@ -43,6 +44,18 @@ inline constexpr double kPartialBlockFraction = 0.5;
 std::vector<CountBlock> merge_partial_blocks(const std::vector<CountBlock>& blocks,
                                              std::size_t& n_merged);
 
+/// How a replicate's values follow from its block multiplicities w_b (sum w_b = B).
+enum class BootstrapMethod {
+  /// theta* = theta + sqrt(B / (B - 1)) sum_b (w_b - 1) g_b with g_b = d theta / d w_b at
+  /// w = 1 (forward difference): the count support of the point estimate is kept, so no
+  /// replicate loses a hop path, and the variance is the unbiased block estimate.
+  Linearized,
+  /// theta* = theta(sum_b w_b C_b): the classical block bootstrap (a replicate without the
+  /// blocks that hold a rare hop loses that path; the variance is biased by (B - 1) / B).
+  Resample,
+};
+const char* bootstrap_method_name(BootstrapMethod method);  ///< "linearized", "resample"
+
 struct BootstrapOptions {
   std::int64_t n_replicates = 100;
   std::uint64_t seed = 1;              ///< the result depends on the seed only
@@ -50,6 +63,7 @@ struct BootstrapOptions {
   int n_eigenvalues = 20;              ///< K = clamp(n_eigenvalues - 1, 1, kBootstrapTimescales)
   bool within_components = true;       ///< transport counts inside strongly connected components
   double time_per_step = 1.0;          ///< lag time = lag_steps * time_per_step
+  BootstrapMethod method = BootstrapMethod::Linearized;
 };
 
 /// Bootstrap values of one lag: values[q][r] for quantity q and replicate r (NaN: undefined).
@@ -69,6 +83,7 @@ struct BootstrapResult {
   std::int64_t n_replicates = 0;
   int n_timescales = 0;  ///< K
   std::vector<BootstrapLag> lags;  ///< every lag with counts
+  BootstrapMethod method = BootstrapMethod::Linearized;
 };
 
 /// The block bootstrap of `data` (status Absent without blocks, Off for 0 replicates,
@@ -77,5 +92,11 @@ struct BootstrapResult {
 /// order from one generator seeded with `seed`, so the result never depends on the thread
 /// scheduling. A replicate whose estimate fails leaves NaN.
 BootstrapResult run_bootstrap(const CountsData& data, const BootstrapOptions& options);
+
+/// The bootstrapped quantities (K timescales, then kBootstrapTransport) of the file's totals at
+/// data.lags[lag_index], computed exactly as a replicate's (NaN where undefined). Throws
+/// std::invalid_argument for a lag index out of range.
+std::vector<double> bootstrap_point_estimates(const CountsData& data, std::size_t lag_index,
+                                              const BootstrapOptions& options);
 
 }  // namespace ionmsm
