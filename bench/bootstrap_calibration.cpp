@@ -24,10 +24,10 @@ std::vector<std::string> split(const std::string& s) {
 }
 
 void row(const char* method, std::size_t nb, const calibration::QuantityCalibration& q,
-         std::size_t runs) {
-  std::printf("| %s | %zu | %s | %.5g | %.5g | %.4g | %.4g | **%.2f** | **%.0f %%** | %+.2f | %zu |\n",
+         const calibration::Calibration& c) {
+  std::printf("| %s | %zu | %s | %.5g | %.5g | %.4g | %.4g | **%.2f** | **%.0f %%** | %+.2f | %zu (%zu) |\n",
               method, nb, q.name.c_str(), q.exact, q.mean_point(), q.run_sd(), q.rms_boot_sd(),
-              q.sd_ratio(), 100.0 * q.coverage(), q.mean_boot_bias(), runs);
+              q.sd_ratio(), 100.0 * q.coverage(), q.mean_boot_bias(), c.n_runs, c.n_fallback);
 }
 
 }  // namespace
@@ -70,7 +70,7 @@ int main(int argc, char** argv) {
               model.n_walkers, static_cast<long long>(total_samples),
               static_cast<long long>(model.lags[lag]), runs, static_cast<long long>(replicates));
   std::printf("| method | blocks | quantity | exact | mean estimate | sd over runs | rms bootstrap sd "
-              "| ratio | 95 %% coverage | (boot mean - estimate) / sd | runs |\n");
+              "| ratio | 95 %% coverage | (boot mean - estimate) / sd | runs (resampled) |\n");
   std::printf("|---|---|---|---|---|---|---|---|---|---|---|\n");
   for (const auto& m : methods) {
     ionmsm::BootstrapOptions o;
@@ -81,8 +81,8 @@ int main(int argc, char** argv) {
       shape.n_blocks = std::stoul(b);
       shape.block_samples = total_samples / static_cast<std::int64_t>(shape.n_blocks);
       const calibration::Calibration c = calibration::calibrate(model, shape, runs, o, lag, seed0);
-      row(m.c_str(), shape.n_blocks, c.D_xx, c.n_runs);
-      row(m.c_str(), shape.n_blocks, c.t2, c.n_runs);
+      row(m.c_str(), shape.n_blocks, c.D_xx, c);
+      row(m.c_str(), shape.n_blocks, c.t2, c);
       std::fflush(stdout);
     }
   }

@@ -15,6 +15,7 @@
 #include "ionmsm/diffusion.hpp"
 #include "ionmsm/leading_spectrum.hpp"
 #include "ionmsm/parallel.hpp"
+#include "ionmsm/text.hpp"
 #include "ionmsm/timescales.hpp"
 
 namespace ionmsm {
@@ -159,36 +160,65 @@ std::vector<double> weighted_quantities(const CountsData& base,
 /// common scale of the weights, so theta(M 1 + e_b) = theta(1 + e_b / M).
 constexpr std::uint64_t kLinearScale = 1024;
 
+/// The block derivatives g_b = M [theta(M 1 + e_b) - theta(M 1)] (d theta / d w_b at w = 1,
+/// sum_b g_b = 0) of one lag, g[q][b], and theta(1 - e_b) (leave-one-block-out) in jack[b][q];
+/// theta(1) in point. A quantity with an undefined term gets NaN derivatives.
+void block_derivatives(const CountsData& base, const std::vector<CountBlock>& blocks,
+                       const BootstrapOptions& o, int K, const BootstrapLag& bl,
+                       std::vector<double>& point, std::vector<std::vector<double>>& g,
+                       std::vector<std::vector<double>>& jack) {
+  const std::size_t B = blocks.size(), nq = bl.values.size();
+  // theta[0]: w = 1; [1]: M 1; [2 + b]: M 1 + e_b; [2 + B + b]: 1 - e_b
+  std::vector<std::vector<double>> theta(2 * B + 2);
+  parallel_for(theta.size(), [&](std::size_t j, int) {
+    std::vector<std::uint64_t> w(B, (j == 0 || j >= B + 2) ? 1 : kLinearScale);
+    if (j >= 2 && j < B + 2) ++w[j - 2];
+    if (j >= B + 2) w[j - B - 2] = 0;
+    theta[j] = weighted_quantities(base, blocks, w, bl, o, K);
+  });
+  point = theta[0];
+  jack.assign(theta.begin() + static_cast<std::ptrdiff_t>(B + 2), theta.end());
+  g.assign(nq, std::vector<double>(B));
+  for (std::size_t q = 0; q < nq; ++q)
+    for (std::size_t b = 0; b < B; ++b)
+      g[q][b] = static_cast<double>(kLinearScale) * (theta[2 + b][q] - theta[1][q]);
+}
+
 /// The linearised replicates of one lag (BootstrapMethod::Linearized):
-///   g_b = M [theta(M 1 + e_b) - theta(M 1)]     (d theta / d w_b at w = 1, sum_b g_b = 0)
 ///   theta*_r = theta(1) + sqrt(B / (B - 1)) sum_b (w_rb - 1) g_b.
 /// For a statistic that is linear in the blocks, the variance over multinomial weights is
 /// sum_b g_b^2 = (B - 1) s^2 with s^2 the sample variance of the blocks' contributions; the
 /// factor B / (B - 1) makes it B s^2, the unbiased variance of a sum of B independent blocks.
+/// Sets bl.nonlinearity (see BootstrapLag); the values stay NaN where a term is undefined.
 void linearized_lag(const CountsData& base, const std::vector<CountBlock>& blocks,
                     const std::vector<std::vector<std::uint64_t>>& weights,
                     const BootstrapOptions& o, int K, BootstrapLag& bl) {
-  const std::size_t B = blocks.size(), nq = bl.values.size();
-  std::vector<std::vector<double>> theta(B + 2);  // [0]: w = 1, [1]: w = M 1, [2 + b]: M 1 + e_b
-  parallel_for(B + 2, [&](std::size_t j, int) {
-    std::vector<std::uint64_t> w(B, j == 0 ? 1 : kLinearScale);
-    if (j >= 2) ++w[j - 2];
-    theta[j] = weighted_quantities(base, blocks, w, bl, o, K);
-  });
+  const std::size_t B = blocks.size();
+  std::vector<double> point;
+  std::vector<std::vector<double>> g, jack;
+  block_derivatives(base, blocks, o, K, bl, point, g, jack);
   const double kappa = std::sqrt(static_cast<double>(B) / static_cast<double>(B - 1));
-  for (std::size_t q = 0; q < nq; ++q) {
-    std::vector<double> g(B);
-    bool finite = std::isfinite(theta[0][q]) && std::isfinite(theta[1][q]);
+  bl.nonlinearity = 0.0;
+  for (std::size_t q = 0; q < g.size(); ++q) {
+    bool finite = std::isfinite(point[q]);
+    double ss = 0.0;
     for (std::size_t b = 0; b < B && finite; ++b) {
-      g[b] = static_cast<double>(kLinearScale) * (theta[2 + b][q] - theta[1][q]);
-      finite = std::isfinite(g[b]);
+      finite = std::isfinite(g[q][b]);
+      ss += g[q][b] * g[q][b];
     }
     if (!finite) continue;  // the values stay NaN
+    const double sd = kappa * std::sqrt(ss);
+    for (std::size_t b = 0; b < B; ++b) {
+      const double miss = std::abs(jack[b][q] - (point[q] - g[q][b]));
+      const double scaled = std::isfinite(miss) ? (miss == 0.0 ? 0.0 : miss / sd)
+                                                : std::numeric_limits<double>::infinity();
+      bl.nonlinearity = std::max(bl.nonlinearity, std::isnan(scaled) ? 0.0 : scaled);
+    }
     for (std::size_t r = 0; r < weights.size(); ++r) {
       double dev = 0.0;
       for (std::size_t b = 0; b < B; ++b)
-        dev += (static_cast<double>(weights[r][b]) - 1.0) * g[b];
-      bl.values[q][r] = theta[0][q] + kappa * dev;
+        dev += (static_cast<double>(weights[r][b]) - 1.0) * g[q][b];
+      bl.values[q][r] = point[q] + kappa * dev;
     }
   }
 }
@@ -271,12 +301,24 @@ BootstrapResult run_bootstrap(const CountsData& data, const BootstrapOptions& o)
     res.lags.push_back(std::move(bl));
   }
   const CountsData base = without_counts(data);
+  std::string nonlinear;
   for (auto& bl : res.lags) {
-    if (o.method == BootstrapMethod::Linearized)
+    bl.method = o.method;
+    if (o.method == BootstrapMethod::Linearized) {
       linearized_lag(base, blocks, weights, o, K, bl);
-    else
-      resampled_lag(base, blocks, weights, o, K, bl);
+      if (!(bl.nonlinearity > kMaxBootstrapNonlinearity)) continue;
+      nonlinear += (nonlinear.empty() ? "" : ", ") + std::to_string(bl.lag_steps);
+      bl.method = BootstrapMethod::Resample;
+      for (auto& v : bl.values) std::fill(v.begin(), v.end(), std::numeric_limits<double>::quiet_NaN());
+    }
+    resampled_lag(base, blocks, weights, o, K, bl);
   }
+  if (!nonlinear.empty())
+    res.message += std::string(res.message.empty() ? "" : "; ") + "lag(s) " + nonlinear +
+                   " steps: leaving out one block moves D or a timescale away from its linear "
+                   "prediction by more than " + text::str(kMaxBootstrapNonlinearity) +
+                   " of its error (a hop path seen in few blocks): resampled replicates are used "
+                   "there, and their error bars are unreliable";
   return res;
 }
 

@@ -56,6 +56,12 @@ enum class BootstrapMethod {
 };
 const char* bootstrap_method_name(BootstrapMethod method);  ///< "linearized", "resample"
 
+/// Linearized: a lag whose quantities are not linear in the block weights on the scale of their
+/// error, i.e. for some block b and quantity |theta(1 - e_b) - (theta - g_b)| (the
+/// leave-one-block-out estimate against its linear prediction) exceeds this many linearised
+/// sd, is resampled instead (Resample), and the result's message says so.
+inline constexpr double kMaxBootstrapNonlinearity = 0.5;
+
 struct BootstrapOptions {
   std::int64_t n_replicates = 100;
   std::uint64_t seed = 1;              ///< the result depends on the seed only
@@ -73,6 +79,11 @@ struct BootstrapLag {
   std::int64_t lag_steps = 0;
   double lag_time = 0.0;
   std::vector<std::vector<double>> values;
+  BootstrapMethod method = BootstrapMethod::Linearized;  ///< how this lag's values were made
+  /// Linearized: max over quantities and blocks of the leave-one-block-out deviation from the
+  /// linear prediction in linearised sd (+inf where a leave-one-out estimate is undefined);
+  /// 0 with BootstrapOptions::method Resample.
+  double nonlinearity = 0.0;
 };
 
 struct BootstrapResult {

@@ -251,6 +251,7 @@ struct QuantityCalibration {
 struct Calibration {
   QuantityCalibration D_xx, t2;
   std::size_t n_runs = 0, n_failed = 0;
+  std::size_t n_fallback = 0;  ///< runs whose lag was resampled (BootstrapLag::method)
 };
 
 /// Runs n_runs independent simulations (seeds seed0 + run), bootstraps each and compares the
@@ -277,6 +278,7 @@ inline Calibration calibrate(const RingModel& m, const RunShape& shape, std::siz
       ++c.n_failed;
       continue;
     }
+    if (bl->method != o.method) ++c.n_fallback;
     const std::size_t qs[2] = {0, 1 + 0};  // t2, then D_xx (the first transport quantity)
     QuantityCalibration* qc[2] = {&c.t2, &c.D_xx};
     for (int k = 0; k < 2; ++k) {
