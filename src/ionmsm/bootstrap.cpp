@@ -159,6 +159,9 @@ std::vector<double> weighted_quantities(const CountsData& base,
 /// block and kLinearScale + 1 for the differentiated one. Every quantity is invariant under a
 /// common scale of the weights, so theta(M 1 + e_b) = theta(1 + e_b / M).
 constexpr std::uint64_t kLinearScale = 1024;
+/// Leave-one-out misses below this fraction of the estimate are round-off of the estimates
+/// (amplified by M in g_b), not nonlinearity.
+constexpr double kRoundoffMiss = 1e-8;
 
 /// The block derivatives g_b = M [theta(M 1 + e_b) - theta(M 1)] (d theta / d w_b at w = 1,
 /// sum_b g_b = 0) of one lag, g[q][b], and theta(1 - e_b) (leave-one-block-out) in jack[b][q];
@@ -209,7 +212,8 @@ void linearized_lag(const CountsData& base, const std::vector<CountBlock>& block
     if (!finite) continue;  // the values stay NaN
     const double sd = kappa * std::sqrt(ss);
     for (std::size_t b = 0; b < B; ++b) {
-      const double miss = std::abs(jack[b][q] - (point[q] - g[q][b]));
+      double miss = std::abs(jack[b][q] - (point[q] - g[q][b]));
+      if (miss <= kRoundoffMiss * std::abs(point[q])) miss = 0.0;  // e.g. identical blocks
       const double scaled = std::isfinite(miss) ? (miss == 0.0 ? 0.0 : miss / sd)
                                                 : std::numeric_limits<double>::infinity();
       bl.nonlinearity = std::max(bl.nonlinearity, std::isnan(scaled) ? 0.0 : scaled);

@@ -314,3 +314,15 @@ TEST(Bootstrap, APathSeenInOneBlockIsFlaggedAndResampled) {
   EXPECT_NE(lin.message.find("lag(s) 1 steps: leaving out one block"), std::string::npos)
       << lin.message;
 }
+
+// Identical blocks: every derivative is round-off, the lag stays linearised (no fallback).
+TEST(Bootstrap, IdenticalBlocksStayLinearized) {
+  const CountsData d = ring_with_blocks(12);
+  BootstrapOptions o;
+  o.n_replicates = 5;
+  const BootstrapResult res = run_bootstrap(d, o);
+  ASSERT_EQ(res.lags.size(), 1u);
+  EXPECT_EQ(res.lags[0].method, BootstrapMethod::Linearized);
+  EXPECT_EQ(res.lags[0].nonlinearity, 0.0);
+  EXPECT_TRUE(res.message.empty()) << res.message;
+}
