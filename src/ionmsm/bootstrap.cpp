@@ -200,7 +200,8 @@ void linearized_lag(const CountsData& base, const std::vector<CountBlock>& block
   std::vector<double> point;
   std::vector<std::vector<double>> g, jack;
   block_derivatives(base, blocks, o, K, bl, point, g, jack);
-  const double kappa = std::sqrt(static_cast<double>(B) / static_cast<double>(B - 1));
+  const double kappa = std::sqrt(static_cast<double>(B) / static_cast<double>(B - 1)) *
+                       student_t_widening(B, o.interval_coverage);
   bl.nonlinearity = 0.0;
   for (std::size_t q = 0; q < g.size(); ++q) {
     bool finite = std::isfinite(point[q]);
@@ -210,7 +211,7 @@ void linearized_lag(const CountsData& base, const std::vector<CountBlock>& block
       ss += g[q][b] * g[q][b];
     }
     if (!finite) continue;  // the values stay NaN
-    const double sd = kappa * std::sqrt(ss);
+    const double sd = kappa * std::sqrt(ss);  // the replicates' sd
     for (std::size_t b = 0; b < B; ++b) {
       double miss = std::abs(jack[b][q] - (point[q] - g[q][b]));
       if (miss <= kRoundoffMiss * std::abs(point[q])) miss = 0.0;  // e.g. identical blocks
@@ -251,6 +252,58 @@ int bootstrap_timescale_count(const BootstrapOptions& o) {
 }
 
 }  // namespace
+
+namespace {
+
+/// Student's t distribution function for integer nu >= 1 (Abramowitz & Stegun 26.7.3-4): with
+/// theta = atan(t / sqrt(nu)), c = cos^2 theta,
+///   nu odd:  F = 1/2 + [theta + sin theta cos theta (1 + 2/3 c + 2 4/(3 5) c^2 + ...
+///                      + 2 4 ... (nu - 3) / (3 5 ... (nu - 2)) c^((nu - 3)/2))] / pi
+///   nu even: F = 1/2 + sin theta [1 + 1/2 c + 1 3/(2 4) c^2 + ...
+///                      + 1 3 ... (nu - 3) / (2 4 ... (nu - 2)) c^((nu - 2)/2)] / 2
+double student_t_cdf(double t, std::size_t nu) {
+  const double pi = 3.14159265358979323846;
+  const double theta = std::atan(t / std::sqrt(static_cast<double>(nu)));
+  const double s = std::sin(theta), c = std::cos(theta) * std::cos(theta);
+  double sum = 1.0, term = 1.0;
+  if (nu % 2 == 1) {
+    for (std::size_t k = 2; k + 1 <= nu - 1; k += 2) {  // factors 2/3, 4/5, ..., (nu-3)/(nu-2)
+      term *= static_cast<double>(k) / static_cast<double>(k + 1) * c;
+      sum += term;
+    }
+    return 0.5 + (theta + (nu > 1 ? s * std::cos(theta) * sum : 0.0)) / pi;
+  }
+  for (std::size_t k = 1; k + 1 <= nu - 1; k += 2) {  // factors 1/2, 3/4, ..., (nu-3)/(nu-2)
+    term *= static_cast<double>(k) / static_cast<double>(k + 1) * c;
+    sum += term;
+  }
+  return 0.5 + 0.5 * s * sum;
+}
+
+/// x with cdf(x) = p for an increasing cdf, by bisection on [0, hi] (p >= 1/2).
+template <class Cdf>
+double upper_quantile(Cdf cdf, double p, double hi) {
+  double lo = 0.0;
+  while (cdf(hi) < p) hi *= 2.0;
+  for (int i = 0; i < 200 && hi - lo > 1e-13 * hi; ++i) {
+    const double mid = 0.5 * (lo + hi);
+    (cdf(mid) < p ? lo : hi) = mid;
+  }
+  return 0.5 * (lo + hi);
+}
+
+}  // namespace
+
+double student_t_widening(std::size_t n_blocks, double coverage) {
+  if (n_blocks < 2 || !(coverage > 0.0 && coverage < 1.0))
+    throw std::invalid_argument("student_t_widening: needs >= 2 blocks and a coverage in (0, 1)");
+  const double p = 0.5 * (1.0 + coverage);
+  const std::size_t nu = n_blocks - 1;
+  const double t = upper_quantile([nu](double x) { return student_t_cdf(x, nu); }, p, 4.0);
+  const double z = upper_quantile([](double x) { return 0.5 * std::erfc(-x / std::sqrt(2.0)); },
+                                  p, 4.0);
+  return t / z;
+}
 
 std::vector<CountBlock> merge_partial_blocks(const std::vector<CountBlock>& blocks,
                                              std::size_t& n_merged) {
