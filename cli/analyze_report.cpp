@@ -310,6 +310,11 @@ Json bootstrap_json(const Context& c, const BootstrapResult& boot) {
     l["lag_time_ps"] = json_number(bl.lag_time);
     l["method"] = bootstrap_method_name(bl.method);
     l["nonlinearity"] = json_number(bl.nonlinearity);
+    Json resampled = Json::array();
+    for (std::size_t q = 0; q < bl.resampled.size(); ++q)
+      if (bl.resampled[q] && boot.method != BootstrapMethod::Resample)
+        resampled.push_back(bootstrap_quantity_name(q, boot.n_timescales));
+    l["resampled"] = resampled;
     Json ts = Json::array();
     for (std::size_t k = 0; k < K; ++k) {
       Json t = q(k);

@@ -188,11 +188,13 @@ void block_derivatives(const CountsData& base, const std::vector<CountBlock>& bl
 }
 
 /// The linearised replicates of one lag (BootstrapMethod::Linearized):
-///   theta*_r = theta(1) + sqrt(B / (B - 1)) sum_b (w_rb - 1) g_b.
+///   theta*_r = theta(1) + c_B sqrt(B / (B - 1)) sum_b (w_rb - 1) g_b,  c_B = t_{B-1} / z.
 /// For a statistic that is linear in the blocks, the variance over multinomial weights is
 /// sum_b g_b^2 = (B - 1) s^2 with s^2 the sample variance of the blocks' contributions; the
-/// factor B / (B - 1) makes it B s^2, the unbiased variance of a sum of B independent blocks.
-/// Sets bl.nonlinearity (see BootstrapLag); the values stay NaN where a term is undefined.
+/// factor B / (B - 1) makes it B s^2, the unbiased variance of a sum of B independent blocks,
+/// and c_B (student_t_widening) makes the percentile interval the Student-t interval.
+/// Sets bl.quantity_nonlinearity (see BootstrapLag); the values stay NaN where a term is
+/// undefined.
 void linearized_lag(const CountsData& base, const std::vector<CountBlock>& blocks,
                     const std::vector<std::vector<std::uint64_t>>& weights,
                     const BootstrapOptions& o, int K, BootstrapLag& bl) {
@@ -202,7 +204,7 @@ void linearized_lag(const CountsData& base, const std::vector<CountBlock>& block
   block_derivatives(base, blocks, o, K, bl, point, g, jack);
   const double kappa = std::sqrt(static_cast<double>(B) / static_cast<double>(B - 1)) *
                        student_t_widening(B, o.interval_coverage);
-  bl.nonlinearity = 0.0;
+  bl.quantity_nonlinearity.assign(g.size(), 0.0);
   for (std::size_t q = 0; q < g.size(); ++q) {
     bool finite = std::isfinite(point[q]);
     double ss = 0.0;
@@ -212,12 +214,13 @@ void linearized_lag(const CountsData& base, const std::vector<CountBlock>& block
     }
     if (!finite) continue;  // the values stay NaN
     const double sd = kappa * std::sqrt(ss);  // the replicates' sd
+    double& eta = bl.quantity_nonlinearity[q];
     for (std::size_t b = 0; b < B; ++b) {
       double miss = std::abs(jack[b][q] - (point[q] - g[q][b]));
       if (miss <= kRoundoffMiss * std::abs(point[q])) miss = 0.0;  // e.g. identical blocks
       const double scaled = std::isfinite(miss) ? (miss == 0.0 ? 0.0 : miss / sd)
                                                 : std::numeric_limits<double>::infinity();
-      bl.nonlinearity = std::max(bl.nonlinearity, std::isnan(scaled) ? 0.0 : scaled);
+      eta = std::max(eta, std::isnan(scaled) ? 0.0 : scaled);
     }
     for (std::size_t r = 0; r < weights.size(); ++r) {
       double dev = 0.0;
@@ -250,10 +253,6 @@ CountsData without_counts(const CountsData& data) {
 int bootstrap_timescale_count(const BootstrapOptions& o) {
   return std::max(1, std::min(kBootstrapTimescales, o.n_eigenvalues - 1));
 }
-
-}  // namespace
-
-namespace {
 
 /// Student's t distribution function for integer nu >= 1 (Abramowitz & Stegun 26.7.3-4): with
 /// theta = atan(t / sqrt(nu)), c = cos^2 theta,
@@ -361,22 +360,43 @@ BootstrapResult run_bootstrap(const CountsData& data, const BootstrapOptions& o)
   std::string nonlinear;
   for (auto& bl : res.lags) {
     bl.method = o.method;
-    if (o.method == BootstrapMethod::Linearized) {
-      linearized_lag(base, blocks, weights, o, K, bl);
-      if (!(bl.nonlinearity > kMaxBootstrapNonlinearity)) continue;
-      nonlinear += (nonlinear.empty() ? "" : ", ") + std::to_string(bl.lag_steps);
-      bl.method = BootstrapMethod::Resample;
-      for (auto& v : bl.values) std::fill(v.begin(), v.end(), std::numeric_limits<double>::quiet_NaN());
+    bl.resampled.assign(nq, o.method == BootstrapMethod::Resample);
+    bl.quantity_nonlinearity.assign(nq, 0.0);
+    if (o.method == BootstrapMethod::Resample) {
+      resampled_lag(base, blocks, weights, o, K, bl);
+      continue;
     }
-    resampled_lag(base, blocks, weights, o, K, bl);
+    linearized_lag(base, blocks, weights, o, K, bl);
+    std::string names;
+    for (std::size_t q = 0; q < nq; ++q) {
+      bl.nonlinearity = std::max(bl.nonlinearity, bl.quantity_nonlinearity[q]);
+      if (!(bl.quantity_nonlinearity[q] > kMaxBootstrapNonlinearity)) continue;
+      bl.resampled[q] = true;
+      names += (names.empty() ? "" : ", ") + bootstrap_quantity_name(q, K);
+    }
+    if (names.empty()) continue;
+    bl.method = BootstrapMethod::Resample;
+    nonlinear += (nonlinear.empty() ? "" : "; ") + std::to_string(bl.lag_steps) + " (" + names + ")";
+    BootstrapLag again = bl;
+    resampled_lag(base, blocks, weights, o, K, again);
+    for (std::size_t q = 0; q < nq; ++q)
+      if (bl.resampled[q]) bl.values[q] = again.values[q];
   }
   if (!nonlinear.empty())
-    res.message += std::string(res.message.empty() ? "" : "; ") + "lag(s) " + nonlinear +
-                   " steps: leaving out one block moves D or a timescale away from its linear "
-                   "prediction by more than " + text::str(kMaxBootstrapNonlinearity) +
-                   " of its error (a hop path seen in few blocks): resampled replicates are used "
-                   "there, and their error bars are unreliable";
+    res.message += std::string(res.message.empty() ? "" : "; ") +
+                   "quantities not linear in the blocks (leaving out one block moves them from "
+                   "their linear prediction by more than " + text::str(kMaxBootstrapNonlinearity) +
+                   " of their error: a hop path seen in few blocks, or crossing modes) are "
+                   "resampled, and their error bars are unreliable, at lag(s) " + nonlinear;
   return res;
+}
+
+std::string bootstrap_quantity_name(std::size_t q, int K) {
+  const auto k = static_cast<std::size_t>(K);
+  if (q < k) return "t" + std::to_string(q + 2) + "_ps";
+  if (q - k < kBootstrapTransportCount) return kBootstrapTransport[q - k];
+  throw std::invalid_argument("bootstrap_quantity_name: quantity " + std::to_string(q) +
+                              " outside the " + std::to_string(k + kBootstrapTransportCount));
 }
 
 std::vector<double> bootstrap_point_estimates(const CountsData& data, std::size_t lag_index,

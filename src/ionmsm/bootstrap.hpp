@@ -57,10 +57,10 @@ enum class BootstrapMethod {
 };
 const char* bootstrap_method_name(BootstrapMethod method);  ///< "linearized", "resample"
 
-/// Linearized: a lag whose quantities are not linear in the block weights on the scale of their
-/// error, i.e. for some block b and quantity |theta(1 - e_b) - (theta - g_b)| (the
-/// leave-one-block-out estimate against its linear prediction) exceeds this many linearised
-/// sd, is resampled instead (Resample), and the result's message says so.
+/// Linearized: a quantity that is not linear in the block weights on the scale of its error,
+/// i.e. for some block b |theta(1 - e_b) - (theta - g_b)| (the leave-one-block-out estimate
+/// against its linear prediction) exceeds this many sd of the replicates, is resampled
+/// instead (Resample) at that lag, and the result's message says so.
 inline constexpr double kMaxBootstrapNonlinearity = 0.5;
 
 struct BootstrapOptions {
@@ -91,12 +91,19 @@ struct BootstrapLag {
   std::int64_t lag_steps = 0;
   double lag_time = 0.0;
   std::vector<std::vector<double>> values;
-  BootstrapMethod method = BootstrapMethod::Linearized;  ///< how this lag's values were made
-  /// Linearized: max over quantities and blocks of the leave-one-block-out deviation from the
-  /// linear prediction in linearised sd (+inf where a leave-one-out estimate is undefined);
-  /// 0 with BootstrapOptions::method Resample.
-  double nonlinearity = 0.0;
+  /// Resample if any quantity's values were resampled (see `resampled`), else the options'.
+  BootstrapMethod method = BootstrapMethod::Linearized;
+  /// Linearized: per quantity, the largest leave-one-block-out deviation from the linear
+  /// prediction in sd of the replicates (+inf where a leave-one-out estimate is undefined, 0
+  /// where the quantity is undefined); all 0 with BootstrapOptions::method Resample.
+  std::vector<double> quantity_nonlinearity;
+  double nonlinearity = 0.0;     ///< the largest of quantity_nonlinearity
+  std::vector<bool> resampled;   ///< per quantity: above kMaxBootstrapNonlinearity, resampled
 };
+
+/// The name of bootstrapped quantity q with K timescales: "t2_ps" ... for q < K (mode q + 2, as
+/// in bootstrap.csv), then kBootstrapTransport[q - K].
+std::string bootstrap_quantity_name(std::size_t q, int K);
 
 struct BootstrapResult {
   BootstrapStatus status = BootstrapStatus::Off;

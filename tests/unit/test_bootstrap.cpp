@@ -310,9 +310,13 @@ TEST(Bootstrap, APathSeenInOneBlockIsFlaggedAndResampled) {
   EXPECT_EQ(lin.method, BootstrapMethod::Linearized);
   EXPECT_EQ(lin.lags[0].method, BootstrapMethod::Resample);
   EXPECT_GT(lin.lags[0].nonlinearity, kMaxBootstrapNonlinearity);
+  EXPECT_GT(lin.lags[0].quantity_nonlinearity[q], kMaxBootstrapNonlinearity);
+  ASSERT_TRUE(lin.lags[0].resampled[q]);
   EXPECT_EQ(lin.lags[0].values[q], res);  // the same draws, resampled
-  EXPECT_NE(lin.message.find("lag(s) 1 steps: leaving out one block"), std::string::npos)
-      << lin.message;
+  EXPECT_NE(lin.message.find("at lag(s) 1 ("), std::string::npos) << lin.message;
+  EXPECT_NE(lin.message.find("D_xx"), std::string::npos) << lin.message;
+  EXPECT_EQ(bootstrap_quantity_name(0, 1), "t2_ps");
+  EXPECT_EQ(bootstrap_quantity_name(1 + kBootstrapDTotal, 1), "D_total");
 }
 
 // Identical blocks: every derivative is round-off, the lag stays linearised (no fallback).
