@@ -346,6 +346,7 @@ Json bootstrap_json(const Context& c, const BootstrapResult& boot) {
   b["block_steps"] = c.data.block_steps;
   b["coverage"] = kBootstrapCoverage;
   b["interval"] = "percentile";
+  b["method"] = bootstrap_method_name(boot.method);
   b["transport_counts"] = transport_counts_name(c.opt.transport_counts);
   Json arr = Json::array();
   const std::size_t K = static_cast<std::size_t>(boot.n_timescales);
@@ -356,6 +357,13 @@ Json bootstrap_json(const Context& c, const BootstrapResult& boot) {
     Json l;
     l["lag_steps"] = bl.lag_steps;
     l["lag_time_ps"] = json_number(bl.lag_time);
+    l["method"] = bootstrap_method_name(bl.method);
+    l["nonlinearity"] = json_number(bl.nonlinearity);
+    Json resampled = Json::array();
+    for (std::size_t q = 0; q < bl.resampled.size(); ++q)
+      if (bl.resampled[q] && boot.method != BootstrapMethod::Resample)
+        resampled.push_back(bootstrap_quantity_name(q, boot.n_timescales));
+    l["resampled"] = resampled;
     Json ts = Json::array();
     for (std::size_t k = 0; k < K; ++k) {
       Json t = q(k);
