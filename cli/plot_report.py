@@ -116,7 +116,9 @@ def plot_implied_timescales(plt, report):
     taus = [l["lag_time_ps"] for l in lags if finite(l.get("lag_time_ps")) and l["lag_time_ps"] > 0]
     if taus:
         # below t = lag a process is faster than the lag and not resolved (shaded)
-        ys = [y for line in ax.get_lines() for y in line.get_ydata()] + taus
+        # positive values only: the caps of an error bar reaching below zero are lines too
+        ys = [y for line in ax.get_lines() for y in line.get_ydata()
+              if finite(y) and y > 0] + taus
         lo, hi = min(ys) / 2, max(ys) * 2
         ax.plot(taus, taus, "k--", lw=1, label="t = lag")
         ax.fill_between(taus, [lo] * len(taus), taus, color="0.9", zorder=0)
