@@ -149,14 +149,14 @@ def main():
     ap.add_argument("--verbs", default="",
                     help="comma-separated verbs to run (info,export,verify,analyze; default all)")
     a = ap.parse_args()
-    if os.path.exists(a.work):
-        shutil.rmtree(a.work)
-    files = make_inputs(os.path.join(a.work, "inputs"))
-    extra = [os.path.abspath(p) for p in a.counts]
     verbs = set(v for v in a.verbs.split(",") if v)
     if verbs - VERBS:
         ap.error("--verbs: unknown verb(s) %s (known: %s)"
                  % (",".join(sorted(verbs - VERBS)), ",".join(sorted(VERBS))))
+    if os.path.exists(a.work):
+        shutil.rmtree(a.work)
+    files = make_inputs(os.path.join(a.work, "inputs"))
+    extra = [os.path.abspath(p) for p in a.counts]
     n_ident = n_round = n_diff = n_files = 0
     worst = 0.0
     for name, args in cases(files, extra):
