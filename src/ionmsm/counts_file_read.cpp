@@ -274,7 +274,7 @@ void read_root_attributes(const Reader& rd, CountsData& d) {
   if (rd.has_attribute("history")) {
     const std::string name = rd.read_string_attribute("history");
     const auto mode = history_mode_from_name(name);
-    if (!mode) rd.fail("history must be 'full' or 'multitau', got '" + name + "'");
+    if (!mode) rd.fail("history must be " + history_mode_choices() + ", got '" + name + "'");
     d.history = HistoryConfig{*mode, 0};
     if (rd.has_attribute("history_m"))
       d.history->m = rd.read_number_attribute<std::int64_t>("history_m");
@@ -284,7 +284,7 @@ void read_root_attributes(const Reader& rd, CountsData& d) {
   if (rd.has_attribute("assign")) {
     const std::string name = rd.read_string_attribute("assign");
     d.assign = assign_mode_from_name(name);
-    if (!d.assign) rd.fail("assign must be 'nearest' or 'core', got '" + name + "'");
+    if (!d.assign) rd.fail("assign must be " + assign_mode_choices() + ", got '" + name + "'");
   }
   if (rd.has_attribute("core_radius")) d.core_radius = rd.read_number_attribute<double>("core_radius");
   if (rd.has_attribute("n_outside_core"))
