@@ -116,15 +116,18 @@ void print_sites_and_box(std::ostream& os, const CountsData& d) {
 
 /// How the counts were taken: history, per-atom state, assignment, moments, blocks.
 void print_counting(std::ostream& os, const CountsData& d) {
-  if (!d.history.empty())
-    line(os, "history",
-         d.history == "multitau" ? "multitau M = " + std::to_string(d.history_m) : d.history);
+  if (d.history) {
+    std::string hs = d.history->name();
+    if (d.history->mode == HistoryConfig::Mode::MultiTau)
+      hs += " M = " + std::to_string(d.history->m);
+    line(os, "history", hs);
+  }
   if (d.doubles_per_atom > 0)
     line(os, "per-atom state", std::to_string(d.doubles_per_atom) + " doubles (" +
                                    std::to_string(8 * d.doubles_per_atom) + " bytes)");
-  if (!d.assign.empty()) {
-    std::string as = d.assign;
-    if (d.assign == "core") {
+  if (d.assign) {
+    std::string as = assign_mode_name(*d.assign);
+    if (*d.assign == AssignMode::Core) {
       std::uint64_t samples = 0;
       for (auto o : d.occupancy) samples += o;
       as += " R = " + num(d.core_radius) + ", outside every core: " +

@@ -364,11 +364,12 @@ void FixMSM::fill_config(ionmsm::CountsData &d)
     d.lags.push_back(lc);
   }
   d.has_levels = true;
-  d.history = config.history.name();
-  d.history_m =
-      config.history.mode == ionmsm::HistoryConfig::Mode::MultiTau ? config.history.m : 0;
+  // M is recorded for multitau only (0 for full)
+  d.history = config.history.mode == ionmsm::HistoryConfig::Mode::MultiTau
+                  ? config.history
+                  : ionmsm::HistoryConfig::full();
   d.doubles_per_atom = ndoubles;
-  d.assign = ionmsm::assign_mode_name(config.assign);
+  d.assign = config.assign;
   d.core_radius = config.assign == ionmsm::AssignMode::Core ? config.core_radius : 0.0;
   d.has_displacement = true;
   d.block_steps = config.block_steps;

@@ -130,17 +130,6 @@ CountBlock totals_block(const CountsData& data) {
   return b;
 }
 
-CountBlock totals_block(const TransitionCounter& counter) {
-  CountBlock b = empty_block(counter.nsites(), counter.num_lags(), -1);
-  b.n_samples = counter.n_samples();
-  b.occupancy = counter.occupancy();
-  for (std::size_t l = 0; l < counter.num_lags(); ++l) {
-    b.n_origins[l] = counter.n_origins(l);
-    b.rows[l] = counter.table(l).rows();
-  }
-  return b;
-}
-
 void accumulate(CountBlock& into, const CountBlock& b, std::uint64_t weight) {
   check_shape(into, b, "accumulate");
   if (weight == 0) return;

@@ -16,7 +16,7 @@
 #include <random>
 #include <vector>
 
-#include "ionmsm/counts_file.hpp"
+#include "ionmsm/counts.hpp"
 
 namespace ionmsm {
 
@@ -24,8 +24,6 @@ namespace ionmsm {
 CountBlock empty_block(std::size_t nsites, std::size_t nlags, std::int64_t index = 0);
 /// The totals of `data` (occupancy, n_samples, per-lag origins and rows) as one block.
 CountBlock totals_block(const CountsData& data);
-/// The totals of a counter (its local counts, origins, samples and occupancy) as one block.
-CountBlock totals_block(const TransitionCounter& counter);
 /// Adds weight * b to `into` (rows merged, kept sorted). Throws std::invalid_argument if the
 /// shapes (sites, lags) differ.
 void accumulate(CountBlock& into, const CountBlock& b, std::uint64_t weight = 1);

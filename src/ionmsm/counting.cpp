@@ -304,4 +304,16 @@ void HistoryCounter::unpack_clock(const std::int64_t* data, std::size_t n) {
   for (std::size_t i = 0; i < origins_.size(); ++i) origins_[i] = to_u64(data[3 + i]);
 }
 
+CountBlock totals_block(const TransitionCounter& counter) {
+  CountBlock b;
+  b.index = -1;
+  b.n_samples = counter.n_samples();
+  b.occupancy = counter.occupancy();
+  for (std::size_t l = 0; l < counter.num_lags(); ++l) {
+    b.n_origins.push_back(counter.n_origins(l));
+    b.rows.push_back(counter.table(l).rows());
+  }
+  return b;
+}
+
 }  // namespace ionmsm

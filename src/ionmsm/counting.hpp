@@ -176,4 +176,8 @@ class TransitionCounter {
   std::unique_ptr<HistoryCounter> impl_;
 };
 
+/// The totals of a counter (its local counts, origins, samples and occupancy) as one block
+/// with index -1 (blocks.hpp).
+CountBlock totals_block(const TransitionCounter& counter);
+
 }  // namespace ionmsm

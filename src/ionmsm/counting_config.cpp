@@ -30,6 +30,14 @@ const char* name_of(const Named<E> (&table)[N], E value) {
     if (e.value == value) return e.name;
   return "?";
 }
+// "'a', 'b' or 'c'"
+template <typename E, std::size_t N>
+std::string choices(const Named<E> (&table)[N]) {
+  std::string out;
+  for (std::size_t i = 0; i < N; ++i)
+    out += (i == 0 ? "'" : i + 1 < N ? ", '" : " or '") + std::string(table[i].name) + "'";
+  return out;
+}
 template <typename E, std::size_t N>
 std::optional<E> value_of(const Named<E> (&table)[N], const std::string& name) {
   for (const auto& e : table)
@@ -95,10 +103,12 @@ std::string HistoryConfig::text() const {
 std::optional<HistoryConfig::Mode> history_mode_from_name(const std::string& name) {
   return value_of(kHistoryNames, name);
 }
+std::string history_mode_choices() { return choices(kHistoryNames); }
 const char* assign_mode_name(AssignMode mode) { return name_of(kAssignNames, mode); }
 std::optional<AssignMode> assign_mode_from_name(const std::string& name) {
   return value_of(kAssignNames, name);
 }
+std::string assign_mode_choices() { return choices(kAssignNames); }
 const char* sites_source_name(SitesSource source) { return name_of(kSitesNames, source); }
 std::optional<SitesSource> sites_source_from_name(const std::string& name) {
   return value_of(kSitesNames, name);

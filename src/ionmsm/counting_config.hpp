@@ -29,6 +29,8 @@ struct HistoryConfig {
 };
 /// The mode named `name` ("full", "multitau"), or none.
 std::optional<HistoryConfig::Mode> history_mode_from_name(const std::string& name);
+/// Every history mode name, quoted, for messages: "'full' or 'multitau'".
+std::string history_mode_choices();
 
 /// How an atom's position becomes a site: the nearest site, or core-based (the last site whose
 /// core of radius R the atom entered).
@@ -36,6 +38,8 @@ enum class AssignMode { Nearest, Core };
 /// "nearest" or "core" (fix syntax and counts file).
 const char* assign_mode_name(AssignMode mode);
 std::optional<AssignMode> assign_mode_from_name(const std::string& name);
+/// "'nearest' or 'core'" (messages).
+std::string assign_mode_choices();
 
 /// Where the sites come from: the atoms of a LAMMPS group, or a sites file.
 enum class SitesSource { Group, File };

@@ -2,13 +2,16 @@
 // The transition counts as plain data: one counted transition, the counts of one lag, the
 // counts of one block of samples, and everything a counts file holds. No I/O and no counting
 // here: counts_file.hpp reads and writes these types, counting.hpp fills them, and the
-// numerics (msm.hpp, transport.hpp) read them. Field meanings: docs/file-format.md.
+// numerics (msm.hpp, transport.hpp) read them. The history and assignment modes are the enums
+// of counting_config.hpp (plain data, no kernel). Field meanings: docs/file-format.md.
 #include <Eigen/Dense>
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
+#include "ionmsm/counting_config.hpp"
 #include "ionmsm/geometry.hpp"
 
 namespace ionmsm {
@@ -70,11 +73,11 @@ struct CountsData {
   // counts
   std::vector<LagCounts> lags;                            ///< increasing lag_steps
   // optional additions of format version 1 (absent in older files; see docs/file-format.md)
-  std::string history;                 ///< "full" or "multitau"; "" = not recorded
-  std::int64_t history_m = 0;          ///< multitau M (0 otherwise)
+  /// History scheme and multitau M (/@history, /@history_m); none = not recorded.
+  std::optional<HistoryConfig> history;
   std::int64_t doubles_per_atom = 0;   ///< fix msm per-atom record size; 0 = not recorded
   bool has_levels = false;             ///< LagCounts::level recorded (/lags/level)
-  std::string assign;                  ///< "nearest" or "core"; "" = not recorded
+  std::optional<AssignMode> assign;    ///< /@assign; none = not recorded
   double core_radius = 0.0;            ///< assign core: R in length units
   std::uint64_t n_outside_core = 0;    ///< assign core: atom-samples outside every core
   bool has_displacement = false;       ///< /lags/displacement_sum and _sq_sum present

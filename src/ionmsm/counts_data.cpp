@@ -103,15 +103,11 @@ void validate_header(const CountsData& d) {
 
 /// History (full / multitau M) and assignment (nearest / core radius).
 void validate_modes(const CountsData& d) {
-  if (!d.history.empty() && d.history != "full" && d.history != "multitau")
-    invalid("history must be 'full' or 'multitau', got '" + d.history + "'");
-  if (d.history == "multitau" && d.history_m < 1)
-    invalid("multitau history needs M >= 1, got " + str(d.history_m));
+  if (d.history && d.history->mode == HistoryConfig::Mode::MultiTau && d.history->m < 1)
+    invalid("multitau history needs M >= 1, got " + str(d.history->m));
   if (d.doubles_per_atom < 0)
     invalid("doubles_per_atom must be >= 0, got " + str(d.doubles_per_atom));
-  if (!d.assign.empty() && d.assign != "nearest" && d.assign != "core")
-    invalid("assign must be 'nearest' or 'core', got '" + d.assign + "'");
-  if (d.assign == "core" && !(std::isfinite(d.core_radius) && d.core_radius > 0.0))
+  if (d.assign == AssignMode::Core && !(std::isfinite(d.core_radius) && d.core_radius > 0.0))
     invalid("core radius must be finite and > 0, got " + str(d.core_radius));
 }
 
@@ -215,6 +211,7 @@ void check_appendable(const CountsData& old, const CountsData& now) {
   auto fail = [](const std::string& what, const std::string& a, const std::string& b) {
     throw std::invalid_argument(what + " differs: " + a + " in the existing file, " + b + " now");
   };
+  auto quoted = [](const std::string& s) { return "'" + s + "'"; };
   if (old.nevery != now.nevery) fail("Nevery", str(old.nevery), str(now.nevery));
   auto lag_list = [](const CountsData& d) {
     std::string s;
@@ -234,17 +231,19 @@ void check_appendable(const CountsData& old, const CountsData& now) {
            "(" + str(now.site_fractional[i][0]) + ", " + str(now.site_fractional[i][1]) + ", " +
                str(now.site_fractional[i][2]) + ")");
   }
-  if (old.units != now.units) fail("units", "'" + old.units + "'", "'" + now.units + "'");
+  if (old.units != now.units) fail("units", quoted(old.units), quoted(now.units));
   if (old.timestep != now.timestep) fail("timestep", str(old.timestep), str(now.timestep));
-  if (!old.history.empty() && !now.history.empty()) {
-    if (old.history != now.history)
-      fail("history", "'" + old.history + "'", "'" + now.history + "'");
-    if (old.history_m != now.history_m) fail("multitau M", str(old.history_m), str(now.history_m));
+  if (old.history && now.history) {
+    if (old.history->mode != now.history->mode)
+      fail("history", quoted(old.history->name()), quoted(now.history->name()));
+    if (old.history->m != now.history->m)
+      fail("multitau M", str(old.history->m), str(now.history->m));
   }
-  const std::string oa = old.assign.empty() ? "nearest" : old.assign;
-  const std::string na = now.assign.empty() ? "nearest" : now.assign;
-  if (oa != na) fail("assign", "'" + oa + "'", "'" + na + "'");
-  if (oa == "core" && old.core_radius != now.core_radius)
+  // a file that does not record the assignment was counted with the nearest site
+  const AssignMode oa = old.assign.value_or(AssignMode::Nearest);
+  const AssignMode na = now.assign.value_or(AssignMode::Nearest);
+  if (oa != na) fail("assign", quoted(assign_mode_name(oa)), quoted(assign_mode_name(na)));
+  if (oa == AssignMode::Core && old.core_radius != now.core_radius)
     fail("core radius", str(old.core_radius), str(now.core_radius));
   if (old.block_steps != now.block_steps) {
     auto name = [](std::int64_t b) { return b > 0 ? "blocks " + str(b) : std::string("no blocks"); };

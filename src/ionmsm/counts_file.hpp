@@ -7,7 +7,6 @@
 #include <string>
 #include <vector>
 
-#include "ionmsm/counting.hpp"
 #include "ionmsm/counts.hpp"
 #include "ionmsm/units.hpp"
 

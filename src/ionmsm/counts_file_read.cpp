@@ -272,12 +272,20 @@ void read_root_attributes(const Reader& rd, CountsData& d) {
   d.n_atoms = rd.read_number_attribute<std::int64_t>("n_atoms");
   d.n_samples = rd.read_number_attribute<std::uint64_t>("n_samples");
   if (rd.has_attribute("history")) {
-    d.history = rd.read_string_attribute("history");
-    if (rd.has_attribute("history_m")) d.history_m = rd.read_number_attribute<std::int64_t>("history_m");
+    const std::string name = rd.read_string_attribute("history");
+    const auto mode = history_mode_from_name(name);
+    if (!mode) rd.fail("history must be " + history_mode_choices() + ", got '" + name + "'");
+    d.history = HistoryConfig{*mode, 0};
+    if (rd.has_attribute("history_m"))
+      d.history->m = rd.read_number_attribute<std::int64_t>("history_m");
   }
   if (rd.has_attribute("doubles_per_atom"))
     d.doubles_per_atom = rd.read_number_attribute<std::int64_t>("doubles_per_atom");
-  if (rd.has_attribute("assign")) d.assign = rd.read_string_attribute("assign");
+  if (rd.has_attribute("assign")) {
+    const std::string name = rd.read_string_attribute("assign");
+    d.assign = assign_mode_from_name(name);
+    if (!d.assign) rd.fail("assign must be " + assign_mode_choices() + ", got '" + name + "'");
+  }
   if (rd.has_attribute("core_radius")) d.core_radius = rd.read_number_attribute<double>("core_radius");
   if (rd.has_attribute("n_outside_core"))
     d.n_outside_core = rd.read_number_attribute<std::uint64_t>("n_outside_core");

@@ -74,16 +74,16 @@ void write_root_attributes(hid_t file, const CountsData& d) {
   write_attribute(file, "last_step", d.last_step);
   write_attribute(file, "n_atoms", d.n_atoms);
   write_attribute(file, "n_samples", d.n_samples);
-  if (!d.history.empty()) {
-    write_attribute(file, "history", d.history);
-    write_attribute(file, "history_m", d.history_m);
+  if (d.history) {
+    write_attribute(file, "history", std::string(d.history->name()));
+    write_attribute(file, "history_m", d.history->m);
   }
   if (d.doubles_per_atom > 0) {
     write_attribute(file, "doubles_per_atom", d.doubles_per_atom);
     write_attribute(file, "bytes_per_atom", static_cast<std::int64_t>(8 * d.doubles_per_atom));
   }
-  if (!d.assign.empty()) write_attribute(file, "assign", d.assign);
-  if (d.assign == "core") {
+  if (d.assign) write_attribute(file, "assign", std::string(assign_mode_name(*d.assign)));
+  if (d.assign == AssignMode::Core) {
     write_attribute(file, "core_radius", d.core_radius);
     write_attribute(file, "n_outside_core", d.n_outside_core);
     std::uint64_t occ = 0;

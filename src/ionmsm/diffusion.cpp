@@ -278,36 +278,13 @@ ClassResult analyse_class(const std::vector<int>& states, const std::vector<Stat
   return r;
 }
 
-}  // namespace
-
-Eigen::Matrix3d zero_below_roundoff(const Eigen::Matrix3d& m, double scale, double relative) {
-  if (!(relative >= 0.0) || !(scale >= 0.0) || !std::isfinite(relative) || !std::isfinite(scale))
-    throw std::invalid_argument("zero_below_roundoff: scale and relative must be finite and >= 0");
-  const double cut = relative * scale;
-  Eigen::Matrix3d out = m;
-  for (int i = 0; i < 3; ++i)
-    for (int j = 0; j < 3; ++j)
-      if (std::abs(out(i, j)) <= cut) out(i, j) = 0.0;
-  return out;
-}
-
-DiffusionTensorResult exact_diffusion_tensor(const TransportStatistics& stats, double lag_time,
-                                             const DiffusionSolverOptions& options) {
-  const char* who = "exact_diffusion_tensor";
-  check_stats(stats, who);
-  check_tau(lag_time, who);
+// Weight of each closed class: the start mass on the class plus the mass absorbed into it from
+// the transient states, w_c += y^T R(:, c) with (I - P_TT)^T y = p0_T.
+std::vector<double> class_weights(const TransportStatistics& stats,
+                                  const std::vector<StatePair>& pairs, const ClassStructure& cs,
+                                  const DiffusionSolverOptions& options,
+                                  DiffusionTensorResult& res) {
   const std::size_t na = stats.nstates();
-  const std::vector<StatePair> pairs = state_pairs(stats);
-  const ClassStructure cs = find_classes(na, pairs);
-
-  DiffusionTensorResult res;
-  res.lag_steps = stats.lag_steps;
-  res.lag_time = lag_time;
-  res.n_transient_states = cs.transient.size();
-  res.limiting_distribution.assign(stats.nsites(), 0.0);
-
-  // class weights: start mass on the class plus mass absorbed from transient states,
-  // w_c += y^T R(:, c) with (I - P_TT)^T y = p0_T
   const std::vector<double> p0 = occupancy_start(stats);
   std::vector<int> class_of(na, -1);
   for (std::size_t c = 0; c < cs.closed.size(); ++c)
@@ -315,30 +292,38 @@ DiffusionTensorResult exact_diffusion_tensor(const TransportStatistics& stats, d
   std::vector<double> weight(cs.closed.size(), 0.0);
   for (std::size_t v = 0; v < na; ++v)
     if (class_of[v] >= 0) weight[static_cast<std::size_t>(class_of[v])] += p0[v];
-  if (!cs.transient.empty()) {
-    std::vector<int> tloc(na, -1);
-    for (std::size_t t = 0; t < cs.transient.size(); ++t)
-      tloc[static_cast<std::size_t>(cs.transient[t])] = static_cast<int>(t);
-    const int nt = static_cast<int>(cs.transient.size());
-    Triplets trip;
-    for (int t = 0; t < nt; ++t) trip.emplace_back(t, t, 1.0);
-    Eigen::MatrixXd rhs(nt, 1);
-    for (int t = 0; t < nt; ++t) rhs(t, 0) = p0[static_cast<std::size_t>(cs.transient[static_cast<std::size_t>(t)])];
-    for (const auto& q : pairs) {
-      const int i = tloc[static_cast<std::size_t>(q.from)], j = tloc[static_cast<std::size_t>(q.to)];
-      if (i >= 0 && j >= 0) trip.emplace_back(i, j, -q.p);
-    }
-    LinearSolver solver(nt, trip, options.dense_max_states, res.used_sparse_solver, "absorption");
-    const Eigen::MatrixXd y = solver.solve_transposed(rhs);
-    note_solver(res, solver.method(), solver.iterations());
-    for (const auto& q : pairs) {
-      const int i = tloc[static_cast<std::size_t>(q.from)];
-      const int c = class_of[static_cast<std::size_t>(q.to)];
-      if (i >= 0 && c >= 0) weight[static_cast<std::size_t>(c)] += y(i, 0) * q.p;
-    }
+  if (cs.transient.empty()) return weight;
+  std::vector<int> tloc(na, -1);
+  for (std::size_t t = 0; t < cs.transient.size(); ++t)
+    tloc[static_cast<std::size_t>(cs.transient[t])] = static_cast<int>(t);
+  const int nt = static_cast<int>(cs.transient.size());
+  Triplets trip;
+  for (int t = 0; t < nt; ++t) trip.emplace_back(t, t, 1.0);
+  Eigen::MatrixXd rhs(nt, 1);
+  for (int t = 0; t < nt; ++t)
+    rhs(t, 0) = p0[static_cast<std::size_t>(cs.transient[static_cast<std::size_t>(t)])];
+  for (const auto& q : pairs) {
+    const int i = tloc[static_cast<std::size_t>(q.from)], j = tloc[static_cast<std::size_t>(q.to)];
+    if (i >= 0 && j >= 0) trip.emplace_back(i, j, -q.p);
   }
+  LinearSolver solver(nt, trip, options.dense_max_states, res.used_sparse_solver, "absorption");
+  const Eigen::MatrixXd y = solver.solve_transposed(rhs);
+  note_solver(res, solver.method(), solver.iterations());
+  for (const auto& q : pairs) {
+    const int i = tloc[static_cast<std::size_t>(q.from)];
+    const int c = class_of[static_cast<std::size_t>(q.to)];
+    if (i >= 0 && c >= 0) weight[static_cast<std::size_t>(c)] += y(i, 0) * q.p;
+  }
+  return weight;
+}
 
-  std::vector<int> local(na, -1);
+// Analyses every closed class (analyse_class), stores it in res.classes and adds it, with its
+// weight, to the limiting distribution and to the total D, D0 and drift.
+void add_closed_classes(const TransportStatistics& stats, const std::vector<StatePair>& pairs,
+                        const ClassStructure& cs, const std::vector<double>& weight,
+                        double lag_time, const DiffusionSolverOptions& options,
+                        DiffusionTensorResult& res) {
+  std::vector<int> local(stats.nstates(), -1);
   for (std::size_t c = 0; c < cs.closed.size(); ++c) {
     const std::vector<int>& states = cs.closed[c];
     for (std::size_t k = 0; k < states.size(); ++k)
@@ -362,7 +347,11 @@ DiffusionTensorResult exact_diffusion_tensor(const TransportStatistics& stats, d
     res.drift_velocity += cd.weight * cd.drift_velocity;
     res.classes.push_back(std::move(cd));
   }
-  // round-off (e.g. D_yy ~ 1e-17 when every hop is along x) is reported as exactly 0
+}
+
+// Round-off in the totals (e.g. D_yy ~ 1e-17 when every hop is along x) set to exactly 0, then
+// the traces and the correlation factors f_a = D_aa / D0_aa (NaN where D0_aa = 0).
+void finish_totals(DiffusionTensorResult& res) {
   const double scale = std::max(res.D_tensor.cwiseAbs().maxCoeff(),
                                 res.D0_tensor.cwiseAbs().maxCoeff());
   if (std::isfinite(scale)) {
@@ -378,6 +367,37 @@ DiffusionTensorResult exact_diffusion_tensor(const TransportStatistics& stats, d
     res.correlation_factor[a] = (tr0 > 0.0 && d0 > 0.0) ? res.D_tensor(a, a) / d0 : nan;
   }
   res.correlation_factor_total = tr0 > 0.0 ? res.D_tensor.trace() / tr0 : nan;
+}
+
+}  // namespace
+
+Eigen::Matrix3d zero_below_roundoff(const Eigen::Matrix3d& m, double scale, double relative) {
+  if (!(relative >= 0.0) || !(scale >= 0.0) || !std::isfinite(relative) || !std::isfinite(scale))
+    throw std::invalid_argument("zero_below_roundoff: scale and relative must be finite and >= 0");
+  const double cut = relative * scale;
+  Eigen::Matrix3d out = m;
+  for (int i = 0; i < 3; ++i)
+    for (int j = 0; j < 3; ++j)
+      if (std::abs(out(i, j)) <= cut) out(i, j) = 0.0;
+  return out;
+}
+
+DiffusionTensorResult exact_diffusion_tensor(const TransportStatistics& stats, double lag_time,
+                                             const DiffusionSolverOptions& options) {
+  const char* who = "exact_diffusion_tensor";
+  check_stats(stats, who);
+  check_tau(lag_time, who);
+  const std::vector<StatePair> pairs = state_pairs(stats);
+  const ClassStructure cs = find_classes(stats.nstates(), pairs);
+
+  DiffusionTensorResult res;
+  res.lag_steps = stats.lag_steps;
+  res.lag_time = lag_time;
+  res.n_transient_states = cs.transient.size();
+  res.limiting_distribution.assign(stats.nsites(), 0.0);
+  const std::vector<double> weight = class_weights(stats, pairs, cs, options, res);
+  add_closed_classes(stats, pairs, cs, weight, lag_time, options, res);
+  finish_totals(res);
   return res;
 }
 

@@ -7,17 +7,19 @@ compares every file they write.
 
 Inputs: the synthetic counts files of tests/integration/test_analyze.py (lattice, ring, ring
 with a leak, ring walk with blocks, empty) plus any --counts FILE given (e.g. the demo's
-Li13Si4 run). For each input it runs `info`, `export`, and `analyze` with several option sets
-(estimators, --transport-counts, --lag-steps, bootstrap), plus a few bad command lines, with
-the same relative paths for both binaries so the outputs can match byte for byte.
+Li13Si4 run). For each input it runs `info`, `export`, `verify`, and `analyze` with several
+option sets (estimators, --transport-counts, --lag-steps, bootstrap), plus a few bad command
+lines, with the same relative paths for both binaries so the outputs can match byte for byte.
+`--verbs info,export,verify` runs only those verbs (e.g. when `analyze` changed on purpose).
 
 Compared: exit status, stdout, stderr (progress lines with timings removed) and every file in
-the output directory except PNGs. A file that differs byte-wise is compared field by field:
-numbers within a relative 1e-9 count as round-off (the max relative difference is reported),
-anything else is a difference. Exit status 0 when everything is identical or round-off.
+the output directory except PNGs. HDF5 files (model.h5) are compared by content with
+h5compare.py (HDF5 stamps object times into the bytes). A text file that differs byte-wise is
+compared field by field: numbers within a relative 1e-9 count as round-off (the max relative
+difference is reported), anything else is a difference. Exit status 0 when everything is
+identical or round-off.
 """
 import argparse
-import json
 import os
 import re
 import shutil
@@ -27,8 +29,10 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "integration"))
 import test_analyze as ta  # noqa: E402  (the synthetic counts-file writers)
+from h5compare import compare_files  # noqa: E402  (HDF5 files by content)
 
 ROUNDOFF_REL = 1e-9
+VERBS = {"info", "export", "verify", "analyze"}
 NUM = re.compile(r"-?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
 
 
@@ -49,6 +53,7 @@ def cases(files, extra):
     for name, path in files.items():
         c.append((name + "_info", ["info", path]))
         c.append((name + "_export", ["export", path]))
+        c.append((name + "_verify", ["verify", path]))
     lat, ring, leak, blocks = files["lattice"], files["ring"], files["ring_leak"], files["blocks"]
     c += [
         ("lattice_default", ["analyze", lat, "--out", "out", "--msd-steps", "40", "--no-plots"]),
@@ -77,6 +82,7 @@ def cases(files, extra):
     for i, path in enumerate(extra):
         c.append(("extra%d_info" % i, ["info", path]))
         c.append(("extra%d_export" % i, ["export", path]))
+        c.append(("extra%d_verify" % i, ["verify", path]))
         c.append(("extra%d_analyze" % i, ["analyze", path, "--out", "out", "--no-plots"]))
         c.append(("extra%d_analyze_rev" % i, ["analyze", path, "--out", "out", "--no-plots",
                                                "--estimator", "rev", "--msd-steps", "20"]))
@@ -96,10 +102,22 @@ def run_case(binary, cwd, args):
     od = os.path.join(cwd, "out")
     if os.path.isdir(od):
         for f in sorted(os.listdir(od)):
-            if not f.endswith(".png"):
+            if f.endswith(".h5"):
+                out["out/" + f] = H5File(os.path.join(od, f))
+            elif not f.endswith(".png"):
                 with open(os.path.join(od, f), "rb") as fh:
                     out["out/" + f] = fh.read().decode("utf-8", "replace")
     return out
+
+
+class H5File:
+    """An HDF5 output, compared by content (h5compare.py) rather than by bytes."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def differences(self, other):
+        return compare_files(self.path, other.path)
 
 
 def numeric_diff(a, b):
@@ -128,7 +146,13 @@ def main():
     ap.add_argument("--work", required=True, help="scratch directory (recreated)")
     ap.add_argument("--counts", nargs="*", default=[], help="extra counts files (e.g. the demo)")
     ap.add_argument("--only", default="", help="run only cases whose name contains this")
+    ap.add_argument("--verbs", default="",
+                    help="comma-separated verbs to run (info,export,verify,analyze; default all)")
     a = ap.parse_args()
+    verbs = set(v for v in a.verbs.split(",") if v)
+    if verbs - VERBS:
+        ap.error("--verbs: unknown verb(s) %s (known: %s)"
+                 % (",".join(sorted(verbs - VERBS)), ",".join(sorted(VERBS))))
     if os.path.exists(a.work):
         shutil.rmtree(a.work)
     files = make_inputs(os.path.join(a.work, "inputs"))
@@ -138,11 +162,25 @@ def main():
     for name, args in cases(files, extra):
         if a.only and a.only not in name:
             continue
+        if verbs and args[0] not in verbs:
+            continue
         r = run_case(a.ref, os.path.join(a.work, "ref", name), args)
         n = run_case(a.new, os.path.join(a.work, "new", name), args)
         for key in sorted(set(r) | set(n)):
             n_files += 1
             x, y = r.get(key), n.get(key)
+            if isinstance(x, H5File) and isinstance(y, H5File):
+                h5diff = x.differences(y)
+                if not h5diff:
+                    n_ident += 1
+                    continue
+                n_diff += 1
+                print("DIFF  %s: %s (%s)" % (name, key, "; ".join(h5diff[:3])))
+                continue
+            if isinstance(x, H5File) or isinstance(y, H5File):
+                n_diff += 1
+                print("DIFF  %s: %s (HDF5 on one side only)" % (name, key))
+                continue
             if x == y:
                 n_ident += 1
                 continue

@@ -10,10 +10,11 @@ with history full and multitau, assign core, blocks with checkpoints every Nout,
 and a write_restart / read_restart continuation; each on 1 and 2 MPI ranks. Both plugins run
 the same lmp binary in directories of the same name, so their inputs are identical.
 
-Compared: each counts file as `ionmsm export` CSV (the same ionmsm binary reads both) and as a
-dump of every HDF5 group, dataset and attribute (exact values; the attribute `command` and
-`ionmsm_version`/`lammps_version` are compared too, nothing is left out), and every LAMMPS
-restart file byte for byte. Exit status 0 when everything is identical.
+Compared: each counts file as `ionmsm export` CSV (the same ionmsm binary reads both) and by
+content with h5compare.py (every group, dataset and attribute with dtype, shape, chunks,
+filters and exact values; the attribute `command` and `ionmsm_version`/`lammps_version` are
+compared too, nothing is left out), and every LAMMPS restart file byte for byte. Exit status 0
+when everything is identical.
 """
 import argparse
 import filecmp
@@ -22,12 +23,10 @@ import shutil
 import subprocess
 import sys
 
-import h5py
-import numpy as np
-
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "integration"))
 from itest_common import lammps_env  # noqa: E402  (lmp with the plugin, also under mpirun)
+from h5compare import compare_files  # noqa: E402  (HDF5 files by content)
 
 BROWNIAN = os.path.join(HERE, "..", "integration", "in.brownian")
 
@@ -97,34 +96,6 @@ def run_case(args, plugin_dir, cwd, name, variables, nprocs):
     run_lmp(args, plugin_dir, cwd, BROWNIAN, dict(base, **variables), nprocs)
 
 
-def h5_dump(path):
-    """Every group, dataset and attribute of an HDF5 file as {path: value}."""
-    out = {}
-
-    def attrs(name, obj):
-        for k, v in obj.attrs.items():
-            out[f"{name}@{k}"] = v
-
-    with h5py.File(path, "r") as f:
-        attrs("/", f)
-
-        def visit(name, obj):
-            attrs(name, obj)
-            if isinstance(obj, h5py.Dataset):
-                out[name] = obj[()]
-            else:
-                out[name + "/"] = "group"
-        f.visititems(visit)
-    return out
-
-
-def same_value(a, b):
-    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
-        a, b = np.asarray(a), np.asarray(b)
-        return a.shape == b.shape and a.dtype == b.dtype and a.tobytes() == b.tobytes()
-    return type(a) is type(b) and a == b
-
-
 def compare_dirs(args, ref, new, label):
     problems = []
     files = sorted(f for f in os.listdir(ref) if f.endswith((".h5", ".restart")))
@@ -142,10 +113,7 @@ def compare_dirs(args, ref, new, label):
                for p in (a, b)]
         if csv[0] != csv[1] or not csv[0]:
             problems.append(f"{label}: `ionmsm export {f}` differs (or is empty)")
-        da, db = h5_dump(a), h5_dump(b)
-        for key in sorted(set(da) | set(db)):
-            if key not in da or key not in db or not same_value(da[key], db[key]):
-                problems.append(f"{label}: {f}: {key} differs")
+        problems += [f"{label}: {f}: {d}" for d in compare_files(a, b)]
     return problems, len(files)
 
 

@@ -52,6 +52,8 @@ TEST(CountingConfig, NameTablesRoundTrip) {
   EXPECT_FALSE(ionmsm::history_mode_from_name("Full").has_value());
   EXPECT_FALSE(ionmsm::assign_mode_from_name("").has_value());
   EXPECT_FALSE(ionmsm::sites_source_from_name("files").has_value());
+  EXPECT_EQ(ionmsm::history_mode_choices(), "'full' or 'multitau'");
+  EXPECT_EQ(ionmsm::assign_mode_choices(), "'nearest' or 'core'");
   EXPECT_EQ(HistoryConfig::multitau(16).text(), "multitau 16");
   EXPECT_EQ(HistoryConfig::full().text(), "full");
 }

@@ -14,6 +14,7 @@
 #include <sstream>
 #include <stdexcept>
 #include <string>
+#include <tuple>
 #include <vector>
 
 // The HDF5 include directory is private to the core library; Debian's serial flavour also lives
@@ -118,19 +119,17 @@ CountsData make_counts(std::uint64_t seed, std::size_t nsites, std::size_t nlags
     lc.lag_steps = d.nevery * static_cast<std::int64_t>(l * l + 1);
     lc.n_origins = d.n_samples - static_cast<std::uint64_t>(lc.lag_steps / d.nevery);
     if (l != 1 && nsites > 0) {  // lag index 1 has no rows
-      std::set<CountKey> keys;
+      std::set<std::tuple<SiteIndex, SiteIndex, Image>> keys;  // (from, to, shift), sorted
       for (std::size_t k = 0; k < rows_per_lag; ++k) {
-        CountKey key;
-        key.from = site(rng);
-        key.to = k % 3 == 0 ? key.from : site(rng);
-        key.shift = {img(rng), img(rng), img(rng)};
-        keys.insert(key);
+        const SiteIndex from = site(rng);
+        const SiteIndex to = k % 3 == 0 ? from : site(rng);
+        keys.insert({from, to, Image{img(rng), img(rng), img(rng)}});
       }
-      for (const auto& key : keys) {
+      for (const auto& [from, to, shift] : keys) {
         TransitionCount r;
-        r.from = key.from;
-        r.to = key.to;
-        r.shift = key.shift;
+        r.from = from;
+        r.to = to;
+        r.shift = shift;
         r.count = 1 + rng() % (std::uint64_t{1} << 40);
         lc.rows.push_back(r);
       }
@@ -667,10 +666,9 @@ TEST(CountsFileCsv, SameAfterRoundTrip) {
 TEST(CountsFileOptional, HistoryAssignLevelsAndDisplacementRoundTrip) {
   TempDir dir;
   CountsData d = make_counts(5, 20, 3, /*labels=*/false);
-  d.history = "multitau";
-  d.history_m = 16;
+  d.history = HistoryConfig::multitau(16);
   d.doubles_per_atom = 229;
-  d.assign = "core";
+  d.assign = AssignMode::Core;
   d.core_radius = 0.75;
   d.n_outside_core = 3;
   d.has_levels = true;
@@ -686,10 +684,11 @@ TEST(CountsFileOptional, HistoryAssignLevelsAndDisplacementRoundTrip) {
   write_counts_file(path, d);
   const CountsData r = read_counts_file(path);
   expect_same(d, r);
-  EXPECT_EQ(r.history, "multitau");
-  EXPECT_EQ(r.history_m, 16);
+  ASSERT_TRUE(r.history.has_value());
+  EXPECT_EQ(r.history->mode, HistoryConfig::Mode::MultiTau);
+  EXPECT_EQ(r.history->m, 16);
   EXPECT_EQ(r.doubles_per_atom, 229);
-  EXPECT_EQ(r.assign, "core");
+  EXPECT_EQ(r.assign, AssignMode::Core);
   EXPECT_EQ(r.core_radius, 0.75);
   EXPECT_EQ(r.n_outside_core, 3u);
   EXPECT_TRUE(r.has_levels);
@@ -717,9 +716,43 @@ TEST(CountsFileOptional, FilesWithoutAdditionsReadWithFlagsOff) {
   const CountsData r = read_counts_file(dir.file("plain.h5"));
   EXPECT_FALSE(r.has_displacement);
   EXPECT_FALSE(r.has_levels);
-  EXPECT_TRUE(r.history.empty());
-  EXPECT_TRUE(r.assign.empty());
+  EXPECT_FALSE(r.history.has_value());
+  EXPECT_FALSE(r.assign.has_value());
   EXPECT_EQ(r.doubles_per_atom, 0);
+}
+
+TEST(CountsFileOptional, UnknownModeNamesAreRejectedNamingTheAttribute) {
+  TempDir dir;
+  const std::string path = dir.file("modes.h5");
+  CountsData d = make_counts(7, 6, 2, /*labels=*/false);
+  d.history = HistoryConfig::full();
+  d.assign = AssignMode::Nearest;
+  write_counts_file(path, d);
+  {
+    RawFile raw(path);
+    raw.set_string_attr("history", "sometimes");
+  }
+  EXPECT_TRUE(ThrowsWith<std::runtime_error>([&] { read_counts_file(path); },
+                                             {path, "history", "'sometimes'"}));
+  write_counts_file(path, d);
+  {
+    RawFile raw(path);
+    raw.set_string_attr("assign", "far");
+  }
+  EXPECT_TRUE(ThrowsWith<std::runtime_error>([&] { read_counts_file(path); },
+                                             {path, "assign", "'far'"}));
+  // the names of the fix syntax read back as the same modes
+  {
+    RawFile raw(path);
+    raw.set_string_attr("assign", "core");
+    raw.set_string_attr("history", "multitau");
+    raw.set_int_attr("history_m", 3);
+    raw.set_int_attr("core_radius", 1);
+  }
+  const CountsData r = read_counts_file(path);
+  EXPECT_EQ(r.assign, AssignMode::Core);
+  ASSERT_TRUE(r.history.has_value());
+  EXPECT_EQ(*r.history, HistoryConfig::multitau(3));
 }
 
 TEST(CountsFileOptional, CheckAppendableNamesTheMismatch) {
@@ -745,18 +778,28 @@ TEST(CountsFileOptional, CheckAppendableNamesTheMismatch) {
   EXPECT_TRUE(ThrowsWith<std::invalid_argument>(
       [&] { check_appendable(a, with([](CountsData& b) { b.timestep *= 2; })); }, {"timestep"}));
   CountsData h = a;
-  h.history = "full";
+  h.history = HistoryConfig::full();
   EXPECT_TRUE(ThrowsWith<std::invalid_argument>(
       [&] {
-        check_appendable(h, with([](CountsData& b) {
-                           b.history = "multitau";
-                           b.history_m = 4;
-                         }));
+        check_appendable(h, with([](CountsData& b) { b.history = HistoryConfig::multitau(4); }));
       },
       {"history", "'full'", "'multitau'"}));
+  h.history = HistoryConfig::multitau(8);
   EXPECT_TRUE(ThrowsWith<std::invalid_argument>(
-      [&] { check_appendable(a, with([](CountsData& b) { b.assign = "core"; b.core_radius = 1; })); },
-      {"assign"}));
+      [&] {
+        check_appendable(h, with([](CountsData& b) { b.history = HistoryConfig::multitau(4); }));
+      },
+      {"multitau M", "8", "4"}));
+  EXPECT_TRUE(ThrowsWith<std::invalid_argument>(
+      [&] {
+        check_appendable(a, with([](CountsData& b) {
+                           b.assign = AssignMode::Core;
+                           b.core_radius = 1;
+                         }));
+      },
+      {"assign", "'nearest'", "'core'"}));
+  // a file without the attribute was counted with the nearest site
+  EXPECT_NO_THROW(check_appendable(a, with([](CountsData& b) { b.assign = AssignMode::Nearest; })));
 }
 
 // ------------------------------------------------------------------ faults: disks and damage
