@@ -16,6 +16,7 @@ Cases:
 import argparse
 import os
 import re
+import shutil
 import subprocess
 import sys
 
@@ -222,7 +223,8 @@ def main():
     ap.add_argument("--work", required=True)
     ARGS = ap.parse_args()
     ARGS.work = os.path.abspath(ARGS.work)
-    os.makedirs(ARGS.work, exist_ok=True)
+    shutil.rmtree(ARGS.work, ignore_errors=True)  # a rerun starts clean (fix msm never overwrites)
+    os.makedirs(ARGS.work)
     {"wells": case_wells, "errors": case_errors, "example": case_example}[ARGS.case]()
 
 
