@@ -277,7 +277,8 @@ std::vector<unsigned char> counts_file_image(const std::string& name, const Coun
   // included); readers since HDF5 1.8 read them
   if (H5Pset_libver_bounds(fapl, H5F_LIBVER_V18, H5F_LIBVER_LATEST) < 0)
     h5fail("cannot set the file format bounds");
-  Handle file = checked(H5Fcreate(name.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl), H5Fclose,
+  Handle fcpl = untimed_create_plist(H5P_FILE_CREATE);  // the root group carries no timestamp
+  Handle file = checked(H5Fcreate(name.c_str(), H5F_ACC_TRUNC, fcpl, fapl), H5Fclose,
                         "cannot create the file in memory");
   write_contents(file, data);
   if (H5Fflush(file, H5F_SCOPE_GLOBAL) < 0) h5fail("cannot flush the file image");

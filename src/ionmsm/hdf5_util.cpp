@@ -18,8 +18,14 @@ constexpr hsize_t kChunkRows = 32768;
 
 }  // namespace
 
+Handle untimed_create_plist(hid_t plist_class) {
+  Handle plist = checked(H5Pcreate(plist_class), H5Pclose, "cannot create property list");
+  if (H5Pset_obj_track_times(plist, 0) < 0) h5fail("cannot turn off object timestamps");
+  return plist;
+}
+
 Handle dataset_create_plist(int rank, const hsize_t* dims, bool checksum) {
-  Handle plist = checked(H5Pcreate(H5P_DATASET_CREATE), H5Pclose, "cannot create property list");
+  Handle plist = untimed_create_plist(H5P_DATASET_CREATE);
   const hsize_t rows = dims[0];
   hsize_t n = 1;
   for (int k = 0; k < rank; ++k) n *= dims[k];
@@ -40,7 +46,8 @@ Handle dataset_create_plist(int rank, const hsize_t* dims, bool checksum) {
 }
 
 Handle make_group(hid_t parent, const char* name) {
-  return checked(H5Gcreate2(parent, name, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose,
+  Handle plist = untimed_create_plist(H5P_GROUP_CREATE);
+  return checked(H5Gcreate2(parent, name, H5P_DEFAULT, plist, H5P_DEFAULT), H5Gclose,
                  std::string("cannot create group '") + name + "'");
 }
 

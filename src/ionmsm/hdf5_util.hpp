@@ -168,8 +168,12 @@ inline bool hdf5_checksum_error() {
 /// Contiguous (the model file) uses HDF5's default layout.
 enum class Storage { Checksummed, Contiguous };
 
-/// Creation properties of a Checksummed dataset of shape dims[0 .. rank). Variable-length
-/// strings cannot take the checksum filter (HDF5 refuses it): checksum = false.
+/// Creation properties (H5P_DATASET_CREATE, H5P_GROUP_CREATE or H5P_FILE_CREATE) without
+/// HDF5's object timestamps, so that the same data always gives the same bytes (cmp works).
+Handle untimed_create_plist(hid_t plist_class);
+
+/// Creation properties of a Checksummed dataset of shape dims[0 .. rank) (untimed).
+/// Variable-length strings cannot take the checksum filter (HDF5 refuses it): checksum = false.
 Handle dataset_create_plist(int rank, const hsize_t* dims, bool checksum = true);
 
 Handle make_group(hid_t parent, const char* name);
@@ -182,10 +186,10 @@ void write_dataset(hid_t parent, const char* name, const T* data, hsize_t rows, 
   const hsize_t dims[2] = {rows, cols};
   Handle space = checked(H5Screate_simple(rank, dims, nullptr), H5Sclose,
                          std::string("cannot create dataspace for '") + name + "'");
-  Handle plist;
-  if (storage == Storage::Checksummed) plist = dataset_create_plist(rank, dims);
-  Handle dset = checked(H5Dcreate2(parent, name, file_type<T>(), space, H5P_DEFAULT,
-                                   plist.valid() ? plist.get() : H5P_DEFAULT, H5P_DEFAULT),
+  Handle plist = storage == Storage::Checksummed ? dataset_create_plist(rank, dims)
+                                                 : untimed_create_plist(H5P_DATASET_CREATE);
+  Handle dset = checked(H5Dcreate2(parent, name, file_type<T>(), space, H5P_DEFAULT, plist,
+                                   H5P_DEFAULT),
                         H5Dclose, std::string("cannot create dataset '") + name + "'");
   const hsize_t n = rows * (cols == 0 ? 1 : cols);
   if (n > 0 && H5Dwrite(dset, native_type<T>(), H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0)

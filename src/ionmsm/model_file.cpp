@@ -273,7 +273,8 @@ void write_model_file(const std::string& path, const ModelData& m) {
   QuietHdf5 quiet;
   const std::string tmp = path + ".tmp." + std::to_string(static_cast<long long>(::getpid()));
   try {
-    Handle file = checked(H5Fcreate(tmp.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT),
+    Handle fcpl = untimed_create_plist(H5P_FILE_CREATE);
+    Handle file = checked(H5Fcreate(tmp.c_str(), H5F_ACC_TRUNC, fcpl, H5P_DEFAULT),
                           H5Fclose, "cannot create '" + tmp + "'");
     write_attribute(file, "format", std::string(kModelFormatTag));
     write_attribute(file, "format_version", static_cast<std::int64_t>(kModelFormatVersion));
