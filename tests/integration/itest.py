@@ -4,7 +4,6 @@
 Usage: itest.py CASE --lmp LMP --plugin-dir DIR --ionmsm IONMSM --src SRC --work DIR
 Each case prints what it checked and exits non-zero on the first failure.
 """
-import argparse
 import json
 import os
 import re
@@ -19,7 +18,7 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from itest_common import fail, lammps_env, ok  # noqa: E402
+from itest_common import driver_parser, fail, lammps_env, ok, run_case  # noqa: E402
 ARGS = None
 
 
@@ -1036,20 +1035,12 @@ CASES = {name[5:]: fn for name, fn in globals().items() if name.startswith("case
 
 def main():
     global ARGS
-    ap = argparse.ArgumentParser()
-    ap.add_argument("case", choices=sorted(CASES))
-    ap.add_argument("--lmp", required=True)
-    ap.add_argument("--plugin-dir", required=True)
-    ap.add_argument("--ionmsm", required=True)
-    ap.add_argument("--work", required=True)
+    ap = driver_parser(CASES)
     ap.add_argument("--bad-plugin", default="")
     ap.add_argument("--old-plugin", default="")
     ap.add_argument("--src", default=os.path.dirname(os.path.dirname(HERE)))
     ARGS = ap.parse_args()
-    shutil.rmtree(ARGS.work, ignore_errors=True)
-    os.makedirs(ARGS.work)
-    CASES[ARGS.case]()
-    print("PASS", flush=True)
+    run_case(CASES, ARGS)
 
 
 if __name__ == "__main__":

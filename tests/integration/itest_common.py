@@ -1,5 +1,8 @@
-"""Helpers shared by the integration test drivers (itest.py, test_examples.py)."""
+"""Helpers shared by the integration test drivers (itest.py, test_examples.py, test_faults.py,
+test_mace.py)."""
+import argparse
 import os
+import shutil
 import sys
 
 
@@ -23,3 +26,21 @@ def lammps_env(plugin_dir):
     env["OMPI_MCA_btl_vader_single_copy_mechanism"] = "none"
     env.setdefault("OMP_NUM_THREADS", "1")
     return env
+
+
+def driver_parser(cases):
+    """The command line every driver takes: CASE --lmp --plugin-dir --ionmsm --work (a driver
+    adds its own options to the returned parser)."""
+    ap = argparse.ArgumentParser()
+    ap.add_argument("case", choices=sorted(cases))
+    for opt in ("--lmp", "--plugin-dir", "--ionmsm", "--work"):
+        ap.add_argument(opt, required=True)
+    return ap
+
+
+def run_case(cases, args):
+    """Runs one case in a fresh work folder (a rerun never sees the last run's files)."""
+    shutil.rmtree(args.work, ignore_errors=True)
+    os.makedirs(args.work)
+    cases[args.case]()
+    print("PASS", flush=True)

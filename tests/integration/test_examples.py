@@ -9,12 +9,10 @@ one site per Li (number of sites == number of Li atoms), occupancy sums to n_ato
 Where `ionmsm analyze` exists: D along the channel axis finite and >= 0, and f = D/D0 in (0, 1]
 wherever D0 > 0 along that axis.
 """
-import argparse
 import csv
 import json
 import math
 import os
-import shutil
 import subprocess
 import sys
 
@@ -23,7 +21,7 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from itest_common import fail, lammps_env, ok  # noqa: E402
+from itest_common import driver_parser, fail, lammps_env, ok, run_case  # noqa: E402
 ARGS = None
 # f = D / D0 may exceed 1 by round-off (and, in very short runs, by sampling noise of the
 # correlation term); anything above this is a real failure.
@@ -344,18 +342,10 @@ CASES = {name[5:]: fn for name, fn in globals().items() if name.startswith("case
 
 def main():
     global ARGS
-    ap = argparse.ArgumentParser()
-    ap.add_argument("case", choices=sorted(CASES))
-    ap.add_argument("--lmp", required=True)
-    ap.add_argument("--plugin-dir", required=True)
-    ap.add_argument("--ionmsm", required=True)
-    ap.add_argument("--work", required=True)
+    ap = driver_parser(CASES)
     ap.add_argument("--src", default=os.path.dirname(os.path.dirname(HERE)))
     ARGS = ap.parse_args()
-    shutil.rmtree(ARGS.work, ignore_errors=True)
-    os.makedirs(ARGS.work)
-    CASES[ARGS.case]()
-    print("PASS", flush=True)
+    run_case(CASES, ARGS)
 
 
 if __name__ == "__main__":

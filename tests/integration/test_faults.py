@@ -7,7 +7,6 @@ Cases that need a tiny tmpfs (a full or read-only disk) mount one under the work
 where mounting is not permitted (not root, no tmpfs) they print SKIP naming what is missing and
 exit 77, which ctest reports as skipped. Every mount is unmounted again (try/finally).
 """
-import argparse
 import errno
 import hashlib
 import os
@@ -23,7 +22,7 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from itest_common import fail, lammps_env, ok  # noqa: E402
+from itest_common import driver_parser, fail, lammps_env, ok, run_case  # noqa: E402
 
 ARGS = None
 SKIP = 77
@@ -526,20 +525,12 @@ CASES = {name[5:]: fn for name, fn in globals().items() if name.startswith("case
 
 def main():
     global ARGS
-    ap = argparse.ArgumentParser()
-    ap.add_argument("case", choices=sorted(CASES))
-    ap.add_argument("--lmp", required=True)
-    ap.add_argument("--plugin-dir", required=True)
-    ap.add_argument("--ionmsm", required=True)
-    ap.add_argument("--work", required=True)
+    ap = driver_parser(CASES)
     ARGS = ap.parse_args()
     small = os.path.join(ARGS.work, "small")
     if os.path.ismount(small):
         subprocess.run(["umount", "-l", small], capture_output=True)
-    shutil.rmtree(ARGS.work, ignore_errors=True)
-    os.makedirs(ARGS.work)
-    CASES[ARGS.case]()
-    print("PASS", flush=True)
+    run_case(CASES, ARGS)
 
 
 if __name__ == "__main__":

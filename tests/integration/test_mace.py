@@ -18,11 +18,9 @@ test as skipped). Cases:
 The Li13Si4 unit cell (34 atoms) at 2500 K with a ~0.7 A grid of 1584 sites makes site changes
 frequent within tens of steps (the cases fail if there are fewer than 20 at lag 1).
 """
-import argparse
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 
@@ -30,7 +28,7 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from itest_common import fail, lammps_env, ok  # noqa: E402
+from itest_common import driver_parser, fail, lammps_env, ok, run_case  # noqa: E402
 
 SKIP = 77
 SRC = os.path.dirname(os.path.dirname(HERE))
@@ -264,20 +262,12 @@ CASES = {"model": case_model, "load": case_load, "serial": case_serial, "dd": ca
 
 def main():
     global ARGS
-    ap = argparse.ArgumentParser()
-    ap.add_argument("case", choices=sorted(CASES))
-    ap.add_argument("--lmp", required=True)
-    ap.add_argument("--plugin-dir", required=True)
-    ap.add_argument("--ionmsm", required=True)
-    ap.add_argument("--work", required=True)
+    ap = driver_parser(CASES)
     ap.add_argument("--model-dir", default="")
     ARGS = ap.parse_args()
     ARGS.model_dir = ARGS.model_dir or os.path.join(os.path.dirname(ARGS.work), "model")
     find_stack()
-    shutil.rmtree(ARGS.work, ignore_errors=True)
-    os.makedirs(ARGS.work)
-    CASES[ARGS.case]()
-    print("PASS", flush=True)
+    run_case(CASES, ARGS)
 
 
 if __name__ == "__main__":

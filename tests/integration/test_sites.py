@@ -13,10 +13,8 @@ Cases:
            file or option, exit status 1 or 2, no sites file written.
   example  examples/landscape/run.sh in shortened form (label examples).
 """
-import argparse
 import os
 import re
-import shutil
 import subprocess
 import sys
 
@@ -24,7 +22,7 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from itest_common import fail, lammps_env, ok  # noqa: E402
+from itest_common import driver_parser, fail, lammps_env, ok, run_case  # noqa: E402
 
 ARGS = None
 WIDTH = 0.5  # well width w of make_landscape.py (A)
@@ -212,21 +210,16 @@ def case_example():
     ok("examples/landscape/run.sh (shortened) wrote the sites, picture and both counts files")
 
 
+CASES = {"wells": case_wells, "errors": case_errors, "example": case_example}
+
+
 def main():
     global ARGS
-    ap = argparse.ArgumentParser()
-    ap.add_argument("case", choices=["wells", "errors", "example"])
-    ap.add_argument("--lmp", required=True)
-    ap.add_argument("--plugin-dir", required=True)
-    ap.add_argument("--ionmsm", required=True)
+    ap = driver_parser(CASES)
     ap.add_argument("--src", required=True)
-    ap.add_argument("--work", required=True)
     ARGS = ap.parse_args()
     ARGS.work = os.path.abspath(ARGS.work)
-    shutil.rmtree(ARGS.work, ignore_errors=True)  # a rerun starts clean (fix msm never overwrites)
-    os.makedirs(ARGS.work)
-    {"wells": case_wells, "errors": case_errors, "example": case_example}[ARGS.case]()
-
+    run_case(CASES, ARGS)
 
 if __name__ == "__main__":
     main()
